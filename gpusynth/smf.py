@@ -72,7 +72,7 @@ class _Truncated(Exception):
     pass
 
 
-@dataclass
+@dataclass(eq=False)
 class Song:
     """A parsed MIDI file.
 
@@ -169,6 +169,8 @@ def _parse_track(t: bytes, base: int, tno: int, path: str, warnings: list) -> _T
     pending = None  # bytearray of an F0 packet still waiting for its F7 continuation
     extra = bytearray()
     ev_start = 0
+    illegal = 0
+    first_illegal = ""
     try:
         while pos < n:
             ev_start = pos
@@ -270,8 +272,9 @@ def _parse_track(t: bytes, base: int, tno: int, path: str, warnings: list) -> _T
                     if pos < n and t[pos] < 0x80:
                         pos += 1
                 tr.end_tick = tick
-                warnings.append(f"track {tno}: illegal system message 0x{s:02X} at byte "
-                                f"{base + ev_start} skipped")
+                if not illegal:
+                    first_illegal = f"0x{s:02X} at byte {base + ev_start}"
+                illegal += 1
         else:
             if n:
                 warnings.append(f"track {tno}: no end-of-track")
@@ -281,6 +284,9 @@ def _parse_track(t: bytes, base: int, tno: int, path: str, warnings: list) -> _T
         if isinstance(e, MidiFileError):
             raise
         raise MidiFileError(path, f"{e} in track {tno} at byte {base + ev_start}") from None
+    if illegal:
+        warnings.append(f"track {tno}: {illegal} illegal system message(s) skipped "
+                        f"(first: {first_illegal})")
     if ticks:
         tr.end_tick = max(tr.end_tick, ticks[-1])
     tr.extra = bytes(extra)
@@ -294,9 +300,9 @@ def _seconds(ticks: np.ndarray, tempos, ppq: int | None, smpte) -> np.ndarray:
         fps, tpf = smpte
         num, den = _SMPTE_FPS[fps]
         # seconds = ticks * den / (num * tpf)
-        if ticks.size and int(ticks.max()) < (1 << 53) // den:
-            return (ticks * den).astype(np.float64) / float(num * tpf)
-        return np.array([float(int(x) * den) / (num * tpf) for x in ticks], dtype=np.float64)
+        if ticks.size and int(ticks.max()) >= (1 << 62) // den:  # absurd ticks: approximate
+            return ticks.astype(np.float64) * (den / float(num * tpf))
+        return (ticks * den).astype(np.float64) / float(num * tpf)
     seg_t = [0]
     seg_v = [DEFAULT_TEMPO]
     for tk, v in tempos:
@@ -313,18 +319,18 @@ def _seconds(ticks: np.ndarray, tempos, ppq: int | None, smpte) -> np.ndarray:
         return np.zeros(0, np.float64)
     tmax = int(ticks.max())
     last = acc[-1] + max(0, tmax - seg_t[-1]) * max(seg_v)
-    if tmax < (1 << 62) and last < (1 << 53):
-        st = np.asarray(seg_t, dtype=np.int64)
-        idx = np.searchsorted(st, ticks, side="right") - 1
+    st = np.asarray(seg_t, dtype=np.int64)
+    idx = np.searchsorted(st, ticks, side="right") - 1
+    if last < (1 << 62):
+        # exact integer numerator; float64 result correctly rounded while it is below 2**53
+        # (about 5 hours at 480 ppq), within an ulp or two beyond
         num = np.asarray(acc, dtype=np.int64)[idx] + (ticks - st[idx]) * \
             np.asarray(seg_v, dtype=np.int64)[idx]
         return num.astype(np.float64) / scale
-    # huge tick values (broken files): exact Python integers, then one rounding
-    out = np.empty(ticks.shape[0], np.float64)
-    for i, x in enumerate(ticks.tolist()):
-        k = int(np.searchsorted(seg_t, x, side="right")) - 1
-        out[i] = (acc[k] + (x - seg_t[k]) * seg_v[k]) / scale
-    return out
+    # absurd tick values (broken files): plain float64 arithmetic
+    num = np.asarray([float(a) for a in acc])[idx] + (ticks - st[idx]).astype(np.float64) * \
+        np.asarray(seg_v, dtype=np.float64)[idx]
+    return num / scale
 
 
 def _unwrap_rmid(data: bytes, path: str) -> bytes:
@@ -339,7 +345,10 @@ def _unwrap_rmid(data: bytes, path: str) -> bytes:
 
 
 def load_smf(source) -> Song:
-    """Read a Standard MIDI File from a path or from bytes. Raises MidiFileError."""
+    """Read a Standard MIDI File from a path or from bytes.
+
+    Raises MidiFileError for anything that is not a readable MIDI file (OSError for a path that
+    cannot be opened)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         path = "<bytes>"
@@ -427,8 +436,11 @@ def _load(data: bytes, path: str) -> Song:
                 break
             warnings.append(f"{nxt - pos} bytes of garbage at byte {pos} skipped")
             pos = nxt
+    if 0 < size - pos < 8:
+        warnings.append(f"{size - pos} trailing bytes after the last chunk ignored")
     if len(chunks) == 0:
-        raise MidiFileError(path, "no MTrk chunk")
+        hint = f" after a {hlen}-byte MThd (normally 6)" if hlen != 6 else ""
+        raise MidiFileError(path, f"no MTrk chunk{hint}")
     if len(chunks) < ntracks:
         raise MidiFileError(path, f"header declares {ntracks} tracks, file has {len(chunks)}")
     if fmt == 0 and ntracks > 1:

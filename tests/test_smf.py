@@ -404,3 +404,21 @@ def test_large_file_loads_fast():
     dt = time.perf_counter() - t0
     assert song.n_notes == n_notes and len(e) == 2 * n_notes
     assert dt < 5.0, f"200k-note file took {dt:.2f} s"
+
+
+def test_huge_ticks_do_not_break():
+    # 1100 deltas of 2**28 - 1 ticks at the slowest tempo: past int64 microsecond-tick range
+    tr = [(0, tempo_meta(0xFFFFFF))] + [(k * 0x0FFFFFFF, bytes([0x90, 60, 1]))
+                                        for k in range(1, 1101)]
+    song = load_smf(write_smf(None, [tr], ppq=1))
+    assert song.n_notes == 1100 and np.isfinite(song.duration_s)
+    assert np.all(np.diff(song.seconds) > 0)
+    want = 1100 * 0x0FFFFFFF * 0xFFFFFF / 1e6
+    assert song.duration_s == pytest.approx(want, rel=1e-12)
+
+
+def test_trailing_byte_and_header_warnings():
+    song = load_smf(_need(TESTDATA / "jazz-soft" / "test-corrupt-file-extra-byte.mid"))
+    assert any("trailing" in w for w in song.warnings)
+    with pytest.raises(MidiFileError, match="MThd"):
+        load_smf(_need(TESTDATA / "nfroidure" / "MIDIBadHeaderLength.mid"))
