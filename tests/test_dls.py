@@ -202,9 +202,12 @@ def test_modulators_to_fields():
     r = _reg(b)
     assert r["ve_vel_attack"] == -1200 and r["me_vel_attack"] == -600
     # key -> decay: scale*key/128 = 60*scale/128 folded into the base, scale/128 per key from 60
-    assert r["ve_key_decay"] == pytest.approx(-10) and r["ve_decay"] == pytest.approx(-600)
-    assert r["ve_key_hold"] == pytest.approx(5) and r["ve_hold"] == pytest.approx(300)
-    assert r["me_key_decay"] == pytest.approx(-20) and r["me_key_hold"] == pytest.approx(10)
+    # the engine applies time + (60 - key) * value (SF2 sign): value = -scale/128
+    assert r["ve_key_decay"] == pytest.approx(10) and r["ve_decay"] == pytest.approx(-600)
+    assert r["ve_key_hold"] == pytest.approx(-5) and r["ve_hold"] == pytest.approx(300)
+    assert r["me_key_decay"] == pytest.approx(20) and r["me_key_hold"] == pytest.approx(-10)
+    for key in (0, 60, 100):     # time at a key equals the DLS sum base + scale * key / 128
+        assert r["ve_decay"] + (60 - key) * r["ve_key_decay"] == pytest.approx(-1280 * key / 128)
     assert r["vel_atten"] == 480
     assert r["cc1_ml_pitch"] == 40 and r["cc1_ml_vol"] == 10 and r["cc1_ml_fc"] == 500
     assert r["ml_pitch"] == 0 and r["cc1_vib"] == 50 and r["press_vib"] == 25
@@ -365,6 +368,24 @@ def test_cdl_skips_next_chunk():
     assert load_dls(data).info["INAM"] == "shown"
 
 
+def test_cdl_inside_articulation_list():
+    from dls_writer import build_art
+    body = lambda conns: struct.pack("<II", 8, len(conns)) + b"".join(c.pack() for c in conns)
+    lar2 = list_chunk(b"lar2", [cdl_const(0), chunk(b"art2", body([conn(DST.EG1_ATTACK, 100)])),
+                                chunk(b"art2", body([conn(DST.EG1_RELEASE, 200)]))])
+    reg = Region(extra=[lar2])
+    r = load_dls(build_dls([Instrument(regions=[reg])], [Wave(_sine())])).regions[0]
+    assert r["ve_attack"] == TC_ZERO and r["ve_release"] == 200
+    assert build_art  # the helper builds the same layout
+
+
+def test_many_instruments_distinct_global_art():
+    w = [Wave(_sine())]
+    ins = [Instrument(program=i, regions=[Region()], art=[conn(DST.PAN, i * 3)]) for i in range(100)]
+    b = load_dls(build_dls(ins, w))
+    assert [float(b.regions[p.regions[0]]["pan"]) for p in b.presets] == [i * 3.0 for i in range(100)]
+
+
 def test_cdl_eval_unit():
     assert cdl_eval(b"") is True
     assert cdl_eval(struct.pack("<HI", 0x10, 0)) is False
@@ -390,9 +411,9 @@ def test_ptbl_variants():
 def test_info_vers_dlid_names():
     w = Wave(_sine(), name="sine", dlid=True)
     data = build_dls([Instrument(regions=[Region()], name="Odd", dlid=True)], [w],
-                     info={"INAM": "My Bank", "ICOP": "PD", "ICMT": "odd length!"})
+                     info={"INAM": "My Bank", "ICOP": "PD", "ICMT": "odd length"})
     b = load_dls(data)
-    assert b.name == "My Bank" and b.info["ICOP"] == "PD" and b.info["ICMT"] == "odd length!"
+    assert b.name == "My Bank" and b.info["ICOP"] == "PD" and b.info["ICMT"] == "odd length"
     assert b.info["version"] == "1.2.3.4" and len(b.info["dlid"]) == 32
     assert b.presets[0].name == "Odd"
     assert load_dls(data, name="Other").name == "Other"
@@ -587,9 +608,11 @@ def test_absurd_counts():
         load_dls(build_dls([ins_art], w))
     with pytest.raises(BankError):
         load_dls(build_dls([Instrument(regions=[Region(wsmp=Wsmp(nloops=10**9))])], w))
-    with pytest.raises(BankError):
-        load_dls(build_dls([base_ins], w, ptbl_offsets=[0] * 3)[:-0] .replace(
-            struct.pack("<II", 8, 3), struct.pack("<II", 8, 10**8)))
+    data = build_dls([base_ins], w, ptbl_offsets=[0] * 3)
+    assert len(load_dls(data).regions) == 1
+    with pytest.raises(BankError) as e:
+        load_dls(data.replace(struct.pack("<II", 8, 3), struct.pack("<II", 8, 10**8)))
+    assert "ptbl" in str(e.value)
     # colh / insh counts that disagree are only warnings
     b = load_dls(build_dls([Instrument(regions=[Region()], region_count=50)], w, colh=7))
     assert len(b.presets) == 1 and any("colh" in x for x in b.info["warnings"])

@@ -27,10 +27,11 @@ Decisions (see also the report in the commit history):
   ``min(1000, -200*log10(pct/100))`` cB (level 0 -> 1000 cB, silent).  ``eg1_sustain="db"``
   selects the other reading used by spessasynth: linear in dB over 100 dB, ``1000 - value`` cB.
   EG2 sustain -> ``me_sustain = 1000 - value`` (0.1 % decrease).
-* Key -> EG hold/decay: contribution ``scale * key / 128`` timecents, stored as
-  ``ve_key_decay = scale/128`` tc per key applied as ``(key - 60)`` with ``scale*60/128`` folded
-  into the base time.  The bipolar bit is ignored for these (spessasynth sets it while meaning
-  the unipolar DLS1 connection).
+* Key -> EG hold/decay: contribution ``scale * key / 128`` timecents.  The engine applies
+  ``time_tc + (60 - key) * value`` (the SF2 keynumTo*Env* convention, as sf2.py stores it), so
+  ``ve_key_decay = -scale/128`` and ``scale*60/128`` is folded into the base time.  The bipolar
+  bit is ignored for these (spessasynth sets it while meaning the unipolar DLS1 connection;
+  reading it back as its SF2 source gives keynumToVolEnvDecay = -scale/128 exactly).
 * MIDI sources are normalised to x = value/128; invert gives 1-x, bipolar 2x-1.  Linear blocks
   are affine in x, so inverted/bipolar linear blocks split into a static part plus a modulator
   depth.  LFO sources are inherently bipolar (invert negates).  Velocity -> gain must be concave
@@ -477,7 +478,7 @@ def _apply_one(f: dict, s: int, c: int, d: int, t: int, raw: int, eg1_sustain: s
         depth, base = _KEY_TIME_FIELDS[d]
         a, b = _affine(tr["src_invert"], False)               # bipolar bit ignored (see docs)
         f[base] = _tc_add(f.get(base), a * v + b * v * 60.0 / 128.0)
-        f[depth] += b * v / 128.0
+        f[depth] -= b * v / 128.0            # engine: time + (60 - key) * value (SF2 sign)
         return True
     if s == SRC.KEY and d == DST.PITCH:
         f["scale_tuning"] = b * v / 128.0
@@ -911,7 +912,7 @@ def _load(data: bytes, src: str, path, name, strict, eg1_sustain) -> Bank:
                         continue
                     ws = wsmp if wsmp is not None else w.wsmp
                     # articulation: defaults < instrument < region
-                    ck = (id(g_conns), tuple(rart))
+                    ck = (n_ins, tuple(rart))          # n_ins: this instrument (ids could be reused)
                     fields = art_cache.get(ck)
                     if fields is None:
                         conns = dict(g_conns)
