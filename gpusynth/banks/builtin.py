@@ -21,9 +21,10 @@ Layout
   loop is one inverse real FFT, so it holds an integer number of cycles of every partial and
   wraps seamlessly; ``sample_rate`` is ``f(root) * P`` with an integer period P in samples, so the
   root key plays at exactly 12-TET pitch with ``tune = 0``. The attack part is the loop's own
-  periodic extension plus decaying partial groups (bright attacks of plucked / struck / blown
-  sounds, bell partials) and band-limited noise transients (hammer, pick, chiff, bow, breath),
-  all faded to zero before the loop starts. Sustained families loop at once; decaying families
+  periodic extension plus decaying groups (one inverse FFT per time constant on a fixed grid):
+  the partials' excess over their loop level (bright attacks of plucked / struck / blown sounds,
+  bell partials) and band-limited noise transients (hammer, pick, chiff, bow, breath), all faded
+  to exactly zero before the loop starts. Sustained families loop at once; decaying families
   (pianos, mallets, plucks) carry their decay in the volume envelope (``ve_decay`` = time for
   100 dB, ``ve_sustain`` = 1000 cB), shortened with the region's root key.
 - Ensemble / pad sounds use the PADsynth method (each harmonic spread over neighbouring FFT bins
@@ -40,8 +41,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -53,6 +52,7 @@ BANK_NAME = "gpusynth built-in GM"
 # region key ranges (lo, hi inclusive) and the root key sampled for each
 SPLITS = [(0, 23, 18), (24, 35, 30), (36, 47, 42), (48, 59, 54), (60, 71, 66),
           (72, 83, 78), (84, 95, 90), (96, 107, 102), (108, 127, 114)]
+_TAU_GRID = np.geomspace(0.002, 2.0, 13)   # s, time constants of decaying sample parts
 TAIL = 8            # samples of loop continuation kept after loop_end (interpolation reads)
 TARGET_RMS = 0.2    # melodic sample loudness (RMS over the first 0.3 s)
 DRUM_SR = 44100.0
@@ -291,7 +291,7 @@ def _melodic_sample(rc, root, key_hi, rng):
         sus2 = np.concatenate([sus * np.where(d > 0, 0.75, 1.0), sus * 0.66])
         bins2[len(bins):][d == 0] = -1      # undetuned partials: one line
         good = (bins2 >= 1) & (bins2 < nb - 1)
-        np.add.at(power, bins2[good], sus2[good] ** 2)
+        power += np.bincount(bins2[good], sus2[good] ** 2, minlength=nb)
     elif spread > 0:
         w = np.minimum(bins * (2.0 ** (spread / 1200.0) - 1.0), 0.45 * M)
         w = np.maximum(w, 0.2)
@@ -301,13 +301,13 @@ def _melodic_sample(rc, root, key_hi, rng):
         start = np.cumsum(cnt) - cnt
         off = np.arange(cnt.sum()) - np.repeat(start, cnt) - np.repeat(span, cnt)
         g = np.exp(-(off / w[ic]) ** 2)
-        norm = np.zeros(len(bins))
-        np.add.at(norm, ic, g * g)
+        g2 = g * g
+        norm = np.bincount(ic, g2, minlength=len(bins))
         b = bins[ic] + off
         good = (b >= 1) & (b < nb - 1)
-        np.add.at(power, b[good], (sus[ic] ** 2 * g * g / norm[ic])[good])
+        power += np.bincount(b[good], (sus[ic] ** 2 * g2 / norm[ic])[good], minlength=nb)
     else:
-        np.add.at(power, bins, sus ** 2)
+        power += np.bincount(bins, sus ** 2, minlength=nb)
     if "lnoise" in rc:
         lvl, lo, hi = rc["lnoise"]
         f = np.arange(nb) * (sr / L)
@@ -327,30 +327,43 @@ def _melodic_sample(rc, root, key_hi, rng):
     taper = np.ones(A, np.float32)
     taper[t0:] = 0.5 * (1.0 + np.cos(np.pi * (np.arange(A - t0) / max(A - t0 - 1, 1))))
     taper[-1] = 0.0
+    # decaying parts, grouped by time constant: one irfft per group, all L-periodic (so they line
+    # up with the loop's partials), each under its exponential envelope and the taper.
+    # Groups: partials' excess over their loop level, and noise transients (band-shaped complex
+    # gaussian spectra; their L-periodicity is inaudible under decays much shorter than L).
+    tmax = max(att_s / 2.5, _TAU_GRID[0])
+    gidx = lambda tq: np.argmin(np.abs(np.log(np.clip(tq, _TAU_GRID[0], tmax))[..., None]  # noqa: E731
+                                       - np.log(_TAU_GRID)), axis=-1)
+    groups = {}
     ex_amp = amp * (1.0 - tail)
     dec = (ex_amp > 0) & np.isfinite(tau)
     if np.any(dec):
-        grid = np.geomspace(0.004, max(att_s / 2.5, 0.005), 5)
-        tq = np.clip(tau[dec], grid[0], grid[-1])
-        gi = np.argmin(np.abs(np.log(tq)[:, None] - np.log(grid)[None, :]), axis=1)
+        gi = gidx(tau[dec])
         eb, ea = bins[dec], ex_amp[dec]
         for g_ in np.unique(gi):
-            spec = np.zeros(nb)
             sel = gi == g_
-            np.add.at(spec, eb[sel], ea[sel])
-            n_ = min(A, int(12.0 * grid[g_] * sr) + 1)      # exp(-12): -104 dB, stop there
-            ex = np.fft.irfft(spec * rot, L).astype(np.float32)[idx[:n_]]
-            env = np.exp(t[:n_] * np.float32(-1.0 / grid[g_]))
-            env *= taper[:n_]
-            ex *= env
-            att[:n_] += ex
-    rms_ref = float(np.sqrt(np.mean(loop * loop))) or 1.0
-    for lvl, lo, hi, ntau in rc.get("tnoise", ()):
-        n_ = min(A, int(12.0 * ntau * sr) + 1)
-        nz = _noise(n_, sr, lo, hi, rng, limit=limit).astype(np.float32)
-        nz *= _decay_env(n_, sr, ntau, 0.0008).astype(np.float32)
-        nz *= taper[:n_] * np.float32(lvl * rms_ref)
-        att[:n_] += nz
+            groups[int(g_)] = np.bincount(eb[sel], ea[sel], minlength=nb) * rot
+    tn = rc.get("tnoise", ())
+    if tn:
+        loop_rms = math.sqrt(2.0 * power.sum()) / L or 1.0 / L
+        f = np.arange(nb) * (sr / L)
+        for lvl, lo, hi, ntau in tn:
+            shape = _band(f, lo, hi)
+            shape[0] = 0.0
+            shape[f > limit] = 0.0
+            z = rng.standard_normal((2, nb))
+            spec = shape * (z[0] + 1j * z[1])
+            r = math.sqrt(2.0 * float(np.sum(spec.real ** 2 + spec.imag ** 2))) / L
+            g_ = int(gidx(ntau))
+            groups[g_] = groups.get(g_, 0) + spec * (lvl * loop_rms / max(r, 1e-30))
+    for g_ in sorted(groups):
+        tau_g = _TAU_GRID[g_]
+        n_ = min(A, int(12.0 * tau_g * sr) + 1)      # exp(-12): -104 dB, stop there
+        ex = np.fft.irfft(groups[g_], L).astype(np.float32)[idx[:n_]]
+        env = np.exp(t[:n_] * np.float32(-1.0 / tau_g))
+        env *= taper[:n_]
+        ex *= env
+        att[:n_] += ex
     data = np.concatenate([att, loop, loop[:TAIL]])
     return data, sr, A, L
 
@@ -386,7 +399,11 @@ _VIB_REED = (12, 5.0, 0.35)
 # key_decay (octaves of root key halving decay), vib (cents, Hz, delay s), mlfo (Hz, pitch c,
 # fc c, vol cB, delay s), fc (Hz), q_db, menv (attack, decay, sustain_frac, release, pitch c, fc c),
 # atten_db, vel_fc, rev (%), cho (%), vel_atten (cB)
-_DEC = dict(attack=0.001, decay=14.0, sustain_db=100.0, release=0.35, key_decay=0.6, vel_fc=-2400.0)
+# decaying instruments: the sample's bright attack is short, so a filter sweep (mod envelope,
+# 16 kHz -> 4 kHz over ~1.5 s) continues the loss of brightness; velocity darkens soft notes.
+_DARKEN = dict(fc=4000, menv=(0.001, 1.5, 0.0, 0.3, 0, 2400))
+_DEC = dict(attack=0.001, decay=14.0, sustain_db=100.0, release=0.35, key_decay=0.6, vel_fc=-2400.0,
+            **_DARKEN)
 _SUS = dict(attack=0.01, release=0.15)
 
 # Piano 0-7
@@ -408,7 +425,7 @@ _P(6, dict(tilt=-2.0, comb=0.1, lp=(6000, 6), decay=dict(t1k=0.5, p=0.45, tail_h
    **_mk(_DEC, decay=7.0, release=0.12, vel_fc=0.0), atten_db=4, rev=25)
 _P(7, dict(tilt=-1.5, comb=0.06, formants=[(1200, 0.5, 6)], lp=(5000, 12),
            decay=dict(t1k=0.4, p=0.4, tail_hz=2000.0), att_s=0.4, tnoise=[(0.3, 800, 6000, 0.004)]),
-   **_mk(_DEC, decay=6.0, release=0.06), fc=6000, q_db=3, atten_db=4, rev=10)
+   **_mk(_DEC, decay=6.0, release=0.06, fc=6000, menv=None), q_db=3, atten_db=4, rev=10)
 
 # Chromatic percussion 8-15 (mallets and bells: partials list, decaying)
 _MAL = dict(attack=0.001, sustain_db=100.0, release=0.4, key_decay=0.7)
@@ -460,7 +477,8 @@ _P(23, dict(tilt=-2.5, formants=[(1500, 0.5, 8), (3000, 0.4, 4)], lp=(5000, 12),
    attack=0.02, release=0.08, atten_db=5, rev=20)
 
 # Guitar 24-31
-_GTR = dict(attack=0.001, decay=8.0, sustain_db=100.0, release=0.25, key_decay=0.6, vel_fc=-2000.0)
+_GTR = dict(attack=0.001, decay=8.0, sustain_db=100.0, release=0.25, key_decay=0.6, vel_fc=-2000.0,
+            **_DARKEN)
 _P(24, dict(tilt=-8.0, comb=0.18, lp=(2500, 8), decay=dict(t1k=0.3, p=0.8, tail_hz=400.0), att_s=0.5,
             tnoise=[(0.3, 500, 5000, 0.004)], loop_s=0.1), **_GTR, atten_db=0, rev=25)
 _P(25, dict(tilt=-4.5, comb=0.12, B=0.00005, lp=(5000, 6), decay=dict(t1k=0.45, p=0.6, tail_hz=700.0), att_s=0.5,
@@ -1017,9 +1035,6 @@ class _Pool:
         return out
 
 
-_WORKERS = max(1, min(4, os.cpu_count() or 1))
-
-
 def _region_job(seed, prog, si):
     """One melodic region's sample, normalised to TARGET_RMS over its first 0.3 s, float32."""
     rc, _ = PATCHES[prog]
@@ -1042,9 +1057,8 @@ def build_builtin(seed: int = 0) -> Bank:
     rows = []      # (dict of field values)
     presets = []
     n_split = len(SPLITS)
-    jobs = [(prog, si) for prog in range(128) for si in range(n_split)]
-    with ThreadPoolExecutor(max_workers=_WORKERS) as ex:   # numpy releases the GIL in FFTs/ufuncs
-        made = list(ex.map(lambda j: _region_job(seed, *j), jobs))
+    # (a thread pool was tried: the work is many small numpy calls, GIL-bound, and ran slower)
+    made = [_region_job(seed, prog, si) for prog in range(128) for si in range(n_split)]
     for prog in range(128):
         rc, art = PATCHES[prog]
         idx = []
