@@ -66,6 +66,10 @@ def test_presets_present_and_valid(bank):
     assert drums[0].name == "Standard Kit"
     assert bank.pool.dtype == np.float32 and np.all(np.abs(bank.pool) <= 1.0)
     assert bank.pool.nbytes < 60e6
+    for r in bank.regions:                      # no silent or broken sample
+        x = bank.pool[r["start"]:r["end"]]
+        assert np.max(np.abs(x)) > 0.05
+        assert np.all(bank.pool[r["end"]:r["end"] + GUARD] == 0)
 
 
 def test_every_key_resolves_to_one_region(bank):

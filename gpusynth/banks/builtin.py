@@ -13,8 +13,8 @@ Layout
 ------
 - 128 melodic presets (bank 0, programs 0..127, GM names) and one drum kit
   (bank 0, program 0, ``drum=True``, "Standard Kit", keys 35..81).
-- Every melodic preset has one region per key range of ``SPLITS`` (9 regions; one per octave from
-  key 24 to 107, wider ones at both ends), so every key 0..127 resolves to exactly one region at
+- Every melodic preset has one region per key range of ``SPLITS`` (8 regions; one per octave from
+  key 36 to 107, wider ones at both ends), so every key 0..127 resolves to exactly one region at
   every velocity (no layers). Each region's sample is synthesised for its root key and
   band-limited so that no partial exceeds ~19 kHz when played at the region's highest key.
 - Melodic samples are ``[attack part][loop][8 samples continuing the loop]``, LOOP_FORWARD. The
@@ -50,7 +50,7 @@ from .model import GUARD, Bank, LOOP_FORWARD, LOOP_NONE, Preset, new_regions
 BANK_NAME = "gpusynth built-in GM"
 
 # region key ranges (lo, hi inclusive) and the root key sampled for each
-SPLITS = [(0, 23, 18), (24, 35, 30), (36, 47, 42), (48, 59, 54), (60, 71, 66),
+SPLITS = [(0, 35, 30), (36, 47, 42), (48, 59, 54), (60, 71, 66),
           (72, 83, 78), (84, 95, 90), (96, 107, 102), (108, 127, 114)]
 _TAU_GRID = np.geomspace(0.002, 2.0, 13)   # s, time constants of decaying sample parts
 TAIL = 8            # samples of loop continuation kept after loop_end (interpolation reads)
@@ -253,7 +253,7 @@ def _melodic_sample(rc, root, key_hi, rng):
     """Returns (data float64, sample_rate, attack_len, loop_len)."""
     f0 = _key_hz(root)
     limit = min(19000.0 * 2.0 ** (-(key_hi - root) / 12.0),
-                8000.0 if root < 30 else 11000.0 if root < 42 else 13500.0)
+                8000.0 if root < 30 else 11000.0 if root < 42 else 12500.0)
     limit = min(limit, rc.get("limit", 1e9))
     P = max(3, int(math.ceil(2.25 * limit / f0)))
     sr = f0 * P
@@ -268,7 +268,7 @@ def _melodic_sample(rc, root, key_hi, rng):
     L = M * P
     nb = L // 2 + 1
     if rc.get("decay") is not None or any(t is not None for _, _, t in rc.get("partials", ())):
-        att_s = 0.7 * rc.get("att_s", 0.4) * float(np.clip(2.0 ** (-(root - 60) / 24.0), 0.6, 1.3)) * shrink
+        att_s = 0.6 * rc.get("att_s", 0.4) * float(np.clip(2.0 ** (-(root - 60) / 24.0), 0.6, 1.3)) * shrink
     else:
         att_s = rc.get("att_s", 0.03)
     A = max(P, int(att_s * sr))
@@ -536,7 +536,7 @@ _P(42, dict(tilt=-6.0, formants=[(200, 0.35, 6), (550, 0.4, 4), (1500, 0.4, 3)],
 _P(43, dict(tilt=-7.0, formants=[(120, 0.4, 6), (400, 0.4, 4)], lp=(2000, 12), spread=3.0, loop_s=0.3,
             tnoise=[(0.4, 500, 4000, 0.05)], att_s=0.1), **_mk(_STR, vib=(10, 5.0, 0.4)), atten_db=3, rev=30)
 _ENS = dict(tilt=-5.0, formants=[(300, 0.5, 4), (1000, 0.5, 3), (2800, 0.5, 3)], lp=(4000, 12), spread=14.0,
-            loop_s=0.4, lnoise=(0.02, 2000, 8000))
+            loop_s=0.35, lnoise=(0.02, 2000, 8000))
 _P(44, _ENS, attack=0.05, release=0.3, mlfo=(8.0, 0, 0, 60, 0.0), atten_db=7, rev=35)
 _P(45, dict(tilt=-7.0, formants=_BODY_VN, lp=(3000, 12), decay=dict(t1k=0.15, p=0.6, tail_hz=400.0), att_s=0.3,
             tnoise=[(0.2, 200, 3000, 0.004)], loop_s=0.1),
@@ -553,19 +553,19 @@ _P(47, dict(harm=0.0, partials=[(1.0, 1.0, None), (1.5, 0.3, None), (1.0, 0.5, 0
 _P(48, _ENS, attack=0.25, release=0.45, vib=(8, 5.5, 0.4), atten_db=7, rev=35)
 _P(49, _mk(_ENS, tilt=-7.0, lp=(2800, 12), spread=18.0), attack=0.6, release=0.7, vib=(6, 5.0, 0.5),
    atten_db=6, rev=40)
-_P(50, dict(tilt=-4.0, lp=(5000, 12), spread=20.0, loop_s=0.4), attack=0.15, release=0.5, fc=4000,
+_P(50, dict(tilt=-4.0, lp=(5000, 12), spread=20.0, loop_s=0.35), attack=0.15, release=0.5, fc=4000,
    atten_db=8, rev=35, cho=40)
-_P(51, dict(tilt=-6.0, lp=(3000, 12), spread=22.0, loop_s=0.4), attack=0.4, release=0.7, fc=2500,
+_P(51, dict(tilt=-6.0, lp=(3000, 12), spread=22.0, loop_s=0.35), attack=0.4, release=0.7, fc=2500,
    menv=(0.5, 1.0, 0.5, 0.5, 0, 1200), atten_db=7, rev=35, cho=40)
 _CHOIR_A = [(700, 0.2, 14), (1220, 0.2, 10), (2600, 0.2, 8)]
-_P(52, dict(tilt=-9.0, formants=_CHOIR_A, lp=(4000, 12), spread=16.0, loop_s=0.4, lnoise=(0.04, 1500, 6000)),
+_P(52, dict(tilt=-9.0, formants=_CHOIR_A, lp=(4000, 12), spread=16.0, loop_s=0.35, lnoise=(0.04, 1500, 6000)),
    attack=0.2, release=0.4, vib=(10, 5.0, 0.3), atten_db=6, rev=40)
 _P(53, dict(tilt=-12.0, formants=[(300, 0.25, 12), (870, 0.2, 8), (2240, 0.2, 4)], lp=(2500, 18), spread=14.0,
-            loop_s=0.4, lnoise=(0.03, 1000, 4000)),
+            loop_s=0.35, lnoise=(0.03, 1000, 4000)),
    attack=0.2, release=0.4, vib=(10, 5.0, 0.3), atten_db=5, rev=40)
 _P(54, dict(tilt=-5.0, formants=[(500, 0.25, 10), (1000, 0.25, 8), (2500, 0.3, 6)], lp=(4000, 12), spread=8.0,
-            loop_s=0.4), attack=0.05, release=0.35, vib=(8, 5.5, 0.2), atten_db=6, rev=35, cho=30)
-_P(55, dict(tilt=-3.0, amps=[1, 0.9, 0.8, 0.7, 0.4, 0.5, 0.3, 0.4], lp=(4000, 6), spread=30.0, loop_s=0.4,
+            loop_s=0.35), attack=0.05, release=0.35, vib=(8, 5.5, 0.2), atten_db=6, rev=35, cho=30)
+_P(55, dict(tilt=-3.0, amps=[1, 0.9, 0.8, 0.7, 0.4, 0.5, 0.3, 0.4], lp=(4000, 6), spread=30.0, loop_s=0.35,
             blat=(800, 10, 0.08), tnoise=[(1.0, 300, 6000, 0.03)], att_s=0.3),
    attack=0.001, decay=1.2, sustain_db=100.0, release=0.2, atten_db=4, rev=40)
 
@@ -581,11 +581,11 @@ _P(59, dict(tilt=0.0, formants=[(1800, 0.35, 12)], hp=(900, 12), lp=(3500, 18), 
    **_BR, atten_db=4, rev=25)
 _P(60, dict(tilt=-8.0, formants=[(400, 0.5, 6)], lp=(900, 16), loop_s=0.1, att_s=0.05),
    **_mk(_BR, attack=0.06, release=0.2), atten_db=3, rev=35)
-_P(61, dict(tilt=-2.5, formants=[(900, 0.8, 5)], lp=(2000, 12), spread=10.0, loop_s=0.4, blat=(1200, 6, 0.07),
+_P(61, dict(tilt=-2.5, formants=[(900, 0.8, 5)], lp=(2000, 12), spread=10.0, loop_s=0.35, blat=(1200, 6, 0.07),
             att_s=0.2), **_mk(_BR, attack=0.04), fc=5000, menv=(0.05, 0.4, 0.6, 0.1, 0, 1500), atten_db=7, rev=30)
-_P(62, dict(tilt=-6.0, spread=10.0, loop_s=0.4), attack=0.02, release=0.2, fc=1200, q_db=4,
+_P(62, dict(tilt=-6.0, spread=10.0, loop_s=0.35), attack=0.02, release=0.2, fc=1200, q_db=4,
    menv=(0.05, 0.6, 0.4, 0.2, 0, 3600), vel_fc=-1800, atten_db=7, rev=25, cho=30)
-_P(63, dict(tilt=-6.0, even=0.5, spread=14.0, loop_s=0.4), attack=0.06, release=0.3, fc=900, q_db=6,
+_P(63, dict(tilt=-6.0, even=0.5, spread=14.0, loop_s=0.35), attack=0.06, release=0.3, fc=900, q_db=6,
    menv=(0.2, 0.8, 0.5, 0.3, 0, 3000), vel_fc=-1800, atten_db=7, rev=30, cho=40)
 
 # Reed 64-71
@@ -645,42 +645,42 @@ _P(87, dict(tilt=-5.0, amps=[1.2, 1.0, 0.5, 0.6, 0.3, 0.35] + [0.25] * 60, loop_
 
 # Synth pad 88-95 (PADsynth loops, slow attacks, long releases)
 _PD = dict(release=1.0, rev=50, cho=40)
-_P(88, dict(tilt=-7.0, spread=14.0, loop_s=0.4, partials=[(2.0, 0.6, 0.4), (4.0, 0.4, 0.3), (6.0, 0.3, 0.2)],
+_P(88, dict(tilt=-7.0, spread=14.0, loop_s=0.35, partials=[(2.0, 0.6, 0.4), (4.0, 0.4, 0.3), (6.0, 0.3, 0.2)],
             att_s=0.5), attack=0.05, **_PD, atten_db=8)
-_P(89, dict(tilt=-9.0, lp=(1500, 12), spread=20.0, loop_s=0.4), attack=0.5, **_PD, fc=2500, atten_db=6)
-_P(90, dict(tilt=-5.0, spread=12.0, loop_s=0.4), attack=0.02, **_PD, fc=1800, q_db=3,
+_P(89, dict(tilt=-9.0, lp=(1500, 12), spread=20.0, loop_s=0.35), attack=0.5, **_PD, fc=2500, atten_db=6)
+_P(90, dict(tilt=-5.0, spread=12.0, loop_s=0.35), attack=0.02, **_PD, fc=1800, q_db=3,
    menv=(0.02, 1.2, 0.3, 0.5, 0, 2400), atten_db=9)
-_P(91, dict(tilt=-9.0, formants=_CHOIR_A + [(450, 0.3, 6)], lp=(3500, 12), spread=28.0, loop_s=0.4,
+_P(91, dict(tilt=-9.0, formants=_CHOIR_A + [(450, 0.3, 6)], lp=(3500, 12), spread=28.0, loop_s=0.35,
             lnoise=(0.04, 1500, 6000)), attack=0.6, **_PD, atten_db=6)
-_P(92, dict(tilt=-12.0, amps=[1, 0.5, 0.3, 0, 0.2, 0, 0.1], spread=6.0, loop_s=0.4), attack=1.0, **_PD,
+_P(92, dict(tilt=-12.0, amps=[1, 0.5, 0.3, 0, 0.2, 0, 0.1], spread=6.0, loop_s=0.35), attack=1.0, **_PD,
    atten_db=6)
 _P(93, dict(harm=0.0, partials=[(1.0, 1.0, None), (2.01, 0.6, None), (3.52, 0.4, None), (5.03, 0.3, None),
-                                 (7.1, 0.2, None), (9.4, 0.15, None)], spread=10.0, loop_s=0.4),
+                                 (7.1, 0.2, None), (9.4, 0.15, None)], spread=10.0, loop_s=0.35),
    attack=0.3, **_PD, atten_db=7)
-_P(94, dict(tilt=-12.0, formants=[(300, 0.25, 12), (870, 0.2, 8), (3500, 0.3, 8)], spread=24.0, loop_s=0.4,
+_P(94, dict(tilt=-12.0, formants=[(300, 0.25, 12), (870, 0.2, 8), (3500, 0.3, 8)], spread=24.0, loop_s=0.35,
             lnoise=(0.03, 3000, 10000)), attack=0.8, **_PD, atten_db=6)
-_P(95, dict(tilt=-5.0, spread=16.0, loop_s=0.4), attack=0.3, **_PD, fc=1500, q_db=6,
+_P(95, dict(tilt=-5.0, spread=16.0, loop_s=0.35), attack=0.3, **_PD, fc=1500, q_db=6,
    mlfo=(0.25, 0, 2400, 0, 0.0), atten_db=8)
 
 # Synth effects 96-103
-_P(96, dict(tilt=-12.0, spread=20.0, loop_s=0.4, lnoise=(0.1, 2000, 10000),
+_P(96, dict(tilt=-12.0, spread=20.0, loop_s=0.35, lnoise=(0.1, 2000, 10000),
             partials=[(1.0, 0.8, 0.3), (2.76, 0.5, 0.2), (5.4, 0.4, 0.1)], att_s=0.5),
    attack=0.01, release=0.8, mlfo=(6.0, 0, 0, 40, 0.0), atten_db=7, rev=50, cho=30)
-_P(97, dict(tilt=-8.0, lp=(2000, 12), spread=25.0, loop_s=0.4), attack=1.2, release=1.2, fc=2000,
+_P(97, dict(tilt=-8.0, lp=(2000, 12), spread=25.0, loop_s=0.35), attack=1.2, release=1.2, fc=2000,
    mlfo=(0.15, 0, 1800, 0, 0.5), atten_db=6, rev=60, cho=40)
 _P(98, dict(harm=0.0, partials=[(1.0, 1.0, None), (1.0, 0.6, 0.5), (2.4, 0.5, 0.4), (4.0, 0.3, None),
-                                 (5.4, 0.35, 0.2), (8.9, 0.2, 0.1)], spread=6.0, loop_s=0.4, att_s=0.5),
+                                 (5.4, 0.35, 0.2), (8.9, 0.2, 0.1)], spread=6.0, loop_s=0.35, att_s=0.5),
    attack=0.002, decay=8.0, sustain_db=30.0, release=1.0, atten_db=6, rev=50, cho=30)
-_P(99, dict(tilt=-6.0, comb=0.15, spread=12.0, loop_s=0.4, decay=dict(t1k=0.3, p=0.5, tail_hz=800.0), att_s=0.5),
+_P(99, dict(tilt=-6.0, comb=0.15, spread=12.0, loop_s=0.35, decay=dict(t1k=0.3, p=0.5, tail_hz=800.0), att_s=0.5),
    attack=0.002, decay=12.0, sustain_db=20.0, release=1.2, atten_db=5, rev=55, cho=30)
-_P(100, dict(tilt=-2.0, spread=12.0, loop_s=0.4, lp=(8000, 6)), attack=0.1, release=0.8, atten_db=11, rev=45,
+_P(100, dict(tilt=-2.0, spread=12.0, loop_s=0.35, lp=(8000, 6)), attack=0.1, release=0.8, atten_db=11, rev=45,
     cho=40)
-_P(101, dict(tilt=-6.0, formants=[(600, 0.3, 10), (1500, 0.3, 8)], spread=18.0, loop_s=0.4), attack=1.0,
+_P(101, dict(tilt=-6.0, formants=[(600, 0.3, 10), (1500, 0.3, 8)], spread=18.0, loop_s=0.35), attack=1.0,
     release=1.0, fc=2000, q_db=8, mlfo=(0.4, 30, 2000, 0, 0.0), atten_db=7, rev=50)
-_P(102, dict(tilt=-8.0, spread=10.0, loop_s=0.4, decay=dict(t1k=0.3, p=0.6, tail_hz=900.0), att_s=0.5),
+_P(102, dict(tilt=-8.0, spread=10.0, loop_s=0.35, decay=dict(t1k=0.3, p=0.6, tail_hz=900.0), att_s=0.5),
     attack=0.005, release=1.5, mlfo=(3.0, 0, 0, 60, 0.2), atten_db=7, rev=60, cho=40)
 _P(103, dict(harm=0.0, partials=[(1.0, 1.0, None), (2.3, 0.4, None), (3.7, 0.3, None), (1.0, 0.6, 0.3),
-                                  (6.1, 0.3, 0.1)], spread=8.0, loop_s=0.4, att_s=0.5),
+                                  (6.1, 0.3, 0.1)], spread=8.0, loop_s=0.35, att_s=0.5),
     attack=0.05, release=1.0, mlfo=(0.8, 40, 0, 0, 0.2), atten_db=6, rev=50, cho=30)
 
 # Ethnic 104-111
@@ -729,15 +729,15 @@ _P(117, dict(harm=0.0, partials=[(1.0, 0.6, None), (1.0, 1.0, 0.2), (1.5, 0.4, 0
 _P(118, dict(harm=0.0, partials=[(1.0, 1.0, None), (2.0, 0.1, None)], loop_s=0.1),
     attack=0.001, decay=1.0, sustain_db=100.0, release=0.2, menv=(0.001, 0.15, 0.0, 0.1, 1200, 0),
     atten_db=0, rev=30)
-_P(119, dict(harm=0.0, lnoise=(1.0, 3000, 16000), loop_s=0.4),
-    attack=1.8, hold=0.0, release=0.15, atten_db=10, rev=40)
+_P(119, dict(harm=0.0, lnoise=(1.0, 3000, 16000), loop_s=0.35),
+    attack=1.8, decay=0.25, sustain_db=100.0, release=0.15, atten_db=10, rev=40)
 # the partial list (harm=0) lets a pure noise loop still have unit level: lnoise reference is 1
 
 # Sound effects 120-127
 _P(120, dict(harm=0.0, partials=[(1.0, 0.3, None)], lnoise=(3.0, 1000, 4000), loop_s=0.3,
              tnoise=[(4.0, 1500, 6000, 0.03)], att_s=0.08),
     attack=0.001, decay=0.4, sustain_db=100.0, release=0.1, mlfo=(18.0, 0, 0, 60, 0.0), atten_db=6, rev=20)
-_P(121, dict(harm=0.0, lnoise=(1.0, 500, 3000), loop_s=0.4), attack=0.15, release=0.3,
+_P(121, dict(harm=0.0, lnoise=(1.0, 500, 3000), loop_s=0.35), attack=0.15, release=0.3,
     mlfo=(0.4, 0, 0, 40, 0.0), atten_db=8, rev=30)
 _P(122, dict(harm=0.0, lnoise=(1.0, 150, 6000), loop_s=0.6), attack=1.0, release=1.5,
     mlfo=(0.12, 0, 1500, 80, 0.0), fc=5000, atten_db=6, rev=40)
@@ -745,7 +745,7 @@ _P(123, dict(tilt=-30.0, amps=[1, 0.03], loop_s=0.1), attack=0.005, release=0.05
     mlfo=(11.0, 500, 0, 60, 0.0), vib=(40, 3.0, 0.0), atten_db=8, rev=40)
 _P(124, dict(tilt=-4.0, amps=[1, 0.2, 0.6, 0.1, 0.3], formants=[(2000, 0.5, 6)], loop_s=0.1),
     attack=0.002, release=0.05, mlfo=(18.0, 0, 0, 200, 0.0), atten_db=10, rev=20)
-_P(125, dict(harm=0.0, partials=[(1.0, 0.2, None)], lnoise=(5.0, 60, 1500), loop_s=0.4),
+_P(125, dict(harm=0.0, partials=[(1.0, 0.2, None)], lnoise=(5.0, 60, 1500), loop_s=0.35),
     attack=0.6, release=0.8, mlfo=(13.0, 0, 1200, 150, 0.0), fc=3000, atten_db=5, rev=20)
 _P(126, dict(harm=0.0, lnoise=(1.0, 800, 8000), loop_s=0.6), attack=0.4, release=1.0,
     mlfo=(0.3, 0, 0, 30, 0.0), atten_db=7, rev=50)
