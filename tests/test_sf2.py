@@ -476,3 +476,39 @@ def test_non_monotonic_bags():
     with pytest.raises(BankError) as e:
         load_sf2_bytes(bytes(data), "bags.sf2")
     assert e.value.chunk == "phdr"
+
+
+def test_vel_filter_modulator_identities():
+    off_201 = (G.SRC_VELOCITY_NEG_LINEAR, G.FILTER_FC, 0, 0x0D02, 0)   # SF2.01-style "off"
+    off_fs = (G.SRC_VELOCITY_NEG_LINEAR, G.FILTER_FC, 0, G.SRC_VELOCITY_SWITCH, 0)
+    off_204 = (G.SRC_VELOCITY_NEG_LINEAR, G.FILTER_FC, -1200, 0, 0)
+    b = _simple([Zone([(G.KEY_RANGE, (0, 9)), (G.SAMPLE_ID, 0)], mods=[off_201]),
+                 Zone([(G.KEY_RANGE, (10, 19)), (G.SAMPLE_ID, 0)], mods=[off_fs]),
+                 Zone([(G.KEY_RANGE, (20, 29)), (G.SAMPLE_ID, 0)], mods=[off_204])])
+    r = _regions(b)
+    got = {int(k): float(v) for k, v in zip(r["key_lo"], r["vel_fc"])}
+    # FluidSynth keeps its default for the 0x0D02 form (not identical), like us
+    assert got == {0: -2400.0, 10: 0.0, 20: -1200.0}
+    assert b.info["sf2_ignored_modulators"] == 0
+
+
+def test_loops_outside_sample_clamped():
+    s = [Sample("a", sine_pcm(100), raw=(0, 100, 500, 9000)),
+         Sample("b", sine_pcm(100), raw=(146, 246, 100, 300))]
+    b = _simple([Zone([(G.KEY_RANGE, (0, 9)), (G.SAMPLE_MODES, 1), (G.SAMPLE_ID, 0)]),
+                 Zone([(G.KEY_RANGE, (10, 19)), (G.SAMPLE_MODES, 1), (G.SAMPLE_ID, 1)])],
+                samples=s)
+    r = _regions(b)
+    a, c = r[0], r[1]
+    assert a["loop_mode"] == LOOP_NONE               # loop entirely past the end
+    assert c["loop_mode"] == LOOP_FORWARD            # loop clamped to the whole sample
+    assert (c["loop_start"], c["loop_end"]) == (c["start"], c["end"])
+    _in_pool(b)
+
+
+def test_sf3_without_soundfile(monkeypatch):
+    s = [Sample("vorbis", ogg=b"OggS" + bytes(64), loop=(0, 10), type=0x11)]
+    monkeypatch.setitem(sys.modules, "soundfile", None)
+    with pytest.raises(BankError) as e:
+        _simple([Zone([(G.SAMPLE_ID, 0)])], samples=s, version=(3, 1))
+    assert "soundfile" in e.value.reason

@@ -65,7 +65,11 @@ Errors
 - Zone level problems FluidSynth ignores are dropped and counted in ``bank.info``:
   ``sf2_dropped_zones`` (preset zones naming a missing instrument, instrument zones naming a
   missing or invalid sample (bad start/end, rate 0, undecodable Ogg), empty sample ranges) and
-  ``sf2_ignored_zones`` (non-first zones without the terminal generator).
+  ``sf2_ignored_zones`` (non-first zones without the terminal generator); presets with a
+  program > 127 or an unusable bank number are dropped (``sf2_dropped_presets``), repeated
+  (bank, program, drum) slots counted in ``sf2_duplicate_presets``.
+- Only samples some region uses enter the pool (unused and ROM-less unused headers cost
+  nothing); a ROM sample that a zone uses is refused with BankError.
 """
 from __future__ import annotations
 
@@ -279,8 +283,9 @@ class _Loader:
             cid = bytes(self.buf[off:off + 4])
             size = self._u32(off + 4)
             if off + 8 + size > end:
-                raise self.err(cid.decode("latin-1"),
-                               f"chunk size {size} runs past the end of {parent} "
+                printable = all(32 <= c < 127 for c in cid)
+                raise self.err(cid.decode("ascii") if printable else parent,
+                               f"chunk {cid!r} size {size} runs past the end of {parent} "
                                f"({end - off - 8} bytes left; truncated file?)")
             yield cid, off + 8, size
             off += 8 + size + (size & 1)
