@@ -404,16 +404,18 @@ class _Loader:
                default):
         """Resolve one level (preset or instrument).
 
-        Returns (owner, term, eff, meff) over the *local* zones: owner index, terminal amount
-        (instrument / sample id), effective generator values (int64 [n, NGEN], local over global
-        over `default`) and effective modulator amounts (int64 [n, len(MOD_FIELDS)], local over
-        global, unset -> None mask handled by the caller through `mset`)."""
+        Returns (owner, term, eff, meff, mset) over the *local* zones: owner index, terminal
+        amount (instrument / sample id), effective generator values (int64 [n, NGEN], local over
+        global over `default`), modulator amounts (int64 [n, len(MOD_FIELDS)], local over
+        global) and whether either zone set each modulator."""
         nh = len(heads) - 1                     # the last header is the terminal record
         nbag = len(bags)
         hb = self._check_index(hchunk, heads["bag"], nbag - 1, "bag")
         gidx = self._check_index(bchunk, bags["gen"], len(gens), "generator")
         midx = self._check_index(bchunk, bags["mod"], len(mods), "modulator")
-        nz = nbag - 1                           # zones (the last bag is the terminal one)
+        # zones (the last bag is the terminal one); bags past the terminal header's index are
+        # unreachable, so a hostile bag chunk cannot inflate the tables below
+        nz = int(hb[-1]) if hb.size else 0
 
         # generators -> per zone table, vectorised
         g0, g1 = int(gidx[0]), int(gidx[nz]) if nz > 0 else int(gidx[0])
