@@ -50,7 +50,7 @@ REGION_FIELDS = [
     ("fc", np.float32, "absolute cents low-pass cutoff (>= 13500 and q == 0: open)", 13500.0),
     ("q", np.float32, "cB resonance", 0.0),
     # volume envelope (EG1), timecents; sustain as attenuation
-    ("ve_delay", np.float32, "tc", -12000.0),
+    ("ve_delay", np.float32, "tc (-32768 = 0 s)", -32768.0),
     ("ve_attack", np.float32, "tc", -12000.0),
     ("ve_hold", np.float32, "tc", -12000.0),
     ("ve_decay", np.float32, "tc", -12000.0),
@@ -60,7 +60,7 @@ REGION_FIELDS = [
     ("ve_key_decay", np.float32, "tc per key", 0.0),
     ("ve_vel_attack", np.float32, "tc at velocity 127 (DLS vel->attack, scaled by vel/128)", 0.0),
     # modulation envelope (EG2)
-    ("me_delay", np.float32, "tc", -12000.0),
+    ("me_delay", np.float32, "tc (-32768 = 0 s)", -32768.0),
     ("me_attack", np.float32, "tc", -12000.0),
     ("me_hold", np.float32, "tc", -12000.0),
     ("me_decay", np.float32, "tc", -12000.0),
@@ -72,13 +72,13 @@ REGION_FIELDS = [
     ("me_pitch", np.float32, "cents at full mod envelope", 0.0),
     ("me_fc", np.float32, "cents at full mod envelope", 0.0),
     # modulation LFO
-    ("ml_delay", np.float32, "tc", -12000.0),
+    ("ml_delay", np.float32, "tc (-32768 = 0 s)", -32768.0),
     ("ml_freq", np.float32, "absolute cents (0 = 8.176 Hz)", 0.0),
     ("ml_pitch", np.float32, "cents at full LFO excursion", 0.0),
     ("ml_fc", np.float32, "cents at full LFO excursion", 0.0),
     ("ml_vol", np.float32, "cB at full positive excursion (positive = louder)", 0.0),
     # vibrato LFO
-    ("vl_delay", np.float32, "tc", -12000.0),
+    ("vl_delay", np.float32, "tc (-32768 = 0 s)", -32768.0),
     ("vl_freq", np.float32, "absolute cents", 0.0),
     ("vl_pitch", np.float32, "cents at full LFO excursion", 0.0),
     # sends

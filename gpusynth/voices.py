@@ -1,0 +1,169 @@
+"""The voice table: one structure-of-arrays schema shared by every backend.
+
+VOICE_FIELDS is the single source of truth: (name, dtype, unit). Backends allocate one array
+per field (numpy arrays, CuPy arrays, or the same arrays passed to the native kernels).
+Times are absolute sample positions (int64) so that the render of a voice is a pure function of
+the absolute tick grid: output is bit-identical whatever block sizes the caller asks for.
+
+The host keeps the table dense: active voices occupy slots [0, n_active). Finished voices are
+removed by moving tail voices into their slots (``compaction_moves``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import units
+from .banks.model import REGION_DTYPE
+
+NEVER = np.int64(1) << np.int64(62)   # "no release / no kill yet"
+TICK = 64                             # control-rate tick, frames (controllers apply per tick)
+
+VOICE_FIELDS = [
+    # --- timing (absolute samples) ---
+    ("start", np.int64, "sample time of the note-on"),
+    ("release", np.int64, "sample time of the note-off (NEVER = held)"),
+    ("kill", np.int64, "sample time the steal/cut fade starts (NEVER = none)"),
+    ("chan", np.int32, "channel index group*16+ch"),
+    # --- sample playback (pool indices, end exclusive) ---
+    ("pstart", np.int64, "pool index of the first sample"),
+    ("pend", np.int64, "pool index one past the last sample"),
+    ("lstart", np.int64, "loop start pool index"),
+    ("lend", np.int64, "loop end pool index (exclusive)"),
+    ("lmode", np.int32, "0 none, 1 forward, 3 until release"),
+    ("pitch", np.float64, "cents: base playback pitch incl. sample-rate conversion"),
+    # --- gain / pan / filter ---
+    ("atten", np.float32, "cB attenuation incl. velocity"),
+    ("pan", np.float32, "0.1 % (-500..500)"),
+    ("fc", np.float32, "absolute cents cutoff incl. velocity"),
+    ("q", np.float32, "cB resonance"),
+    ("rev", np.float32, "reverb send 0..1 (static part)"),
+    ("cho", np.float32, "chorus send 0..1 (static part)"),
+    ("rev_cc", np.float32, "reverb send at CC91 = 127, 0..1"),
+    ("cho_cc", np.float32, "chorus send at CC93 = 127, 0..1"),
+    # --- volume envelope: samples; sustain cB ---
+    ("ve_delay", np.float32, "samples"),
+    ("ve_attack", np.float32, "samples"),
+    ("ve_hold", np.float32, "samples"),
+    ("ve_decay", np.float32, "samples for 1000 cB"),
+    ("ve_sus", np.float32, "cB attenuation at sustain"),
+    ("ve_release", np.float32, "samples for 1000 cB"),
+    # --- modulation envelope: samples; sustain level 0..1 ---
+    ("me_delay", np.float32, "samples"),
+    ("me_attack", np.float32, "samples"),
+    ("me_hold", np.float32, "samples"),
+    ("me_decay", np.float32, "samples for a full 1 -> 0 change"),
+    ("me_sus", np.float32, "level 0..1"),
+    ("me_release", np.float32, "samples for a full 1 -> 0 change"),
+    ("me_pitch", np.float32, "cents at full mod env"),
+    ("me_fc", np.float32, "cents at full mod env"),
+    # --- LFOs (triangle, start at 0 rising after the delay) ---
+    ("ml_delay", np.float32, "samples"),
+    ("ml_freq", np.float64, "cycles per sample"),
+    ("ml_pitch", np.float32, "cents"),
+    ("ml_fc", np.float32, "cents"),
+    ("ml_vol", np.float32, "cB, positive = louder at positive excursion"),
+    ("vl_delay", np.float32, "samples"),
+    ("vl_freq", np.float64, "cycles per sample"),
+    ("vl_pitch", np.float32, "cents"),
+    ("cc1_vib", np.float32, "cents of vibrato per full CC1"),
+    ("press_vib", np.float32, "cents of vibrato per full channel pressure"),
+    ("cc1_ml_pitch", np.float32, "cents of mod-LFO pitch per full CC1"),
+    ("cc1_ml_vol", np.float32, "cB of mod-LFO volume per full CC1"),
+    ("cc1_ml_fc", np.float32, "cents of mod-LFO cutoff per full CC1"),
+    # --- state, advanced by the backend at every tick ---
+    ("ipos", np.int64, "integer pool position at the tick start"),
+    ("fpos", np.float64, "fractional position 0..1"),
+    ("gl", np.float32, "left gain of the previous tick (-1 = not started)"),
+    ("gr", np.float32, "right gain of the previous tick"),
+    ("fx1", np.float64, "filter x[n-1]"),
+    ("fx2", np.float64, "filter x[n-2]"),
+    ("fy1", np.float64, "filter y[n-1]"),
+    ("fy2", np.float64, "filter y[n-2]"),
+    ("level", np.float32, "envelope x gain at the end of the last tick (for stealing)"),
+    ("done", np.int8, "1 once the voice has finished"),
+]
+VOICE_DTYPES = {n: np.dtype(t) for n, t, _ in VOICE_FIELDS}
+CHANNEL_INPUTS = ["ch_pitch", "ch_gain", "ch_pan", "ch_mod", "ch_press", "ch_rev", "ch_cho"]
+
+
+def _tc_samples(tc, rate, lo=-12000.0, hi=8000.0):
+    tc = np.asarray(tc, dtype=np.float64)
+    sec = np.where(tc <= -32767.0, 0.0, np.exp2(np.clip(tc, lo, hi) / 1200.0))
+    return (sec * rate).astype(np.float32)
+
+
+def regions_to_voices(reg: np.ndarray, key: np.ndarray, vel: np.ndarray, chan: np.ndarray,
+                      time: np.ndarray, rate: float, pool_offset: np.ndarray | int = 0) -> dict:
+    """Resolve flattened regions (REGION_DTYPE records, one per new voice) plus the note's key,
+    velocity, channel and start time into voice-table field arrays (vectorised)."""
+    assert reg.dtype == REGION_DTYPE
+    n = len(reg)
+    f64 = np.float64
+    k = np.where(reg["fixed_key"] >= 0, reg["fixed_key"], key).astype(f64)
+    v = np.where(reg["fixed_vel"] >= 0, reg["fixed_vel"], vel).astype(f64)
+    off = np.asarray(pool_offset, dtype=np.int64)
+    out = {}
+    out["start"] = np.asarray(time, np.int64)
+    out["release"] = np.full(n, NEVER, np.int64)
+    out["kill"] = np.full(n, NEVER, np.int64)
+    out["chan"] = np.asarray(chan, np.int32)
+    out["pstart"] = reg["start"].astype(np.int64) + off
+    out["pend"] = reg["end"].astype(np.int64) + off
+    out["lstart"] = reg["loop_start"].astype(np.int64) + off
+    out["lend"] = reg["loop_end"].astype(np.int64) + off
+    out["lmode"] = reg["loop_mode"].astype(np.int32)
+    out["pitch"] = (reg["scale_tuning"].astype(f64) * (k - reg["root_key"]) + reg["tune"]
+                    + 1200.0 * np.log2(reg["sample_rate"].astype(f64) / float(rate)))
+    out["atten"] = (reg["atten"] + units.midi_concave_atten_cb(v, 1.0) * reg["vel_atten"]).astype(np.float32)
+    out["pan"] = np.clip(reg["pan"], -500, 500).astype(np.float32)
+    out["fc"] = (reg["fc"] + reg["vel_fc"] * (1.0 - v / 127.0)).astype(np.float32)
+    out["q"] = np.clip(reg["q"], 0, 960).astype(np.float32)
+    out["rev"] = np.clip(reg["rev_send"] / 1000.0, 0, 1).astype(np.float32)
+    out["cho"] = np.clip(reg["cho_send"] / 1000.0, 0, 1).astype(np.float32)
+    out["rev_cc"] = np.clip(reg["rev_cc"] / 1000.0, 0, 1).astype(np.float32)
+    out["cho_cc"] = np.clip(reg["cho_cc"] / 1000.0, 0, 1).astype(np.float32)
+    kd = 60.0 - k
+    for p in ("ve", "me"):
+        out[p + "_delay"] = _tc_samples(reg[p + "_delay"], rate, hi=5000.0)
+        out[p + "_attack"] = _tc_samples(np.where(reg[p + "_attack"] <= -32767, -32768.0,
+                                                  reg[p + "_attack"] + reg[p + "_vel_attack"] * v / 128.0), rate)
+        out[p + "_hold"] = _tc_samples(np.where(reg[p + "_hold"] <= -32767, -32768.0,
+                                                reg[p + "_hold"] + kd * reg[p + "_key_hold"]), rate, hi=5000.0)
+        out[p + "_decay"] = _tc_samples(np.where(reg[p + "_decay"] <= -32767, -32768.0,
+                                                 reg[p + "_decay"] + kd * reg[p + "_key_decay"]), rate)
+        out[p + "_release"] = _tc_samples(reg[p + "_release"], rate)
+    out["ve_sus"] = np.clip(reg["ve_sustain"], 0, 1440).astype(np.float32)
+    out["me_sus"] = (1.0 - np.clip(reg["me_sustain"], 0, 1000) / 1000.0).astype(np.float32)
+    out["me_pitch"] = reg["me_pitch"].astype(np.float32)
+    out["me_fc"] = reg["me_fc"].astype(np.float32)
+    out["ml_delay"] = _tc_samples(reg["ml_delay"], rate, hi=5000.0)
+    out["ml_freq"] = np.clip(units.abs_cents_to_hz(np.clip(reg["ml_freq"], -16000, 4500)), 0, 100) / rate
+    out["vl_delay"] = _tc_samples(reg["vl_delay"], rate, hi=5000.0)
+    out["vl_freq"] = np.clip(units.abs_cents_to_hz(np.clip(reg["vl_freq"], -16000, 4500)), 0, 100) / rate
+    for nm in ("ml_pitch", "ml_fc", "ml_vol", "vl_pitch", "cc1_vib", "press_vib",
+               "cc1_ml_pitch", "cc1_ml_vol", "cc1_ml_fc"):
+        out[nm] = reg[nm].astype(np.float32)
+    out["ipos"] = out["pstart"].copy()
+    out["fpos"] = np.zeros(n, np.float64)
+    out["gl"] = np.full(n, -1.0, np.float32)
+    out["gr"] = np.full(n, -1.0, np.float32)
+    for nm in ("fx1", "fx2", "fy1", "fy2"):
+        out[nm] = np.zeros(n, np.float64)
+    out["level"] = np.zeros(n, np.float32)
+    out["done"] = np.zeros(n, np.int8)
+    return {nm: np.ascontiguousarray(out[nm], dtype=VOICE_DTYPES[nm]) for nm in VOICE_DTYPES}
+
+
+def compaction_moves(n_active: int, finished: np.ndarray):
+    """Given the number of active slots and the (sorted, unique) slots that finished, return
+    (src, dst) slot arrays that move surviving tail voices into the holes, keeping the table
+    dense in [0, n_active - len(finished)). Deterministic."""
+    finished = np.asarray(finished, dtype=np.int64)
+    n_new = n_active - len(finished)
+    if len(finished) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    holes = finished[finished < n_new]
+    tail = np.arange(n_new, n_active, dtype=np.int64)
+    tail_alive = tail[~np.isin(tail, finished)]
+    assert len(tail_alive) == len(holes)
+    return tail_alive, holes
