@@ -7,7 +7,8 @@ it on a clock into a :class:`RingBuffer` that an output drains.
 from .clock import (REF_PER_SEC, Clock, ClockInactiveError, DeviceClock, LatencyClock,
                     ManualClock, MonotonicClock, SampleTimeBase, frames_to_ref, ref_to_frames)
 from .outputs import (NullOutput, SoundDeviceOutput, WavFileOutput, find_output_device,
-                      read_wav, reinitialize_portaudio, to_pcm16, write_wav)
+                      read_wav, reinitialize_portaudio, to_pcm16, write_wav,
+                      initialize_portaudio, terminate_portaudio)
 from .ringbuffer import RingBuffer
 from .sink import SinkStats, WaveSink, play
 
@@ -15,6 +16,7 @@ __all__ = [
     "REF_PER_SEC", "Clock", "ClockInactiveError", "DeviceClock", "LatencyClock", "ManualClock",
     "MonotonicClock", "SampleTimeBase", "frames_to_ref", "ref_to_frames",
     "NullOutput", "SoundDeviceOutput", "WavFileOutput", "find_output_device", "read_wav",
-    "reinitialize_portaudio", "to_pcm16", "write_wav",
+    "reinitialize_portaudio", "initialize_portaudio", "terminate_portaudio", "to_pcm16",
+    "write_wav",
     "RingBuffer", "SinkStats", "WaveSink", "play",
 ]

@@ -52,10 +52,23 @@ def _import_sounddevice():
 
 
 def reinitialize_portaudio() -> None:
-    """Make PortAudio rescan host APIs and devices (e.g. after a JACK server was started)."""
-    sd = _import_sounddevice()
-    sd._terminate()
-    sd._initialize()
+    """Make PortAudio rescan host APIs and devices (e.g. after a JACK server was started).
+
+    Caution: PortAudio's JACK host API aborts the process (an assert in pa_jack.c
+    Terminate) if it is terminated after its JACK server went away: call
+    ``terminate_portaudio()`` *before* stopping a JACK server PortAudio has seen, and
+    ``initialize_portaudio()`` after.
+    """
+    terminate_portaudio()
+    initialize_portaudio()
+
+
+def terminate_portaudio() -> None:
+    _import_sounddevice()._terminate()
+
+
+def initialize_portaudio() -> None:
+    _import_sounddevice()._initialize()
 
 
 def find_output_device(hostapi: Optional[str] = None, name: Optional[str] = None,
@@ -101,12 +114,9 @@ class SoundDeviceOutput:
         self.underrun_frames = 0
         self.xruns = 0
         self.callbacks = 0
+        self.device_latency_s = 0.0  # PortAudio's output latency of the last stream started
         self._ring = None
         self._stream = None
-
-    @property
-    def device_latency_s(self) -> float:
-        return float(self._stream.latency) if self._stream is not None else 0.0
 
     def _callback(self, outdata, frames, time_info, status):
         ring = self._ring
@@ -130,6 +140,7 @@ class SoundDeviceOutput:
             samplerate=self.sample_rate, blocksize=self.blocksize, device=self.device,
             channels=self.channels, dtype="float32", latency=self.latency,
             callback=self._callback)
+        self.device_latency_s = float(self._stream.latency)
         self._stream.start()
 
     def stop(self) -> None:

@@ -217,7 +217,7 @@ def test_ring_large_start_index_and_skip():
 
 def test_ring_two_threads_keep_order():
     ring = RingBuffer(1000)
-    total = 400_000
+    total = 200_000
     got = np.empty(total, np.float32)
     errors = []
 
@@ -229,7 +229,10 @@ def test_ring_two_threads_keep_order():
             data = np.stack([v, v], axis=1)
             done = 0
             while done < k:
-                done += ring.write(data[done:])
+                n = ring.write(data[done:])
+                done += n
+                if n == 0:
+                    time.sleep(0)  # let the consumer run
             pos += k
 
     def consumer():
@@ -240,6 +243,8 @@ def test_ring_two_threads_keep_order():
                 n = ring.read_into(buf)
                 got[pos:pos + n] = buf[:n, 0]
                 pos += n
+                if n == 0:
+                    time.sleep(0)
         except Exception as e:  # pragma: no cover
             errors.append(e)
 
