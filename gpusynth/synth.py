@@ -268,6 +268,11 @@ class Synth:
         """Audio up to this sample position has already been rendered (latency clock)."""
         return self._block_pos
 
+    def has_held_notes(self) -> bool:
+        """True while a voice is held by its key or by a pedal (its release has not begun)."""
+        n, h = self._n, self.h
+        return bool(np.any((~h["released"][:n] | h["sustained"][:n]) & ~h["killed"][:n]))
+
     @property
     def pending_events(self) -> int:
         return len(self._queue)

@@ -87,6 +87,7 @@ REGION_FIELDS = [
     # modulator depths resolved from default / file modulators and DLS connections
     ("vel_atten", np.float32, "cB at velocity 0 through the concave curve (SF2 default 960)", 960.0),
     ("vel_fc", np.float32, "cents at velocity 0, linear (SF2 default -2400)", 0.0),
+    ("vel_fc_min", np.int16, "velocity from which vel_fc applies (FluidSynth's default-modulator switch: 64)", 0),
     ("cc1_vib", np.float32, "cents of vibrato-LFO pitch depth at CC1 = 127 (SF2 default 50)", 50.0),
     ("press_vib", np.float32, "cents of vibrato-LFO pitch depth at full channel pressure", 50.0),
     ("cc1_ml_pitch", np.float32, "cents of mod-LFO pitch depth at CC1 = 127 (DLS1)", 0.0),

@@ -623,6 +623,9 @@ class _Loader:
         mods = i_mod[ii] + p_mod[pi]
         for j, field in enumerate(MOD_FIELDS):
             regs[field] = mods[:, j]
+        # FluidSynth's default velocity->cutoff modulator has a velocity switch as its amount
+        # source: it only acts from velocity 64 up
+        regs["vel_fc_min"] = 64
 
         # presets
         preset_of_region = p_owner[pi]

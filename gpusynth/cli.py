@@ -1,0 +1,257 @@
+"""`gpusynth render|play|live|info` (also `python -m gpusynth`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def _backend_choice(requested):
+    """Resolve --backend / GPUSYNTH_BACKEND into (name, reason)."""
+    try:
+        from .backend.select import resolve_backend, BackendUnavailable
+    except ImportError:          # selection module not present: numpy only
+        name = requested or os.environ.get("GPUSYNTH_BACKEND") or "auto"
+        if name not in ("auto", "numpy"):
+            raise CliError(f"backend {name!r} is not available in this build")
+        return "numpy", "numpy reference backend"
+    try:
+        return resolve_backend(requested)
+    except BackendUnavailable as e:
+        raise CliError(str(e)) from None
+
+
+def _load_song(path):
+    from .smf import load_smf, MidiFileError
+    if path == "--demo" or path is None:
+        from .demo import demo_song
+        return demo_song()
+    if not os.path.exists(path):
+        raise CliError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a directory, not a MIDI file")
+    try:
+        return load_smf(path)
+    except MidiFileError as e:
+        raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(f"{path}: {e.strerror or e}") from None
+
+
+def _load_bank(path):
+    if path is None:
+        from .banks.builtin import load_builtin
+        return load_builtin()
+    from .banks import load_bank, BankError
+    try:
+        return load_bank(path)
+    except BankError as e:
+        raise CliError(str(e)) from None
+
+
+class Progress:
+    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, done, total, synth):
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last < 0.1:
+            return
+        self.last = now
+        rate = synth.sample_rate
+        frac = min(done / total, 1.0) if total > 0 else 1.0
+        width = 30
+        bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+        speed = (done / rate) / max(now - self.t0, 1e-9)
+        sys.stderr.write(f"\r[{bar}] {frac * 100:5.1f}%  {done / rate:7.1f}s  "
+                         f"x{speed:5.1f} real time  voices {synth.active_voices:6d}")
+        sys.stderr.flush()
+
+    def finish(self):
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.flush()
+
+
+def cmd_render(a):
+    from .render import open_synth, iter_render, summarize
+    from .synth import SynthError
+    backend, why = _backend_choice(a.backend)
+    song = _load_song("--demo" if a.demo else a.input)
+    bank = _load_bank(a.bank)
+    try:
+        from hostsink.outputs import WavFileOutput
+    except ImportError as e:
+        raise CliError(f"cannot import the WAV writer: {e}")
+    out_dir = os.path.dirname(os.path.abspath(a.output))
+    if not os.path.isdir(out_dir):
+        raise CliError(f"{a.output}: cannot write: directory {out_dir} does not exist")
+    try:
+        synth, eff = open_synth(bank, backend, a.rate, a.voices, interp=a.interp, gain=a.gain,
+                                song=song)
+    except (ValueError, SynthError) as e:
+        raise CliError(str(e)) from None
+    if eff["clamped"]:
+        print(f"note: clamped {', '.join(eff['clamped'])} -> "
+              + ", ".join(f"{k}={eff[k]}" for k in eff["clamped"]), file=sys.stderr)
+    try:
+        wav = WavFileOutput(a.output, eff["sample_rate"], float32=a.float)
+    except OSError as e:
+        raise CliError(f"{a.output}: cannot write: {e.strerror or e}") from None
+    rate = eff["sample_rate"]
+    end = int(round(song.duration_s * rate))
+    prog = Progress(sys.stderr.isatty() and not a.quiet)
+    t0 = time.perf_counter()
+    frames = 0
+    try:
+        for pos, block in iter_render(synth, song.events(rate), song.sysex, end, 4096, a.tail_cap):
+            wav.write(block)
+            frames += len(block)
+            prog(frames, end, synth)
+    except KeyboardInterrupt:
+        prog.finish()
+        wav.close()
+        print(f"interrupted: wrote {frames / rate:.1f} s to {a.output}", file=sys.stderr)
+        return 130
+    except OSError as e:
+        raise CliError(f"{a.output}: write failed: {e.strerror or e}") from None
+    wall = time.perf_counter() - t0
+    wav.close()
+    prog.finish()
+    st = summarize(synth, frames, wall)
+    st["backend_reason"] = why
+    st["input"] = "demo" if a.demo else a.input
+    st["output"] = a.output
+    if not a.quiet:
+        print(f"{st['output']}: {st['duration_s']:.2f} s of audio in {st['wall_s']:.2f} s "
+              f"({st['realtime_factor']:.1f}x real time) on {st['backend']}; "
+              f"{st['notes']} notes, peak {st['peak_voices']} voices, "
+              f"{st['stolen_voices']} stolen, peak {st['peak_db']:.1f} dBFS")
+    if a.stats_json:
+        try:
+            with open(a.stats_json, "w") as f:
+                json.dump(st, f, indent=2, default=float)
+        except OSError as e:
+            raise CliError(f"{a.stats_json}: cannot write: {e.strerror or e}") from None
+    return 0
+
+
+def cmd_info(a):
+    info = {}
+    try:
+        from .backend.select import backend_info
+        info = backend_info()
+    except ImportError:
+        info = {"available": {"numpy": "reference backend"}, "chosen": "numpy"}
+    import gpusynth
+    info["version"] = gpusynth.__version__
+    if a.bank:
+        bank = _load_bank(a.bank)
+        info["bank"] = {"name": bank.name, "path": a.bank, "regions": int(len(bank.regions)),
+                        "pool_samples": int(len(bank.pool)),
+                        "presets": [{"bank": p.bank, "program": p.program, "drum": p.drum,
+                                     "name": p.name} for p in bank.presets]}
+    if a.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"gpusynth {info['version']}")
+    for k, v in info.items():
+        if k in ("version", "bank"):
+            continue
+        print(f"{k}: {v}")
+    if a.bank:
+        b = info["bank"]
+        print(f"bank {b['name']} ({b['path']}): {len(b['presets'])} presets, {b['regions']} regions")
+        for p in b["presets"]:
+            kind = "drum" if p["drum"] else "    "
+            print(f"  {p['bank']:5d}:{p['program']:3d} {kind} {p['name']}")
+    return 0
+
+
+def cmd_play(a):
+    from .play import play_main
+    return play_main(a, _backend_choice, _load_song, _load_bank, CliError)
+
+
+def cmd_live(a):
+    from .play import live_main
+    return live_main(a, _backend_choice, _load_bank, CliError)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="gpusynth", description="GPU-accelerated DirectMusic-style software synthesizer")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("render", help="render a MIDI file to WAV")
+    r.add_argument("input", nargs="?", help="Standard MIDI File")
+    r.add_argument("--demo", action="store_true", help="render the bundled demo song")
+    r.add_argument("-o", "--output", required=True, help="output WAV path")
+    r.add_argument("--bank", help="SF2, SF3 or DLS bank (default: the built-in GM bank)")
+    r.add_argument("--backend", help="auto|cupy|native|numpy (default: $GPUSYNTH_BACKEND or auto)")
+    r.add_argument("--rate", type=int, default=48000, help="sample rate (8000-192000)")
+    r.add_argument("--voices", type=int, default=512, help="voice limit (stealing above it)")
+    r.add_argument("--interp", choices=["linear", "cubic"], default="cubic")
+    r.add_argument("--gain", type=float, default=0.5, help="master gain (linear)")
+    r.add_argument("--float", action="store_true", help="write 32-bit float WAV")
+    r.add_argument("--tail-cap", type=float, default=30.0, help="max seconds of release tail")
+    r.add_argument("--stats-json", help="write run statistics as JSON")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(fn=cmd_render)
+    i = sub.add_parser("info", help="backends, GPU, and bank presets")
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--bank")
+    i.set_defaults(fn=cmd_info)
+    pl = sub.add_parser("play", help="play a MIDI file in real time")
+    pl.add_argument("input", nargs="?")
+    pl.add_argument("--demo", action="store_true")
+    pl.add_argument("--device", help="output device id or name")
+    pl.add_argument("--latency-ms", type=float, default=20.0)
+    pl.add_argument("--bank")
+    pl.add_argument("--backend")
+    pl.add_argument("--rate", type=int, default=48000)
+    pl.add_argument("--voices", type=int, default=256)
+    pl.add_argument("--stats-json")
+    pl.set_defaults(fn=cmd_play)
+    lv = sub.add_parser("live", help="play from a MIDI input port")
+    lv.add_argument("--port")
+    lv.add_argument("--list-ports", action="store_true")
+    lv.add_argument("--device")
+    lv.add_argument("--latency-ms", type=float, default=20.0)
+    lv.add_argument("--bank")
+    lv.add_argument("--backend")
+    lv.add_argument("--rate", type=int, default=48000)
+    lv.set_defaults(fn=cmd_live)
+    return p
+
+
+def main(argv=None):
+    p = build_parser()
+    a = p.parse_args(argv)
+    if a.cmd in ("render", "play") and not a.demo and not a.input:
+        p.error(f"{a.cmd}: give a MIDI file or --demo")
+    try:
+        return a.fn(a) or 0
+    except CliError as e:
+        print(f"gpusynth: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gpusynth: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("gpusynth: error: out of memory (try fewer --voices)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
