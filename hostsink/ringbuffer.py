@@ -12,10 +12,11 @@ Why this is safe in CPython (memory-model reasoning):
 
 * Loading or storing one attribute is a single bytecode operation; under the GIL it is
   atomic, and a thread switch (GIL release/acquire) is a full memory barrier, so a value
-  published by one thread is seen completely or not at all by the other.  In the
-  free-threaded build (3.13t) attribute loads/stores of an int are still atomic (the
-  object is immutable and the reference store is atomic) and use acquire/release
-  ordering on the instance dict / inline values.
+  published by one thread is seen completely or not at all by the other, and everything
+  the publishing thread did before the store is visible once the store is.  The
+  free-threaded build (3.13t) also makes single attribute loads/stores atomic; we rely
+  on them not being reordered with the numpy copy before them, which holds in practice
+  (the copy ends in a C call with its own synchronisation) but is not tested there.
 * The producer first copies the samples into the free region, *then* publishes the new
   ``_w`` (program order; the copy finishes before the store executes).  The consumer
   reads ``_w`` once, then only touches frames below it, so it never sees a slot the

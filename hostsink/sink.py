@@ -109,6 +109,10 @@ class WaveSink:
         self._uf0 = 0
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
+        # held around every source.render call: hold it to change the source from another
+        # thread (e.g. ``with sink.render_lock: synth.play(events)``) if the source is not
+        # thread-safe itself
+        self.render_lock = threading.Lock()
         self.error: Optional[BaseException] = None
         self._latency_clock = LatencyClock(self)
         # stats (written by the render thread only)
@@ -238,9 +242,10 @@ class WaveSink:
         return done
 
     def _render(self, k: int) -> np.ndarray:
-        t0 = time.perf_counter()
-        audio = self.source.render(k, self._position)
-        dt = time.perf_counter() - t0
+        with self.render_lock:
+            t0 = time.perf_counter()
+            audio = self.source.render(k, self._position)
+            dt = time.perf_counter() - t0
         audio = np.asarray(audio, dtype=np.float32)
         if audio.shape != (k, self.ring.channels):
             raise ValueError(f"source.render({k}, {self._position}) returned shape {audio.shape}")
