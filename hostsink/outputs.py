@@ -226,6 +226,7 @@ class NullOutput:
             return 0
         todo = self.frames_due() - (self.frames_consumed - self._consumed0)
         done = 0
+        short = False
         scratch = self._scratch
         chunk = len(scratch)
         while done < todo:
@@ -235,8 +236,9 @@ class NullOutput:
             if n < k:
                 out[n:] = 0.0
                 self.underrun_frames += k - n
-                if self.blocksize or done == 0:  # one underrun per block / per service call
+                if self.blocksize or not short:  # one underrun per block / per service call
                     self.underruns += 1
+                short = True
             if self.capture:
                 self._captured.append(out.copy())
             self.frames_consumed += k
