@@ -1,0 +1,255 @@
+"""Peer check: the same generated MIDI rendered by FluidSynth and by gpusynth with the same bank.
+
+Compared (measures in tests/peer_util.py):
+- per-note onsets within 1 ms: the first frame whose envelope rises above ONSET_DB relative to
+  the note's peak, in each render independently. Nothing is aligned except FluidSynth's fixed
+  voice latency of one 64-frame block (FS_VOICE_LATENCY = 1.333 ms at 48 kHz): FluidSynth renders
+  in FLUID_BUFSIZE blocks and a note-on sent by its player at a block start sounds from the next
+  block. The notes are placed on block boundaries, so the latency is the same for every note; the
+  test measures it per note (cross-correlation of the two waveforms, which play the same sample
+  data) and requires it to be 64 +- 2 frames before subtracting it.
+- per-note pitch within 3 cents on sustained instruments (same harmonic in both, FFT with Hann
+  window, 8x zero padding, parabolic interpolation, steady part: 150 ms after the note-on to
+  the note-off),
+- the RMS envelope in 50 ms frames of a short multi-instrument phrase: Pearson correlation of
+  the *dB* envelopes (each floored at 60 dB below its own maximum) >= 0.9; the linear-envelope
+  correlation is reported too.
+
+Banks: TimGM6mb (SF2) for all three; the csound GM bank's DLS conversion (testdata
+sf_GMbank.dls) through FluidSynth's DLS loader (libinstpatch) for onsets and pitch only
+(FluidSynth's DLS path ignores articulation, see testdata/README.md), where onsets use a lower
+threshold; and sf_GMbank.sf2 (Debian csound-soundfont) vs sf_GMbank.dls, both through gpusynth.
+"""
+import numpy as np
+import pytest
+
+from peer_util import (DLS_DIR, FS_VOICE_LATENCY, RATE, TIMGM, build_song, cents, csound_sf2,
+                       fluidsynth_path, key_hz, onset, pearson, pitch_hz, render_fluidsynth,
+                       render_gpusynth, rms_frames, strongest_harmonic, waveform_lag)
+
+if fluidsynth_path() is None:
+    pytest.skip("fluidsynth is not installed (Debian package 'fluidsynth', see "
+                "scripts/install-deps.sh)", allow_module_level=True)
+
+DLS = DLS_DIR / "sf_GMbank.dls"
+ONSET_DB = -20.0          # onset threshold relative to the note's peak
+ONSET_TOL_MS = 1.0
+PITCH_TOL_CENTS = 3.0
+ENV_MIN_CORR = 0.9
+FRAME = int(0.050 * RATE)
+
+# --------------------------------------------------------------------------- the songs
+# Separated notes: one channel per melodic program, then GM drums. Each note 600 ms (drums
+# 200 ms), one every 1,200 ms; start times are multiples of 120 ms (FluidSynth block aligned).
+MELODIC = [(0, 60), (19, 67), (40, 64), (56, 62), (73, 72), (24, 55), (71, 58), (33, 40)]
+DRUMS = [36, 38, 42]
+SUSTAINED = {19, 40, 56, 73, 71}      # programs whose pitch is measured (plus piano/guitar/bass)
+
+
+def _notes_song():
+    notes, progs = [], {9: 0}
+    t = 240
+    for ch, (prog, key) in enumerate(MELODIC):
+        progs[ch] = prog
+        notes.append((t, 600, ch, key, 100))
+        t += 1200
+    for key in DRUMS:
+        notes.append((t, 200, 9, key, 100))
+        t += 1200
+    return build_song(notes, progs), notes, progs
+
+
+def _phrase_song():
+    """About 4 s: piano chords, bass, a flute line and drums (kick, snare, closed hat)."""
+    progs = {0: 0, 1: 33, 2: 73, 9: 0}
+    notes = []
+    q = 480                                     # quarter note in ms
+    for bar, root in enumerate((60, 57, 53, 55)):
+        t0 = 240 + bar * 4 * q // 2             # two quarters per chord
+        for k in (root, root + 4 if bar % 2 == 0 else root + 3, root + 7):
+            notes.append((t0, 2 * q - 120, 0, k, 90))
+        notes.append((t0, q - 60, 1, root - 24, 100))
+        notes.append((t0 + q, q - 60, 1, root - 17, 90))
+    for i, k in enumerate((72, 74, 76, 77, 79, 77, 76, 74, 72, 71, 72, 74)):
+        notes.append((240 + i * q * 2 // 3 // 120 * 120, 300, 2, k, 80 + 3 * (i % 3)))
+    for i in range(16):
+        t = 240 + i * 240
+        notes.append((t, 100, 9, 42, 70))
+        if i % 4 == 0:
+            notes.append((t, 150, 9, 36, 110))
+        if i % 4 == 2:
+            notes.append((t, 150, 9, 38, 100))
+    return build_song(notes, progs), notes, progs
+
+
+NOTES_MIDI, NOTES, PROGS = _notes_song()
+PHRASE_MIDI, _, _ = _phrase_song()
+
+
+def _label(n, progs):
+    s, d, c, k, v = n
+    return f"drum key {k}" if c == 9 else f"program {progs[c]} key {k}"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def timgm():
+    if not TIMGM.exists():
+        pytest.skip(f"{TIMGM} not found (Debian package 'timgm6mb-soundfont')")
+    return TIMGM
+
+
+@pytest.fixture(scope="module")
+def timgm_notes(timgm):
+    return render_fluidsynth(NOTES_MIDI, timgm), render_gpusynth(NOTES_MIDI, str(timgm))
+
+
+@pytest.fixture(scope="module")
+def dls_bank():
+    if not DLS.exists():
+        pytest.skip(f"{DLS} not found (shared test data)")
+    from gpusynth.banks import load_bank
+    return load_bank(DLS)
+
+
+@pytest.fixture(scope="module")
+def dls_notes(dls_bank):
+    return render_fluidsynth(NOTES_MIDI, DLS), render_gpusynth(NOTES_MIDI, dls_bank)
+
+
+# --------------------------------------------------------------------------- measures
+
+def onset_errors(fs, gs, notes, thr_db=ONSET_DB):
+    """[(label, fluidsynth onset ms, gpusynth onset ms, error ms, latency frames, corr)]:
+    onsets relative to the scheduled time; error = gpusynth - (fluidsynth - FS_VOICE_LATENCY)."""
+    rows = []
+    for n in notes:
+        t = int(round(n[0] * RATE / 1000))
+        lag, corr = waveform_lag(fs, gs, t)
+        of, _, pre_f = onset(fs, t, thr_db)
+        og, _, pre_g = onset(gs, t, thr_db)
+        assert pre_f < thr_db - 10 and pre_g < thr_db - 10, \
+            f"{_label(n, PROGS)}: the previous note has not decayed ({pre_f:.0f}/{pre_g:.0f} dB)"
+        err = (og - (of - FS_VOICE_LATENCY)) * 1000.0 / RATE
+        rows.append((_label(n, PROGS), (of - t) * 1e3 / RATE, (og - t) * 1e3 / RATE, err, lag, corr))
+    return rows
+
+
+def pitch_errors(a, b, notes, progs):
+    """[(label, harmonic, a cents, b cents vs equal temperament, b - a cents)] on melodic notes."""
+    rows = []
+    for n in notes:
+        s, d, c, k, v = n
+        if c == 9:
+            continue
+        t = int(round(s * RATE / 1000))
+        seg = slice(t + int(0.150 * RATE), t + int(d * RATE / 1000))
+        f0 = key_hz(k)
+        h = strongest_harmonic(b[seg], f0)
+        fa, fb = pitch_hz(a[seg], f0, h), pitch_hz(b[seg], f0, h)
+        rows.append((_label(n, progs), h, cents(fa, f0), cents(fb, f0), cents(fb, fa)))
+    return rows
+
+
+def _report(title, rows, fmt):
+    print(f"\n{title}")
+    for r in rows:
+        print("  " + fmt.format(*r))
+
+
+ONSET_FMT = "{:<22} fs {:7.3f} ms  gs {:7.3f} ms  err {:+6.3f} ms  (fs lag {} frames, r={:.3f})"
+PITCH_FMT = "{:<22} h{}  ref {:+7.2f} c  gs {:+7.2f} c  diff {:+6.2f} c"
+
+
+# --------------------------------------------------------------------------- SF2: TimGM6mb
+
+def test_timgm_fluidsynth_latency_is_one_block(timgm_notes):
+    """The only offset the onset test subtracts: measured on each note, not fitted."""
+    fs, gs = timgm_notes
+    rows = onset_errors(fs, gs, NOTES)
+    for label, _, _, _, lag, corr in rows:
+        if corr > 0.95:             # tonal notes; noise-like sounds (hi-hat) do not correlate
+            assert abs(lag - FS_VOICE_LATENCY) <= 2, (label, lag, corr)
+    assert sum(r[5] > 0.95 for r in rows) >= len(rows) - 2
+
+
+def test_timgm_onsets(timgm_notes):
+    fs, gs = timgm_notes
+    rows = onset_errors(fs, gs, NOTES)
+    _report("TimGM6mb onsets (fluidsynth vs gpusynth)", rows, ONSET_FMT)
+    bad = [r for r in rows if abs(r[3]) > ONSET_TOL_MS]
+    assert not bad, bad
+
+
+def test_timgm_pitch(timgm_notes):
+    fs, gs = timgm_notes
+    rows = pitch_errors(fs, gs, NOTES, PROGS)
+    _report("TimGM6mb pitch (cents vs equal temperament)", rows, PITCH_FMT)
+    bad = [r for r in rows if abs(r[4]) > PITCH_TOL_CENTS]
+    assert not bad, bad
+
+
+def test_timgm_rms_envelope(timgm):
+    fs = render_fluidsynth(PHRASE_MIDI, timgm)
+    gs = render_gpusynth(PHRASE_MIDI, str(timgm))
+    n = min(len(fs), len(gs))
+    ef, eg = rms_frames(fs[:n], FRAME), rms_frames(gs[:n], FRAME)
+    lin = pearson(ef, eg)
+    df = 20 * np.log10(np.maximum(ef, ef.max() * 1e-3))
+    dg = 20 * np.log10(np.maximum(eg, eg.max() * 1e-3))
+    db = pearson(df, dg)
+    level = 20 * np.log10(np.sqrt(np.mean(ef ** 2)) / np.sqrt(np.mean(eg ** 2)))
+    print(f"\nTimGM6mb phrase, {len(ef)} frames of 50 ms: Pearson dB {db:.4f}, linear {lin:.4f}, "
+          f"fluidsynth - gpusynth level {level:+.2f} dB")
+    assert db >= ENV_MIN_CORR, (db, lin)
+
+
+# --------------------------------------------------------------------------- DLS via FluidSynth
+
+def test_dls_onsets(dls_notes):
+    fs, gs = dls_notes
+    rows = onset_errors(fs, gs, NOTES)
+    _report("sf_GMbank.dls onsets (fluidsynth/libinstpatch vs gpusynth)", rows, ONSET_FMT)
+    bad = [r for r in rows if abs(r[3]) > ONSET_TOL_MS]
+    assert not bad, bad
+
+
+def test_dls_pitch(dls_notes):
+    fs, gs = dls_notes
+    rows = pitch_errors(fs, gs, NOTES, PROGS)
+    _report("sf_GMbank.dls pitch (cents vs equal temperament)", rows, PITCH_FMT)
+    bad = [r for r in rows if abs(r[4]) > PITCH_TOL_CENTS]
+    assert not bad, bad
+
+
+# --------------------------------------------------------------------------- SF2 vs its DLS, both gpusynth
+
+@pytest.fixture(scope="module")
+def csound_pair(dls_bank):
+    sf2 = csound_sf2()
+    if sf2 is None:
+        pytest.skip("sf_GMbank.sf2 not found (Debian package 'csound-soundfont')")
+    return render_gpusynth(NOTES_MIDI, str(sf2)), render_gpusynth(NOTES_MIDI, dls_bank)
+
+
+def test_csound_sf2_vs_dls_onsets(csound_pair):
+    a, b = csound_pair
+    rows = []
+    for n in NOTES:
+        t = int(round(n[0] * RATE / 1000))
+        oa, _, _ = onset(a, t, ONSET_DB)
+        ob, _, _ = onset(b, t, ONSET_DB)
+        rows.append((_label(n, PROGS), (oa - t) * 1e3 / RATE, (ob - t) * 1e3 / RATE,
+                     (ob - oa) * 1e3 / RATE, 0, 1.0))
+    _report("sf_GMbank.sf2 vs .dls onsets (both gpusynth; 'fs' = SF2)", rows, ONSET_FMT)
+    bad = [r for r in rows if abs(r[3]) > ONSET_TOL_MS]
+    assert not bad, bad
+
+
+def test_csound_sf2_vs_dls_pitch(csound_pair):
+    a, b = csound_pair
+    rows = pitch_errors(a, b, NOTES, PROGS)
+    _report("sf_GMbank.sf2 vs .dls pitch (both gpusynth; 'ref' = SF2)", rows, PITCH_FMT)
+    bad = [r for r in rows if abs(r[4]) > PITCH_TOL_CENTS]
+    assert not bad, bad
