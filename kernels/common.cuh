@@ -77,6 +77,19 @@ __device__ __forceinline__ float gs_clampf(float x, float lo, float hi) {
     return x > hi ? hi : x;
 }
 
+// max/min by comparison (inlined; fmax/fmin are library calls on the host). Same as numpy's
+// maximum/minimum for non-NaN values.
+__device__ __forceinline__ double gs_maxd(double a, double b) { return a < b ? b : a; }
+__device__ __forceinline__ double gs_mind(double a, double b) { return b < a ? b : a; }
+__device__ __forceinline__ float gs_maxf(float a, float b) { return a < b ? b : a; }
+
+// floor() as an integer, without a libm call (x86-64 baseline has no roundsd); exact for
+// |x| < 2^63, the same value as (long long)floor(x)
+__device__ __forceinline__ long long gs_floorll(double x) {
+    long long n = (long long)x;
+    return ((double)n > x) ? n - 1 : n;
+}
+
 // floor modulo (Python / numpy semantics for a positive divisor)
 __device__ __forceinline__ long long gs_floormod(long long a, long long m) {
     long long r = a % m;
@@ -107,18 +120,18 @@ __device__ __forceinline__ double gs_menv_held(double tt, float d, float a, floa
                                                float sus) {
     double x = tt - (double)d;
     if (x < 0.0) return 0.0;
-    if (x < (double)a) return gs_clampd(x / (double)fmaxf(a, 1.0f), 0.0, 1.0);
+    if (x < (double)a) return gs_clampd(x / (double)gs_maxf(a, 1.0f), 0.0, 1.0);
     double y = (x - (double)a) - (double)h;
     if (y < 0.0) return 1.0;
-    return fmax(1.0 - fmax(y, 0.0) / (double)fmaxf(dc, 1.0f), (double)sus);
+    return gs_maxd(1.0 - gs_maxd(y, 0.0) / (double)gs_maxf(dc, 1.0f), (double)sus);
 }
 
 __device__ __forceinline__ double gs_menv(double t, bool released, double t_rel, float d,
                                           float a, float h, float dc, float sus, float rel) {
     double g = gs_menv_held(released ? t_rel : t, d, a, h, dc, sus);
     if (!released) return g;
-    double tr = fmax(t - t_rel, 0.0);
-    return fmax(g - tr / (double)fmaxf(rel, 1.0f), 0.0);
+    double tr = gs_maxd(t - t_rel, 0.0);
+    return gs_maxd(g - tr / (double)gs_maxf(rel, 1.0f), 0.0);
 }
 
 // Volume envelope (numpy venv's held()): returns the attenuation in cB of the decay/sustain
@@ -128,17 +141,17 @@ __device__ __forceinline__ double gs_venv_held(double tt, float d, float a, floa
     double x = tt - (double)d;
     *cb = -1.0;
     if (x < 0.0) return 0.0;
-    if (x < (double)a) return gs_clampd((x + 1.0) / (double)fmaxf(a, 1.0f), 0.0, 1.0);
+    if (x < (double)a) return gs_clampd((x + 1.0) / (double)gs_maxf(a, 1.0f), 0.0, 1.0);
     double y = (x - (double)a) - (double)h;
     if (y < 0.0) return 1.0;
-    *cb = fmin(fmax(y, 0.0) * (double)k1000, (double)sus);
+    *cb = gs_mind(gs_maxd(y, 0.0) * (double)k1000, (double)sus);
     return 0.0;
 }
 
 // Triangle LFO: 0 during the delay, then starting at 0 and rising; freq in cycles per frame.
 __device__ __forceinline__ double gs_tri_lfo(double t, float delay, double freq) {
     if (t < (double)delay) return 0.0;
-    double ph = fmax(t - (double)delay, 0.0) * freq;
+    double ph = gs_maxd(t - (double)delay, 0.0) * freq;
     return 1.0 - 4.0 * fabs(fmod(ph + 0.25, 1.0) - 0.5);
 }
 

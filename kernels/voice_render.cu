@@ -22,6 +22,7 @@ extern "C" __global__ void voice_render(
     float* __restrict__ sends)                    // [n_ticks][nv][2]: reverb, chorus
 {
     const long long nf = (long long)n_ticks * TICK;
+    (void)nf;                      // unused by SIDX in the frame-major layout
     const long long* f_start = VFIELD(tab, const long long, start);
     const long long* f_release = VFIELD(tab, const long long, release);
     const long long* f_kill = VFIELD(tab, const long long, kill);
@@ -89,8 +90,8 @@ extern "C" __global__ void voice_render(
         const float cc1_ml_vol = VFIELD(tab, const float, cc1_ml_vol)[v];
         const float cc1_ml_fc = VFIELD(tab, const float, cc1_ml_fc)[v];
         // float32 quotients, as numpy computes `python_float / float32_array`
-        const float ve_k1000 = 1000.0f / fmaxf(ve_dc, 1.0f);
-        const float ve_r5 = 5.0f / fmaxf(ve_r, 1.0f);
+        const float ve_k1000 = 1000.0f / gs_maxf(ve_dc, 1.0f);
+        const float ve_r5 = 5.0f / gs_maxf(ve_r, 1.0f);
         const float attack_end = (ve_d + ve_a) + ve_h;   // float32 sum, as numpy
         const double trel = (double)(rel_abs - start);
         const double fade_n = (double)fade_frames;
@@ -144,7 +145,7 @@ extern "C" __global__ void voice_render(
                               + ml * ((double)ml_fc + cmod * (double)cc1_ml_fc);
             const double att = ((double)atten + (double)ch_gain)
                                - ml * ((double)ml_vol + cmod * (double)cc1_ml_vol);
-            const double amp = pow(10.0, -fmax(att, 0.0) / 200.0);
+            const double amp = pow(10.0, -gs_maxd(att, 0.0) / 200.0);
             const double pan = gs_clampd((double)panv + (double)ch_pan, -500.0, 500.0);
             const double ang = (pan + 500.0) * (GS_PI / 2000.0);
             const float gl_new = (float)(amp * cos(ang));
@@ -197,9 +198,9 @@ extern "C" __global__ void voice_render(
                 ended = false;
                 if (k >= k0) {
                     const double p = fpos + inc * (double)(k - k0);
-                    const double fl = floor(p);
-                    const double frac = p - fl;
-                    const long long ip = gs_wrap(ipos + (long long)fl, looping, ls, le, L);
+                    const long long fl = gs_floorll(p);
+                    const double frac = p - (double)fl;
+                    const long long ip = gs_wrap(ipos + fl, looping, ls, le, L);
                     ended = !looping && ip >= pe;
                     if (!ended) {
                         const long long i1 = gs_wrap(ip + 1, looping, ls, le, L);
@@ -219,7 +220,7 @@ extern "C" __global__ void voice_render(
                     const double t = (double)(s - start);
                     double g;
                     if (s >= rel_abs) {
-                        g = rel_g * pow(10.0, -fmax(t - trel, 0.0) * (double)ve_r5);
+                        g = rel_g * pow(10.0, -gs_maxd(t - trel, 0.0) * (double)ve_r5);
                     } else {
                         double cb;
                         g = gs_venv_held(t, ve_d, ve_a, ve_h, ve_k1000, ve_s, &cb);
@@ -231,7 +232,9 @@ extern "C" __global__ void voice_render(
                             g = last_dec;
                         }
                     }
-                    const double fade = gs_clampd(1.0 - (double)(s - kill_abs) / fade_n, 0.0, 1.0);
+                    // fade is exactly 1 up to the kill time: skip the division there
+                    const double fade = s <= kill_abs ? 1.0
+                        : gs_clampd(1.0 - (double)(s - kill_abs) / fade_n, 0.0, 1.0);
                     env = g * fade;
                 }
                 // filter (state updated even when bypassed: y = x)
@@ -248,9 +251,9 @@ extern "C" __global__ void voice_render(
 
             // ---- state update (k0 < TICK always holds for a live voice) ---------------------
             const double pn = fpos + inc * (double)(TICK - k0);
-            const double fln = floor(pn);
-            ipos = gs_wrap(ipos + (long long)fln, looping, ls, le, L);
-            fpos = pn - fln;
+            const long long fln = gs_floorll(pn);
+            ipos = gs_wrap(ipos + fln, looping, ls, le, L);
+            fpos = pn - (double)fln;
             gl = gl_new;
             gr = gr_new;
             level = (float)(env * amp);
