@@ -2,6 +2,7 @@
 shim build is warning-free, and gpusynth._kernels inlines includes with correct #line info."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -80,8 +81,8 @@ def test_host_shim_build_is_warning_free(tmp_path):
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 @pytest.mark.parametrize("name", CU_FILES)
 def test_nvcc_compiles(tmp_path, name, arch):
-    nvcc = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if shutil.os.path.exists("/usr/local/bin/nvcc")
-                                    else None)
+    nvcc = shutil.which("nvcc") or next(
+        (p for p in ("/usr/local/bin/nvcc", "/usr/local/cuda/bin/nvcc") if os.path.exists(p)), None)
     if nvcc is None:
         print("nvcc not found: skipping the CUDA compile check")
         pytest.skip("nvcc not found")
@@ -101,7 +102,6 @@ def _find_nvrtc():
     import ctypes
     import ctypes.util
     import glob
-    import os
     import sys
     cands = [os.environ.get("GPUSYNTH_NVRTC")]
     for p in sys.path:

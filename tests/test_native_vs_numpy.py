@@ -144,6 +144,7 @@ def compare_backends(make_other, seed, n_voices, n_ticks, n_blocks=3, interp="cu
             else:
                 scale = max(float(np.max(np.abs(a))), 1.0)
                 np.testing.assert_allclose(b2, a, rtol=0, atol=rtol * scale, err_msg=nm)
+    other.last_fields = {nm: ref.read(nm, slice(0, n_voices)) for nm in VOICE_DTYPES}
     return worst
 
 
@@ -162,6 +163,27 @@ def native():
 def test_random_voices_match(native, interp, n_ticks, seed):
     worst = compare_backends(native, seed, 300, n_ticks, n_blocks=3, interp=interp)
     print(f"interp={interp} ticks={n_ticks}: worst error / peak = {worst:.2e}")
+
+
+def test_random_cases_cover_every_way_to_finish(native):
+    """The random tables really exercise the endings the comparison is about: one-shot samples
+    running out, kill fades, releases decaying below the done level; and voices still playing."""
+    made = []
+
+    def make(*a):
+        made.append(native(*a))
+        return made[-1]
+    compare_backends(make, 4, 400, 8, n_blocks=4)
+    f = made[0].last_fields
+    done = f["done"] == 1
+    sample_end = done & (f["lmode"] == 0) & (f["ipos"] >= f["pend"])
+    killed = done & (f["kill"] < NEVER)
+    released = done & (f["release"] < NEVER) & (f["kill"] == NEVER) & (f["lmode"] != 0)
+    playing = ~done & (f["gl"] >= 0)
+    print(f"sample end {sample_end.sum()}, killed {killed.sum()}, released {released.sum()}, "
+          f"still playing {playing.sum()}")
+    assert sample_end.sum() >= 5 and killed.sum() >= 5 and released.sum() >= 5
+    assert playing.sum() >= 20
 
 
 def test_block_size_invariance(native):
