@@ -231,3 +231,30 @@ def pearson(a, b) -> float:
     a = np.asarray(a, np.float64) - np.mean(a)
     b = np.asarray(b, np.float64) - np.mean(b)
     return float(np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b)))
+
+
+def without_short_leadins(bank, rate: int = RATE, block: int = FS_BLOCK):
+    """A copy of a gpusynth Bank whose volume-envelope delay and attack are set to zero wherever
+    they are shorter than one FluidSynth block (64 frames = 1.33 ms at 48 kHz).
+
+    Why: SF2's defaults for delayVolEnv and attackVolEnv are -12000 tc (0.98 ms each) and
+    gpusynth honours them (the first 0.98 ms of every note is muted, the next 0.98 ms ramps up),
+    while FluidSynth counts envelope stages in whole 64-frame blocks,
+    (unsigned)(rate * seconds / 64) = 0, and so plays the sample from its first frame. DLS's
+    defaults are 0, so the same bank converted to DLS (sf_GMbank.dls) has no lead-in either.
+    On percussive samples with energy at frame 0 this moves a threshold onset by 0.5-1.8 ms;
+    on everything else it changes nothing measurable. The onset tests compare with this view
+    of the bank and report the unmodified bank's figures too."""
+    import copy
+    from gpusynth.banks import load_bank
+    if not hasattr(bank, "regions"):
+        bank = load_bank(bank)
+    out = copy.copy(bank)
+    reg = bank.regions.copy()
+    for f in ("ve_delay", "ve_attack"):
+        tc = reg[f].astype(np.float64)
+        frames = np.where(tc <= -32767, 0.0, np.exp2(np.clip(tc, -12000, 8000) / 1200.0) * rate)
+        short = frames < block if block is not None else np.ones(len(reg), bool)
+        reg[f] = np.where(short, -32768.0, reg[f])
+    out.regions = reg
+    return out
