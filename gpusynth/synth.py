@@ -9,6 +9,7 @@ apply from the start of the tick in which they arrive (at most 64 frames apart).
 """
 from __future__ import annotations
 
+import threading
 import time as _time
 from collections import deque
 
@@ -50,6 +51,7 @@ class Synth:
         self._banks = []           # (handle, bank, priority)
         self._next_handle = 1
         self.sink = None
+        self._lock = threading.RLock()     # play() may come from another thread than render()
 
     # ------------------------------------------------------------------ lifecycle
     def open(self, params: dict | None = None) -> dict:
@@ -184,6 +186,9 @@ class Synth:
         self._flat = np.zeros(0, np.int64)
         self.backend.upload_pool(self._pool)
         self._ch_pid = None
+        for pid in range(len(self._preset_regions)):   # built here, not on the render path
+            self._build_lut(pid)
+        self._flat = np.concatenate(self._flat_parts)
 
     def _build_lut(self, pid: int):
         idx = self._preset_regions[pid]
@@ -196,7 +201,7 @@ class Synth:
         kk, vv, rr = np.nonzero(np.transpose(m, (1, 2, 0)))   # sorted by key, vel, region
         base = sum(len(p) for p in self._flat_parts)
         self._flat_parts.append(idx[rr].astype(np.int64))
-        self._flat = np.concatenate(self._flat_parts)
+        self._flat = None
         off = np.zeros(128 * 128, np.int64)
         off[1:] = np.cumsum(cnt.ravel())[:-1]
         self._lut_off[pid] = (off.reshape(128, 128) + base).astype(np.int32)
@@ -226,6 +231,10 @@ class Synth:
 
     # ------------------------------------------------------------------ events
     def play(self, events: np.ndarray, sysex=None):
+        with self._lock:
+            self._play(events, sysex)
+
+    def _play(self, events: np.ndarray, sysex=None):
         """Queue time-stamped events (EVENT_DTYPE, sample times). ``sysex`` is the list of
         payloads the events' ``sysex`` fields index. Events before the committed position play
         at the start of the next block. Arrival order does not matter; equal times keep order."""
@@ -362,9 +371,8 @@ class Synth:
             on = on[ok]
             pid = pid[ok]
             self.stats["notes"] += int(np.count_nonzero(vel[on] > 0))
-            for p in np.unique(pid):
-                if not self._lut_built[p]:
-                    self._build_lut(int(p))
+            if self._flat is None:
+                self._flat = np.concatenate(self._flat_parts)
             kk, vv = key[on].astype(np.int64), vel[on].astype(np.int64)
             cnt = self._lut_cnt[pid, kk, vv].astype(np.int64)
             off = self._lut_off[pid, kk, vv].astype(np.int64)
@@ -583,6 +591,10 @@ class Synth:
         return out
 
     def render(self, n_frames: int, position: int | None = None, sends: bool = False) -> np.ndarray:
+        with self._lock:
+            return self._render(n_frames, position, sends)
+
+    def _render(self, n_frames: int, position: int | None = None, sends: bool = False) -> np.ndarray:
         """Render n_frames at sample position ``position`` (must continue the previous call;
         a later position skips ahead, rendering and discarding). Returns float32 (n, 2), or
         (n, 4) with the reverb and chorus send buses when ``sends`` is true."""

@@ -125,7 +125,10 @@ def regions_to_voices(reg: np.ndarray, key: np.ndarray, vel: np.ndarray, chan: n
     out["cho_cc"] = np.clip(reg["cho_cc"] / 1000.0, 0, 1).astype(np.float32)
     kd = 60.0 - k
     for p in ("ve", "me"):
-        out[p + "_delay"] = _tc_samples(reg[p + "_delay"], rate, hi=5000.0)
+        # SF2's default delay of -12000 tc (1 ms) counts as none, as FluidSynth does (its
+        # envelope counts whole 64-frame blocks): drum transients start on their sample
+        out[p + "_delay"] = _tc_samples(np.where(reg[p + "_delay"] <= -12000, -32768.0,
+                                                 reg[p + "_delay"]), rate, hi=5000.0)
         out[p + "_attack"] = _tc_samples(np.where(reg[p + "_attack"] <= -32767, -32768.0,
                                                   reg[p + "_attack"] + reg[p + "_vel_attack"] * v / 128.0), rate)
         out[p + "_hold"] = _tc_samples(np.where(reg[p + "_hold"] <= -32767, -32768.0,

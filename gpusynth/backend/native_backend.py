@@ -141,6 +141,9 @@ def load_library(flags=None, tag: str = "native"):
         if lib is None:
             K.check_schema()
             path = build_library(flags, tag)
+            # OpenMP workers must sleep between blocks, not spin: on a small machine spinning
+            # threads starve the audio callback thread (underruns in `gpusynth play`)
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             try:
                 lib = _bind(ctypes.CDLL(str(path)))
             except OSError as e:

@@ -34,17 +34,17 @@ def fade_frames(rate: float) -> int:
 def venv(t, released, t_rel, d, a, h, dc, sus, rel):
     """Volume envelope amplitude (float64 arrays broadcast together).
     t: frames since note-on (>= 0), t_rel: note-off time relative to note-on,
-    released: bool (the frame is at or after the note-off)."""
-    def held(tt):
-        x = tt - d
-        att = np.clip((x + 1.0) / np.maximum(a, 1.0), 0.0, 1.0)
-        y = x - a - h
-        cb = np.minimum(np.maximum(y, 0.0) * (1000.0 / np.maximum(dc, 1.0)), sus)
-        dec = np.power(10.0, -cb / 200.0)
-        return np.where(x < 0, 0.0, np.where(x < a, att, np.where(y < 0, 1.0, dec)))
-    g = held(np.where(released, t_rel, t))
-    tr = np.maximum(t - t_rel, 0.0)
-    return np.where(released, g * np.power(10.0, -tr * (5.0 / np.maximum(rel, 1.0))), g)
+    released: bool (the frame is at or after the note-off).
+    Held part at th = min(t, t_rel): 0 in the delay, (x + 1) / attack linear in the attack,
+    1 in the hold, then 1000 cB per decay time down to the sustain attenuation. The release
+    adds 1000 cB per release time from the level reached at the note-off."""
+    th = np.where(released, t_rel, t)
+    x = th - d
+    att = np.minimum((x + 1.0) / np.maximum(a, 1.0), 1.0)
+    y = x - a - h
+    cb = np.minimum(np.maximum(y, 0.0) * (1000.0 / np.maximum(dc, 1.0)), sus)
+    cb = cb + np.maximum(t - t_rel, 0.0) * np.where(released, 1000.0 / np.maximum(rel, 1.0), 0.0)
+    return np.where(x < 0, 0.0, att * np.power(10.0, cb * -0.005))
 
 
 def menv(t, released, t_rel, d, a, h, dc, sus, rel):
@@ -185,7 +185,12 @@ class NumpyBackend:
         lp = looping[:, None]
 
         def wrap(idx):
-            return np.where(lp & (idx >= le), ls + (idx - ls) % L, idx)
+            m = lp & (idx >= le)
+            if m.any():
+                r, cidx = np.nonzero(m)
+                idx = idx.copy()
+                idx[r, cidx] = ls[r, 0] + (idx[r, cidx] - ls[r, 0]) % L[r, 0]
+            return idx
         ip = wrap(ip)
         ps, pe = g["pstart"][:, None], g["pend"][:, None]
         ended = ~lp & (ip >= pe)
