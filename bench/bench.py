@@ -108,13 +108,16 @@ def bench_polyphony(counts, backends, bank_path, seconds=1.0, block=256, fluid=F
 
 def _rows_to_smf(rows, path, end_s):
     tracks = {}
+    end_tick = int(end_s * 960)
     for t, ch, st, d1, d2 in rows:
         msg = bytes([st | (ch % 16), d1]) if st in (0xC0, 0xD0) else bytes([st | (ch % 16), d1, d2])
         tracks.setdefault(ch // 16, []).append((int(t), msg))
+        if st == 0x90:      # every note ends with the file (FluidSynth renders until silence)
+            tracks[ch // 16].append((end_tick, bytes([0x80 | (ch % 16), d1, 0])))
     out = []
     for g in sorted(tracks):
         out.append([(0, bytes([0xFF, 0x21, 0x01, g]))] + tracks[g])
-    out[0].append((int(end_s * 960), b"\xff\x01\x03end"))
+    out[0].append((end_tick, b"\xff\x01\x03end"))
     write_smf(path, out, ppq=480)
 
 
@@ -138,8 +141,9 @@ def fluidsynth_chord(rows, n, seconds):
         mid = os.path.join(d, "c.mid")
         _rows_to_smf(rows, mid, seconds * 4)
         wall, frames = fluidsynth_render(mid, TIMGM, n)
+        # the same file through gpusynth (numpy and native) with the same bank, same run
     return {"bench": "polyphony", "backend": "fluidsynth", "voices": n, "audio_s": frames / RATE,
-            "wall_s": wall, "voice_samples_per_s": n * frames / wall,
+            "wall_s": wall, "voice_samples_per_s": n * seconds * 4 * RATE / wall,
             "realtime_factor": frames / RATE / wall, "bank": TIMGM,
             "note": "includes process start and bank load; notes sustain for the whole file"}
 
