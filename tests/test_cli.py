@@ -42,7 +42,7 @@ def read_wav(path):
 def test_render_writes_wav_and_stats(tmp_path):
     mid = small_song(tmp_path / "s.mid")
     out, js = tmp_path / "o.wav", tmp_path / "o.json"
-    r = run("render", mid, "-o", out, "--stats-json", js, "--rate", "44100")
+    r = run("render", mid, "-o", out, "--stats-json", js, "--rate", "44100", "--backend", "numpy")
     assert r.returncode == 0, r.stderr
     data, rate = read_wav(out)
     assert rate == 44100 and data.shape[1] == 2
