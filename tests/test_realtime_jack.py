@@ -140,3 +140,29 @@ def test_real_synth_on_jack_dummy(jack_device):
     # PortAudio callback past a JACK period even with the ring full
     assert st.underruns == 0
     assert 2 * RATE <= st.frames_played <= 2 * RATE + RATE // 10
+
+
+def test_gpusynth_play_cli_on_jack_dummy(jack_device, tmp_path):
+    """`gpusynth play` end to end: a 4 s multi-channel excerpt of the demo song on the paced
+    JACK device, stats JSON with zero underruns and the right duration."""
+    import sys
+    from gpusynth.demo import demo_tracks, PPQ, BPM
+    from gpusynth.smf import write_smf
+    cut = int(4 * BPM / 60 * PPQ)
+    mid = tmp_path / "demo4.mid"
+    write_smf(mid, [[e for e in t if e[0] < cut] for t in demo_tracks()], ppq=PPQ)
+    js = tmp_path / "play.json"
+    terminate_portaudio()      # the child process opens its own PortAudio on the same server
+    try:
+        r = subprocess.run([sys.executable, "-m", "gpusynth", "play", str(mid), "--device",
+                            str(jack_device), "--backend", "numpy", "--latency-ms",
+                            str(LATENCY_SYNTH_MS), "--stats-json", str(js)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    finally:
+        initialize_portaudio()
+    assert r.returncode == 0, r.stderr[-2000:]
+    st = json.loads(js.read_text())
+    print("\ngpusynth play:", json.dumps(st))
+    assert st["underruns"] == 0
+    assert st["duration_s"] >= 4.0 and st["backend"] == "numpy"
+    assert 0 < st["load"] < 1
