@@ -24,6 +24,7 @@ import numpy as np
 from .. import _kernels as K
 from .._kernels import BackendUnavailable
 from ..voices import VOICE_DTYPES, CHANNEL_INPUTS, TICK
+from .base import HostVoiceTable
 from .numpy_backend import fade_frames
 
 __all__ = ["NativeBackend", "BackendUnavailable", "build_library", "find_compiler",
@@ -156,7 +157,7 @@ def _ptr(a: np.ndarray) -> int:
     return a.ctypes.data
 
 
-class NativeBackend:
+class NativeBackend(HostVoiceTable):
     name = "native"
 
     def __init__(self, sample_rate: int, capacity: int = 1024, interp: str = "cubic"):
@@ -166,41 +167,17 @@ class NativeBackend:
         self.rate = int(sample_rate)
         self.interp = interp
         self.fade = fade_frames(self.rate)
-        self.capacity = 0
-        self.f: dict = {}
         self._tab = None
         self.pool = np.zeros(64, np.float32)
         self._scratch = np.zeros(0, np.float32)
-        self.ensure_capacity(max(16, capacity))
+        self._init_table(capacity)
 
-    # ---- voice table (numpy arrays, exactly as the numpy backend) --------------------------
-    def ensure_capacity(self, n: int):
-        if n <= self.capacity:
-            return
-        cap = max(n, self.capacity * 2)
-        for nm, dt in VOICE_DTYPES.items():
-            a = np.zeros(cap, dt)
-            if self.capacity:
-                a[:self.capacity] = self.f[nm]
-            self.f[nm] = a
-        self.capacity = cap
+    def _table_resized(self):
         self._tab = np.array([_ptr(self.f[nm]) for nm in VOICE_DTYPES], dtype=np.uint64)
 
     def upload_pool(self, pool: np.ndarray):
         p = np.ascontiguousarray(pool, dtype=np.float32).ravel()
         self.pool = p if len(p) else np.zeros(1, np.float32)
-
-    def write(self, slots, fields: dict):
-        for nm, v in fields.items():
-            self.f[nm][slots] = v
-
-    def read(self, name: str, slots) -> np.ndarray:
-        return self.f[name][slots].copy()
-
-    def move(self, src: np.ndarray, dst: np.ndarray):
-        if len(src):
-            for a in self.f.values():
-                a[dst] = a[src]
 
     # ---- render --------------------------------------------------------------------------
     def _scratch_for(self, n: int) -> np.ndarray:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..voices import VOICE_DTYPES, TICK, NEVER
+from ..voices import TICK
+from .base import HostVoiceTable
 
 FADE_SECONDS = 0.003            # steal / exclusive-class cut fade
 DONE_LEVEL = 1e-5               # -100 dB: the envelope is finished below this
@@ -84,44 +85,18 @@ def biquad_coeffs(fc_cents, q_cb, rate):
     return b0, b1, b0, a1, a2, is_open
 
 
-class NumpyBackend:
+class NumpyBackend(HostVoiceTable):
     name = "numpy"
 
     def __init__(self, sample_rate: int, capacity: int = 1024, interp: str = "cubic"):
         self.rate = int(sample_rate)
         self.interp = interp
         self.fade = fade_frames(self.rate)
-        self.capacity = 0
-        self.f = {}
         self.pool = np.zeros(64, np.float32)
-        self.ensure_capacity(max(16, capacity))
-
-    # ---- voice table -------------------------------------------------------------------
-    def ensure_capacity(self, n: int):
-        if n <= self.capacity:
-            return
-        cap = max(n, self.capacity * 2)
-        for nm, dt in VOICE_DTYPES.items():
-            a = np.zeros(cap, dt)
-            if self.capacity:
-                a[:self.capacity] = self.f[nm]
-            self.f[nm] = a
-        self.capacity = cap
+        self._init_table(capacity)
 
     def upload_pool(self, pool: np.ndarray):
         self.pool = np.ascontiguousarray(pool, dtype=np.float32)
-
-    def write(self, slots: np.ndarray, fields: dict):
-        for nm, v in fields.items():
-            self.f[nm][slots] = v
-
-    def read(self, name: str, slots) -> np.ndarray:
-        return self.f[name][slots].copy()
-
-    def move(self, src: np.ndarray, dst: np.ndarray):
-        if len(src):
-            for a in self.f.values():
-                a[dst] = a[src]
 
     # ---- render --------------------------------------------------------------------------
     def render(self, n_active: int, block_start: int, n_ticks: int, chan_in: dict):
