@@ -322,25 +322,25 @@ class Synth:
             "backend": getattr(self.backend, "name", self.backend_name),
         }
 
-    def _release(self, slots, t):
-        """Note-off for voices: sets release = min(release, t)."""
-        if len(slots) == 0:
-            return
+    def _set_time(self, field, slots, t):
+        """voice[field] = min(voice[field], t) for the given slots (note-off or cut time)."""
         slots = np.asarray(slots, np.int64)
         t = np.broadcast_to(np.asarray(t, np.int64), slots.shape)
-        cur = self.backend.read("release", slots)
-        self.backend.write(slots, {"release": np.minimum(cur, t)})
-        self.h["released"][slots] = True
-        self.h["sustained"][slots] = False
+        cur = self.backend.read(field, slots)
+        self.backend.write(slots, {field: np.minimum(cur, t)})
+        return slots
+
+    def _release(self, slots, t):
+        """Note-off for voices: the release starts at t (or earlier if it already has)."""
+        if len(slots):
+            slots = self._set_time("release", slots, t)
+            self.h["released"][slots] = True
+            self.h["sustained"][slots] = False
 
     def _kill(self, slots, t):
-        if len(slots) == 0:
-            return
-        slots = np.asarray(slots, np.int64)
-        t = np.broadcast_to(np.asarray(t, np.int64), slots.shape)
-        cur = self.backend.read("kill", slots)
-        self.backend.write(slots, {"kill": np.minimum(cur, t)})
-        self.h["killed"][slots] = True
+        """Steal / cut voices: their short fade starts at t."""
+        if len(slots):
+            self.h["killed"][self._set_time("kill", slots, t)] = True
 
     def _held_on_channel(self, c):
         n = self._n
@@ -402,7 +402,7 @@ class Synth:
             h["sustained"][vs[hold]] = True
             h["released"][vs[hold]] = True      # key is up; the pedal holds the sound
             rel = ~hold
-            self._release_forced(vs[rel], t[ni[rel]])
+            self._release(vs[rel], t[ni[rel]])
         # ---- exclusive classes: a new note cuts earlier voices of the same class + channel
         if len(new_slots):
             ex_new = h["excl"][new_slots] != 0
@@ -419,10 +419,6 @@ class Synth:
                 nxt = _next_in_group(eg[order], nq[order], vg2, vq2)
                 hit = nxt >= 0
                 self._kill(vs2[hit], t[nq[order][nxt[hit]]])
-
-    def _release_forced(self, slots, times):
-        if len(slots):
-            self._release(slots, times)
 
     def _allocate(self, ridx, note_of, t, c, key, vel):
         """Create voices for regions ridx (note_of: index into the run arrays). Steals as needed.
