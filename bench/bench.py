@@ -196,7 +196,10 @@ def bench_blackmidi(notes, seconds, backends, bank_path, voices, fluid=False):
 
 
 def plot(results, path):
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: pip install 'gpusynth[bench]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
