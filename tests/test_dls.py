@@ -123,11 +123,11 @@ def test_eg1_round_trip():
     r = _reg(_one(art=art))
     assert r["ve_delay"] == -2400 and r["ve_attack"] == -1200 and r["ve_hold"] == TC_ZERO
     assert r["ve_decay"] == 1200 and r["ve_release"] == 0
-    # 50 % of full level -> 20*log10(2) dB = 60.2 cB
-    assert r["ve_sustain"] == pytest.approx(-200 * math.log10(0.5), abs=0.01)
+    # 50 % of the EG1's dB range -> 500 cB of attenuation
+    assert r["ve_sustain"] == pytest.approx(500.0, abs=0.01)
 
 
-@pytest.mark.parametrize("raw,expect", [(1000, 0.0), (0, 1000.0), (100, 200.0), (1, 600.0),
+@pytest.mark.parametrize("raw,expect", [(1000, 0.0), (0, 1000.0), (100, 900.0), (1, 999.0),
                                         (2000, 0.0), (-50, 1000.0)])
 def test_eg1_sustain_mapping(raw, expect):
     r = _reg(_one(art=[conn(DST.EG1_SUSTAIN, raw)]))
@@ -136,8 +136,9 @@ def test_eg1_sustain_mapping(raw, expect):
 
 def test_eg1_sustain_db_mode():
     data = build_dls([Instrument(regions=[Region()], art=[conn(DST.EG1_SUSTAIN, 700)])], [Wave(_sine())])
-    assert load_dls(data, eg1_sustain="db").regions[0]["ve_sustain"] == pytest.approx(300)
-    assert load_dls(data).regions[0]["ve_sustain"] == pytest.approx(-200 * math.log10(0.7), abs=0.01)
+    assert load_dls(data).regions[0]["ve_sustain"] == pytest.approx(300)
+    assert load_dls(data, eg1_sustain="amplitude").regions[0]["ve_sustain"] == pytest.approx(
+        -200 * math.log10(0.7), abs=0.01)
 
 
 def test_eg2_and_pitch_filter():

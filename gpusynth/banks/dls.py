@@ -2,7 +2,7 @@
 
 API
 ---
-``load_dls(path_or_bytes, name=None, *, strict=False, eg1_sustain="amplitude") -> Bank``
+``load_dls(path_or_bytes, name=None, *, strict=False, eg1_sustain="db") -> Bank``
 
 Reads RIFF 'DLS ': colh, vers, dlid, lins/ins/insh, lrgn/rgn/rgn2/rgnh (usLayer optional),
 wsmp (a region's wsmp overrides its wave's), wlnk, lart/lar2 holding art1/art2 (either inside
@@ -23,9 +23,11 @@ Decisions (see also the report in the commit history):
   cannot model are counted (each file block once) in ``bank.info["dls_unmodeled_connections"]``
   with a tally by kind in ``bank.info["dls_unmodeled_kinds"]``.
 * EG sustain is in 0.1 % units (sf_GMbank.dls, written by spessasynth, has EG1/EG2 sustain
-  values 0..998; Leadsol.dls has none).  EG1 sustain (percent of full level) becomes attenuation
-  ``min(1000, -200*log10(pct/100))`` cB (level 0 -> 1000 cB, silent).  ``eg1_sustain="db"``
-  selects the other reading used by spessasynth: linear in dB over 100 dB, ``1000 - value`` cB.
+  values 0..998; Leadsol.dls has none).  EG1 is an attenuation envelope, linear in dB (its
+  full scale is the 96 dB of the EG1 -> gain connection), so the default ``eg1_sustain="db"``
+  reads sustain as a fraction of that range: ``1000 - value`` cB (0.1 % per cB, as spessasynth
+  writes it and as the SF2 it came from meant).  ``eg1_sustain="amplitude"`` selects the other
+  reading: percent of full amplitude, ``min(1000, -200*log10(pct/100))`` cB.
   EG2 sustain -> ``me_sustain = 1000 - value`` (0.1 % decrease).
 * Key -> EG hold/decay: contribution ``scale * key / 128`` timecents.  The engine applies
   ``time_tc + (60 - key) * value`` (the SF2 keynumTo*Env* convention, as sf2.py stores it), so
@@ -709,12 +711,12 @@ def _wave_frames(w: _Wave) -> int:
 # ---------------------------------------------------------------------------------------------
 
 def load_dls(path_or_bytes, name: Optional[str] = None, *, strict: bool = False,
-             eg1_sustain: str = "amplitude") -> Bank:
+             eg1_sustain: str = "db") -> Bank:
     """Load a DLS Level 1/2 bank from a path or from bytes. Raises BankError on malformed input.
 
     strict: raise on unsupported (non-PCM, stereo, >16-bit) waves instead of dropping the
-    regions that use them.  eg1_sustain: "amplitude" (default, -200*log10(pct/100) cB) or "db"
-    (1000 - value cB)."""
+    regions that use them.  eg1_sustain: "db" (default, 1000 - value cB) or "amplitude"
+    (-200*log10(pct/100) cB)."""
     if eg1_sustain not in ("amplitude", "db"):
         raise ValueError("eg1_sustain must be 'amplitude' or 'db'")
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
