@@ -55,7 +55,8 @@ def play_main(a, backend_choice, load_song, load_bank, CliError):
 
     def on_start(sink):
         # DirectMusic scheduling: stamp the song by reference time from the latency clock
-        t0 = sink.latency_clock().now()
+        synth.set_sink(sink)
+        t0 = synth.get_latency_clock().now()
         ev = song.events(rate)
         rt = t0 + np.round(ev["time"].astype(np.float64) / rate * hostsink.REF_PER_SEC).astype(np.int64)
         base = sink.ref_to_sample(int(t0))

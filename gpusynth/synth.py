@@ -262,6 +262,18 @@ class Synth:
         q = np.concatenate([self._queue, e])
         self._queue = q[np.argsort(q["time"], kind="stable")]
 
+    # ------------------------------------------------------------------ sink (DirectMusic)
+    def set_sink(self, sink):
+        """Attach the wave sink (IDirectMusicSynth::SetSynthSink); the latency clock is its."""
+        self.sink = sink
+
+    def get_latency_clock(self):
+        """The sink's latency clock (GetLatencyClock): reference time up to which audio is
+        committed. Without a sink: SynthError (DMUS_E_NOSYNTHSINK)."""
+        if self.sink is None:
+            raise SynthError("no wave sink attached (DMUS_E_NOSYNTHSINK)")
+        return self.sink.latency_clock()
+
     def all_notes_off(self):
         """Release every voice now (used by Ctrl-C in `gpusynth play`)."""
         self._need_open()

@@ -226,3 +226,22 @@ def test_two_renders_are_identical():
     a, _ = render_events(rows, RATE * 2, voices=16)
     b, _ = render_events(rows, RATE * 2, voices=16)
     assert np.array_equal(a, b)
+
+
+def test_latency_clock_needs_a_sink():
+    from hostsink import ManualClock, NullOutput, WaveSink
+    s = make_synth()
+    with pytest.raises(SynthError):
+        s.get_latency_clock()
+    clock = ManualClock()
+    sink = WaveSink(s, NullOutput(RATE, clock=clock), clock=clock, latency_ms=20, period_ms=5)
+    s.set_sink(sink)
+    sink.activate()
+    try:
+        sink.pump()
+        lc = s.get_latency_clock().now()
+        # the latency clock leads the master clock by what is committed (>= 20 ms target)
+        assert lc - clock.now() >= 20 * 10_000
+        assert sink.ref_to_sample(lc) >= s.committed_frames - 256
+    finally:
+        sink.deactivate()
