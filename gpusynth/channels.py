@@ -99,8 +99,6 @@ class ChannelState:
                 self.fine[c] = (((msb << 7) | lsb) - 8192) / 8192.0 * 100.0
             elif r == 2:                        # coarse tuning: 64 = 0 semitones
                 self.coarse[c] = msb - 64
-        elif num == 0 and False:
-            pass
 
     def bank(self, c):
         return int(self.cc[c, 0]) * 128 + int(self.cc[c, 32])

@@ -490,9 +490,7 @@ class Synth:
         if st == ev.CONTROL:
             old = int(cs.cc[c, d1])
             cs.control(c, d1, d2)
-            if d1 in (0, 32):
-                pass  # takes effect at the next program change
-            elif d1 == 64 and old >= 64 > d2:
+            if d1 == 64 and old >= 64 > d2:
                 n = self._n
                 sus = np.flatnonzero((self.h["chan"][:n] == c) & self.h["sustained"][:n] & ~self.h["sost"][:n])
                 self._release(sus, t)
@@ -569,8 +567,6 @@ class Synth:
         blk, self._queue = q[:cut], q[cut:]
         tick_of = (np.maximum(blk["time"], B) - B) // TICK
         tick_bounds = np.searchsorted(tick_of, np.arange(T + 1), side="left")
-        C = self.channels.n
-        chan_in = {}
         snaps = []
         for i in range(T):
             a, b = tick_bounds[i], tick_bounds[i + 1]
