@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpusynth.events import event_array  # noqa: E402
-from gpusynth.render import open_synth, render_song  # noqa: E402
+from gpusynth.render import render_song  # noqa: E402
 from gpusynth.smf import write_smf, load_smf  # noqa: E402
 
 TIMGM = "/usr/share/sounds/sf2/TimGM6mb.sf2"

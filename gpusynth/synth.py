@@ -18,7 +18,7 @@ import numpy as np
 from . import events as ev
 from .banks.model import Bank, REGION_DTYPE
 from .channels import ChannelState
-from .voices import NEVER, TICK, regions_to_voices, compaction_moves, VOICE_DTYPES
+from .voices import TICK, regions_to_voices, compaction_moves
 
 DEFAULTS = {"sample_rate": 48000, "voices": 512, "channel_groups": 2, "audio_channels": 2}
 LIMITS = {"sample_rate": (8000, 192000), "voices": (1, 4_000_000),

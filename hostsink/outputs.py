@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import struct
 import threading
-import time
 import wave
 from typing import List, Optional, Union
 

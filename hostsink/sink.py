@@ -32,7 +32,6 @@ time keeps meaning "when it is heard"; the latency clock never goes backwards.
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import asdict, dataclass

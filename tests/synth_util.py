@@ -2,7 +2,7 @@
 import numpy as np
 
 from gpusynth import Synth
-from gpusynth.banks.model import Bank, Preset, PoolBuilder, new_regions, LOOP_FORWARD, LOOP_NONE
+from gpusynth.banks.model import Bank, Preset, PoolBuilder, new_regions, LOOP_FORWARD
 from gpusynth.events import event_array
 
 RATE = 48000

@@ -48,3 +48,15 @@ class HostVoiceTable:
         if len(src):
             for a in self.f.values():
                 a[dst] = a[src]
+
+
+def stack_channel_inputs(chan_in: dict, n_ticks: int) -> np.ndarray:
+    """Channel inputs as one contiguous float32 array [len(CHANNEL_INPUTS), n_ticks, channels]
+    (at least one channel), in CHANNEL_INPUTS order, as the kernels index them."""
+    from ..voices import CHANNEL_INPUTS
+    chin = np.ascontiguousarray(
+        np.stack([np.asarray(chan_in[k], np.float32).reshape(n_ticks, -1) for k in CHANNEL_INPUTS]),
+        dtype=np.float32)
+    if chin.shape[2] == 0:
+        chin = np.zeros((len(CHANNEL_INPUTS), n_ticks, 1), np.float32)
+    return chin

@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import _kernels as K
 from .._kernels import BackendUnavailable
-from ..voices import VOICE_DTYPES, CHANNEL_INPUTS, TICK
+from ..voices import VOICE_DTYPES, TICK
+from .base import stack_channel_inputs
 from .numpy_backend import fade_frames
 
 __all__ = ["CupyBackend", "BackendUnavailable", "import_cupy", "compile_module"]
@@ -152,13 +153,8 @@ class CupyBackend:
         nf = n_ticks * TICK
         if n_active == 0 or n_ticks == 0:
             return np.zeros((nf, 4), np.float32), np.zeros(0, np.int64)
-        chin = np.ascontiguousarray(
-            np.stack([np.asarray(chan_in[k], np.float32).reshape(n_ticks, -1)
-                      for k in CHANNEL_INPUTS]), dtype=np.float32)
+        chin = stack_channel_inputs(chan_in, n_ticks)
         n_chan = chin.shape[2]
-        if n_chan == 0:
-            chin = np.zeros((len(CHANNEL_INPUTS), n_ticks, 1), np.float32)
-            n_chan = 1
         chin_d = cp.asarray(chin)
         chunk = K.MIX_CHUNK
         per_voice = 2 * nf + 2 * n_ticks

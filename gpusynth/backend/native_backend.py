@@ -23,8 +23,8 @@ import numpy as np
 
 from .. import _kernels as K
 from .._kernels import BackendUnavailable
-from ..voices import VOICE_DTYPES, CHANNEL_INPUTS, TICK
-from .base import HostVoiceTable
+from ..voices import VOICE_DTYPES, TICK
+from .base import HostVoiceTable, stack_channel_inputs
 from .numpy_backend import fade_frames
 
 __all__ = ["NativeBackend", "BackendUnavailable", "build_library", "find_compiler",
@@ -191,13 +191,8 @@ class NativeBackend(HostVoiceTable):
         out = np.zeros((nf, 4), np.float32)
         if n_active == 0 or n_ticks == 0:
             return out, np.zeros(0, np.int64)
-        chin = np.ascontiguousarray(
-            np.stack([np.asarray(chan_in[k], np.float32).reshape(n_ticks, -1)
-                      for k in CHANNEL_INPUTS]), dtype=np.float32)
+        chin = stack_channel_inputs(chan_in, n_ticks)
         n_chan = chin.shape[2]
-        if n_chan == 0:
-            chin = np.zeros((len(CHANNEL_INPUTS), n_ticks, 1), np.float32)
-            n_chan = 1
         chunk = K.MIX_CHUNK
         group = max(chunk, (SCRATCH_FLOATS // (2 * nf + 2 * n_ticks)) // chunk * chunk)
         n_chunks = -(-n_active // chunk)

@@ -4,7 +4,6 @@ from .model import Bank, BankError, Preset, REGION_DTYPE, REGION_FIELDS, new_reg
 
 def load_bank(path) -> Bank:
     """Load an SF2/SF3 or DLS file, chosen by its RIFF form type. Raises BankError."""
-    import os
     p = str(path)
     try:
         with open(p, "rb") as f:
