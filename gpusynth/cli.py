@@ -167,9 +167,14 @@ def cmd_info(a):
         print(json.dumps(info, indent=2, default=str))
         return 0
     print(f"gpusynth {info['version']}")
+    for name, b in (info.get("backends") or {}).items():
+        mark = "yes" if b.get("available") else "no "
+        print(f"  backend {name:6s} available: {mark}  {b.get('reason', '')}")
     for k, v in info.items():
-        if k in ("version", "bank"):
+        if k in ("version", "bank", "backends"):
             continue
+        if isinstance(v, dict):
+            v = ", ".join(f"{a}={b}" for a, b in v.items())
         print(f"{k}: {v}")
     if a.bank:
         b = info["bank"]
