@@ -16,6 +16,7 @@ from collections import deque
 import numpy as np
 
 from . import events as ev
+from .backend import create_backend
 from .banks.model import Bank, REGION_DTYPE
 from .channels import ChannelState
 from .voices import TICK, regions_to_voices, compaction_moves
@@ -29,11 +30,6 @@ PC_DLS, PC_SOFTWARESYNTH, PC_DLS2 = 0x1, 0x4, 0x200
 
 class SynthError(Exception):
     pass
-
-
-def make_backend(name: str, rate: int, capacity: int, interp: str):
-    from .backend import create_backend
-    return create_backend(name, rate, capacity, interp)
 
 
 class Synth:
@@ -81,8 +77,8 @@ class Synth:
         self.max_voices = eff["voices"]
         self.groups = eff["channel_groups"]
         self.capacity = 2 * self.max_voices + 64
-        self.backend = make_backend(self.backend_name, self.sample_rate,
-                                    min(self.capacity, 4096), self.interp)
+        self.backend = create_backend(self.backend_name, self.sample_rate,
+                                      min(self.capacity, 4096), self.interp)
         self.channels = ChannelState(self.groups)
         self._ch_dirty = True
         self._ch_inputs = None
@@ -156,7 +152,7 @@ class Synth:
     def _rebuild_banks(self):
         """Merge the downloaded banks into one sample pool and one region table, and rebuild
         the preset map. While voices play, the old pool stays in front so their sample
-        indices stay valid. Region lookup tables are built lazily per preset."""
+        indices stay valid. Every preset's region lookup table is built here."""
         order = sorted(self._banks, key=lambda b: b[2])
         keep = getattr(self, "_n", 0) > 0 and hasattr(self, "_pool")
         pools = [self._pool] if keep else []
@@ -181,16 +177,18 @@ class Synth:
         P = max(len(self._preset_regions), 1)
         self._lut_off = np.zeros((P, 128, 128), np.int32)
         self._lut_cnt = np.zeros((P, 128, 128), np.int32)
-        self._lut_built = np.zeros(P, bool)
-        self._flat_parts = [np.zeros(0, np.int64)]
-        self._flat = np.zeros(0, np.int64)
+        parts, base = [np.zeros(0, np.int64)], 0
+        for pid in range(len(self._preset_regions)):   # built here, not on the render path
+            flat = self._build_lut(pid, base)
+            parts.append(flat)
+            base += len(flat)
+        self._flat = np.concatenate(parts)              # region indices, per (preset, key, vel)
         self.backend.upload_pool(self._pool)
         self._ch_pid = None
-        for pid in range(len(self._preset_regions)):   # built here, not on the render path
-            self._build_lut(pid)
-        self._flat = np.concatenate(self._flat_parts)
 
-    def _build_lut(self, pid: int):
+    def _build_lut(self, pid: int, base: int) -> np.ndarray:
+        """Fill the (key, velocity) -> (offset, count) table of preset pid; returns its slice of
+        the flat region-index list, which starts at offset ``base``."""
         idx = self._preset_regions[pid]
         r = self._regions[idx]
         keys = np.arange(128)
@@ -199,14 +197,11 @@ class Synth:
         m = kin[:, :, None] & vin[:, None, :]                 # [regions, key, vel]
         cnt = m.sum(axis=0).astype(np.int32)
         kk, vv, rr = np.nonzero(np.transpose(m, (1, 2, 0)))   # sorted by key, vel, region
-        base = sum(len(p) for p in self._flat_parts)
-        self._flat_parts.append(idx[rr].astype(np.int64))
-        self._flat = None
         off = np.zeros(128 * 128, np.int64)
         off[1:] = np.cumsum(cnt.ravel())[:-1]
         self._lut_off[pid] = (off.reshape(128, 128) + base).astype(np.int32)
         self._lut_cnt[pid] = cnt
-        self._lut_built[pid] = True
+        return idx[rr].astype(np.int64)
 
     def _lookup_preset(self, bank: int, program: int, drum: bool) -> int:
         p = self._presets
@@ -383,8 +378,6 @@ class Synth:
             on = on[ok]
             pid = pid[ok]
             self.stats["notes"] += int(np.count_nonzero(vel[on] > 0))
-            if self._flat is None:
-                self._flat = np.concatenate(self._flat_parts)
             kk, vv = key[on].astype(np.int64), vel[on].astype(np.int64)
             cnt = self._lut_cnt[pid, kk, vv].astype(np.int64)
             off = self._lut_off[pid, kk, vv].astype(np.int64)
@@ -427,10 +420,9 @@ class Synth:
                 vs2 = np.concatenate([cand, ns])
                 vq2 = np.concatenate([np.full(len(cand), -1, np.int64), nq])
                 vg2 = h["chan"][vs2].astype(np.int64) * 65536 + h["excl"][vs2]
-                order = np.lexsort((nq, eg))
-                nxt = _next_in_group(eg[order], nq[order], vg2, vq2)
+                nxt = _next_in_group(eg, nq, vg2, vq2)
                 hit = nxt >= 0
-                self._kill(vs2[hit], t[nq[order][nxt[hit]]])
+                self._kill(vs2[hit], t[nq[nxt[hit]]])
 
     def _allocate(self, ridx, note_of, t, c, key, vel):
         """Create voices for regions ridx (note_of: index into the run arrays). Steals as needed.
@@ -637,9 +629,8 @@ class Synth:
 
 
 def _next_in_group(ev_grp, ev_seq, v_grp, v_seq):
-    """For each voice (group, created-at sequence), the index (into the event arrays, which must
-    be sorted by (group, seq)... or given in sequence order) of the first event of the same group
-    with a larger sequence number; -1 if none. Event arrays are in run order (seq ascending)."""
+    """For each voice (group, created-at sequence number), the index into the event arrays
+    (any order) of the first event of the same group with a larger sequence number; -1 if none."""
     ev_grp = np.asarray(ev_grp, np.int64)
     ev_seq = np.asarray(ev_seq, np.int64)
     order = np.lexsort((ev_seq, ev_grp))
