@@ -1,15 +1,12 @@
 """Instrument banks: one model (model.py) and loaders for SF2/SF3, DLS and the built-in GM set."""
-from .model import Bank, BankError, Preset, REGION_DTYPE, REGION_FIELDS, new_regions, default_region  # noqa: F401
+from .model import (Bank, BankError, Preset, REGION_DTYPE, REGION_FIELDS,  # noqa: F401
+                    new_regions, default_region, read_bank_file)
 
 
 def load_bank(path) -> Bank:
     """Load an SF2/SF3 or DLS file, chosen by its RIFF form type. Raises BankError."""
     p = str(path)
-    try:
-        with open(p, "rb") as f:
-            head = f.read(12)
-    except OSError as e:
-        raise BankError(p, "file", e.strerror or str(e)) from None
+    head = read_bank_file(p, 12)
     if len(head) < 12 or head[:4] != b"RIFF":
         raise BankError(p, "RIFF", "not a RIFF file (expected an SF2, SF3 or DLS bank)")
     form = head[8:12]

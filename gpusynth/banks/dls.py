@@ -59,7 +59,7 @@ from typing import Optional
 import numpy as np
 
 from .model import (Bank, BankError, LOOP_FORWARD, LOOP_NONE, LOOP_UNTIL_RELEASE, PoolBuilder,
-                    Preset, REGION_FIELDS, new_regions)
+                    Preset, REGION_FIELDS, new_regions, read_bank_file)
 from ..units import TC_ZERO, hz_to_abs_cents, seconds_to_tc
 
 __all__ = ["load_dls", "DLSID", "cdl_eval", "decode_transform", "SRC", "DST",
@@ -726,11 +726,7 @@ def load_dls(path_or_bytes, name: Optional[str] = None, *, strict: bool = False,
     else:
         path = os.fspath(path_or_bytes)
         src = str(path)
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError as e:
-            raise BankError(src, "file", e.strerror or str(e)) from None
+        data = read_bank_file(path)
     try:
         return _load(data, src, path, name, strict, eg1_sustain)
     except BankError:

@@ -122,6 +122,17 @@ class BankError(Exception):
         super().__init__(f"{path}: {chunk}: {reason}")
 
 
+def read_bank_file(path, limit: int | None = None) -> bytes:
+    """The bytes of a bank file (the first ``limit`` bytes if given); an unreadable file is a
+    BankError naming it."""
+    p = str(path)
+    try:
+        with open(p, "rb") as f:
+            return f.read() if limit is None else f.read(limit)
+    except OSError as e:
+        raise BankError(p, "file", e.strerror or str(e)) from None
+
+
 @dataclass
 class Preset:
     bank: int            # MSB * 128 + LSB

@@ -78,7 +78,7 @@ import os
 
 import numpy as np
 
-from .model import GUARD, Bank, BankError, Preset, new_regions
+from .model import GUARD, Bank, BankError, Preset, new_regions, read_bank_file
 
 # ---------------------------------------------------------------------------------------------
 # generator numbers (SF2.04 section 8.1.2)
@@ -226,13 +226,7 @@ STRICT_INTERNAL = False
 
 def load_sf2(path) -> Bank:
     """Load an SF2 or SF3 file into a validated Bank. Raises BankError."""
-    p = str(path)
-    try:
-        with open(p, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise BankError(p, "file", e.strerror or str(e)) from None
-    return load_sf2_bytes(data, p)
+    return load_sf2_bytes(read_bank_file(path), str(path))
 
 
 def load_sf2_bytes(data, path="<memory>") -> Bank:
