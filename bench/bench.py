@@ -59,13 +59,11 @@ def chord_rows(n, program=16):
             if c == 9:
                 continue
             rows.append((0, g * 16 + c, 0xC0, program, 0))
-    i = 0
-    while len([r for r in rows if r[2] == 0x90]) < n:
+    for i in range(n):
         g, rest = divmod(i, 15 * 96)
         c, k = divmod(rest, 96)
         c = c if c < 9 else c + 1
         rows.append((0, g * 16 + c, 0x90, 16 + k, 90))
-        i += 1
     return rows, groups
 
 
