@@ -53,7 +53,7 @@ def _bank(path):
 def chord_rows(n, program=16):
     """n simultaneous held notes spread over channels/groups (distinct channel+key pairs)."""
     rows = []
-    groups = max(1, (n + 16 * 96 - 1) // (16 * 96))
+    groups = max(1, (n + 15 * 96 - 1) // (15 * 96))     # 15 melodic channels x 96 keys
     for g in range(groups):
         for c in range(16):
             if c == 9:
