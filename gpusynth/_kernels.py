@@ -15,21 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .voices import VOICE_FIELDS, VOICE_DTYPES, CHANNEL_INPUTS, TICK
+from .voices import VOICE_DTYPE, CHANNEL_INPUTS, TICK
 
 # the files the render path needs, in translation-unit order
-RENDER_SOURCES = ("voice_render.cu", "mix.cu")
+RENDER_SOURCES = ("voice_render.cu",)
 SHIM = "host_shim.h"
-MIX_CHUNK = 256
+MIX_SCALE = float(1 << 24)          # fixed point of the fused mix: 2^24 per full scale
+MIX_CLAMP = 2147483520.0            # per-voice, per-frame contribution clamp (in MIX_SCALE units)
+# portable kernel work decomposition: (voices per work item, ticks per accumulator flush)
+CPU_CHUNK = (32, 16)
+GPU_CHUNK = (16, 1)
 
-# the C type each voice field has in the kernels (checked against VOICE_DTYPES by check_schema)
-KERNEL_FIELD_DTYPES = {
-    "start": "int64", "release": "int64", "kill": "int64", "chan": "int32",
-    "pstart": "int64", "pend": "int64", "lstart": "int64", "lend": "int64", "lmode": "int32",
-    "pitch": "float64", "ml_freq": "float64", "vl_freq": "float64",
-    "ipos": "int64", "fpos": "float64", "fx1": "float64", "fx2": "float64",
-    "fy1": "float64", "fy2": "float64", "done": "int8",
-}   # every other field: float32
+_C_TYPES = {"long long": "int64", "float": "float32", "int": "int32", "signed char": "int8",
+            "double": "float64"}
+_STRUCT_FIELD = re.compile(r"^\s*(long long|float|int|signed char|double)\s+(\w+);")
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"\s*$')
 
@@ -86,7 +85,7 @@ def _inline(path: Path, seen: set, stack: tuple) -> list[str]:
 @functools.lru_cache(maxsize=None)
 def source_for(*names: str) -> str:
     """The inlined source of one or more kernel files (one translation unit; shared headers
-    appear once). ``source_for("voice_render.cu", "mix.cu")`` is the render module."""
+    appear once). ``source_for(*RENDER_SOURCES)`` is the render module."""
     if not names:
         names = RENDER_SOURCES
     d = kernel_dir()
@@ -109,30 +108,54 @@ def shim_source() -> str:
     return shim_path().read_text()
 
 
+@functools.lru_cache(maxsize=None)
+def kernel_struct_fields() -> tuple:
+    """(name, numpy dtype) of ``struct Voice`` in kernels/common.cuh, in declaration order."""
+    text = (kernel_dir() / "common.cuh").read_text()
+    body = text[text.index("struct Voice {"):]
+    body = body[:body.index("};")]
+    return tuple((m.group(2), np.dtype(_C_TYPES[m.group(1)]))
+                 for m in map(_STRUCT_FIELD.match, body.splitlines()[1:]) if m)
+
+
 def check_schema():
-    """The kernels index the voice table by VOICE_FIELDS order with fixed C types; fail loudly
-    (not with garbage audio) if voices.py changed a field the kernels read."""
-    for nm, dt in VOICE_DTYPES.items():
-        want = np.dtype(KERNEL_FIELD_DTYPES.get(nm, "float32"))
-        if dt != want:
-            raise KernelSourceError(f"voice field {nm!r} is {dt} but the kernels read it as {want}")
+    """The kernels read the voice table as ``struct Voice``; fail loudly (not with garbage
+    audio) if voices.VOICE_FIELDS and the struct disagree in name, order, type or offset."""
+    ks = kernel_struct_fields()
+    names = VOICE_DTYPE.names
+    if tuple(n for n, _ in ks) != names:
+        raise KernelSourceError("struct Voice in kernels/common.cuh and voices.VOICE_FIELDS differ: "
+                                f"{[n for n, _ in ks]} vs {list(names)}")
+    off = 0
+    for nm, dt in ks:
+        off = -(-off // dt.alignment) * dt.alignment
+        have = VOICE_DTYPE.fields[nm]
+        if have[0] != dt or have[1] != off:
+            raise KernelSourceError(f"voice field {nm!r}: numpy {have[0]} at offset {have[1]}, "
+                                    f"struct Voice {dt} at offset {off}")
+        off += dt.itemsize
 
 
 @functools.lru_cache(maxsize=None)
-def defines(frame_major: bool = True) -> tuple:
-    """(name, value) constants for -D, deterministic order."""
+def defines(gpu: bool = True) -> tuple:
+    """(name, value) constants for -D, deterministic order. ``gpu`` picks the portable
+    kernel's work decomposition (a voice per thread on a GPU, chunks of voices on the CPU)."""
     from .backend.numpy_backend import DONE_LEVEL, FILTER_OPEN_CENTS
-    d = [("TICK", str(TICK)), ("DONE_LEVEL", repr(float(DONE_LEVEL))),
-         ("FILTER_OPEN_CENTS", repr(float(FILTER_OPEN_CENTS))),
-         ("MIX_CHUNK", str(MIX_CHUNK)), ("SCRATCH_FRAME_MAJOR", "1" if frame_major else "0"),
-         ("N_CHIN", str(len(CHANNEL_INPUTS))), ("NVF", str(len(VOICE_FIELDS)))]
+    vchunk, subw = GPU_CHUNK if gpu else CPU_CHUNK
+    d = [("TICK", str(TICK)), ("DONE_LEVEL", repr(float(DONE_LEVEL)) + "f"),
+         ("FILTER_OPEN_CENTS", repr(float(FILTER_OPEN_CENTS)) + "f"),
+         ("MIX_SCALE", repr(MIX_SCALE) + "f"), ("MIX_CLAMP", repr(MIX_CLAMP) + "f"),
+         ("VCHUNK", str(vchunk)), ("SUBW", str(subw)),
+         ("VOICE_BYTES", str(VOICE_DTYPE.itemsize)), ("N_CHIN", str(len(CHANNEL_INPUTS)))]
     d += [(f"CHI_{nm}", str(i)) for i, nm in enumerate(CHANNEL_INPUTS)]
-    d += [(f"VF_{nm}", str(i)) for i, (nm, _, _) in enumerate(VOICE_FIELDS)]
     return tuple(d)
 
 
-def define_flags(frame_major: bool = True) -> list[str]:
-    return [f"-D{k}={v}" for k, v in defines(frame_major)]
+def define_flags(gpu: bool = True, frame_major: bool | None = None) -> list[str]:
+    """-D flags; ``frame_major`` is the old name of ``gpu`` (kept for callers)."""
+    if frame_major is not None:
+        gpu = frame_major
+    return [f"-D{k}={v}" for k, v in defines(bool(gpu))]
 
 
 def source_hash(*parts: str, names=RENDER_SOURCES) -> str:
@@ -144,4 +167,4 @@ def source_hash(*parts: str, names=RENDER_SOURCES) -> str:
 
 
 def field_names() -> list[str]:
-    return [nm for nm, _, _ in VOICE_FIELDS]
+    return list(VOICE_DTYPE.names)

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# the status constants are defined with the message table (midi.py) and re-exported here
+from .midi import (NOTE_OFF, NOTE_ON, POLY_PRESSURE, CONTROL, PROGRAM,  # noqa: F401
+                   CHAN_PRESSURE, PITCH_BEND, SYSEX)
+
 EVENT_DTYPE = np.dtype([
     ("time", np.int64),
     ("chan", np.int32),
@@ -22,15 +26,6 @@ EVENT_DTYPE = np.dtype([
     ("data2", np.uint8),
     ("sysex", np.int32),
 ])
-
-NOTE_OFF = 0x80
-NOTE_ON = 0x90
-POLY_PRESSURE = 0xA0
-CONTROL = 0xB0
-PROGRAM = 0xC0
-CHAN_PRESSURE = 0xD0
-PITCH_BEND = 0xE0
-SYSEX = 0xF0
 
 
 def make_events(n: int = 0) -> np.ndarray:

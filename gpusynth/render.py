@@ -26,7 +26,7 @@ def open_synth(bank=None, backend="numpy", rate=48000, voices=512, groups=None, 
     return s, eff
 
 
-def iter_render(synth: Synth, events, sysex, end_frame: int, chunk: int = 4096,
+def iter_render(synth: Synth, events, sysex, end_frame: int, chunk: int = 32768,
                 tail_cap_s: float = 30.0):
     """Yield (position, float32 block [n, 2]) until the song has ended and every release tail
     has decayed below -90 dBFS (or no voice is left), or tail_cap_s after the last event."""
@@ -46,7 +46,7 @@ def iter_render(synth: Synth, events, sysex, end_frame: int, chunk: int = 4096,
                 break
 
 
-def render_song(song, bank=None, backend="numpy", rate=48000, voices=512, chunk=4096,
+def render_song(song, bank=None, backend="numpy", rate=48000, voices=512, chunk=32768,
                 interp="cubic", gain=0.5, tail_cap_s=30.0, progress=None):
     """Render a parsed Song (gpusynth.smf.Song) to float32 stereo. Returns (audio, stats)."""
     synth, _ = open_synth(bank, backend, rate, voices, interp=interp, gain=gain, song=song)

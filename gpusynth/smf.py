@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .events import EVENT_DTYPE, NOTE_ON, SYSEX
+from .events import EVENT_DTYPE
+from .midi import DATA_LEN, NOTE_ON, SYSEX
 
 __all__ = [
     "MidiFileError", "Song", "load_smf", "write_smf", "tempo_meta", "port_meta",
@@ -54,8 +55,9 @@ __all__ = [
 
 DEFAULT_TEMPO = 500_000  # microseconds per quarter note (120 bpm)
 
-# data bytes that follow system common / real-time status bytes F1..FE (FF is meta in a file)
-_SYS_DATA_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1}
+# data bytes after each status byte, from the message table (midi.py); a plain list is the
+# fastest to index in the parse loop
+_DATA_LEN = DATA_LEN.tolist()
 _SMPTE_FPS = {24: (24, 1), 25: (25, 1), 29: (30000, 1001), 30: (30, 1)}
 
 
@@ -205,12 +207,13 @@ def _parse_track(t: bytes, base: int, tno: int, path: str, warnings: list) -> _T
                 pos += 1
             if s < 0xF0:
                 running = s
-                if pos + (1 if 0xC0 <= s < 0xE0 else 2) > n:
+                dlen = _DATA_LEN[s]
+                if pos + dlen > n:
                     raise _Truncated
                 ticks_append(tick)
                 offs_append(pos)
                 keys_append(s | (group << 8))
-                pos += 1 if 0xC0 <= s < 0xE0 else 2
+                pos += dlen
             elif s == 0xFF:
                 if pos >= n:
                     raise _Truncated
@@ -257,7 +260,7 @@ def _parse_track(t: bytes, base: int, tno: int, path: str, warnings: list) -> _T
                     keys_append(0xF0 | (group << 8))
                     tr.sysex.append(bytearray(data))
                 elif len(data) >= 2 and 0x80 <= data[0] < 0xF0 and \
-                        len(data) == (2 if 0xC0 <= data[0] < 0xE0 else 3):
+                        len(data) == 1 + _DATA_LEN[data[0]]:
                     # an escaped channel message: its data bytes go to an extra buffer
                     ticks_append(tick)
                     offs_append(n + len(extra))
@@ -268,7 +271,7 @@ def _parse_track(t: bytes, base: int, tno: int, path: str, warnings: list) -> _T
                 # else: escaped real-time / system common bytes: nothing for a synth file player
             else:
                 # illegal inside a file (F1-F6, F8-FE): skip it and its data bytes
-                for _ in range(_SYS_DATA_LEN.get(s, 0)):
+                for _ in range(_DATA_LEN[s]):
                     if pos < n and t[pos] < 0x80:
                         pos += 1
                 tr.end_tick = tick
@@ -486,7 +489,7 @@ def _build_song(tracks, chunks, fmt, division, ppq, smpte, warnings, path) -> So
         is_sx = offs < 0
         o = np.where(is_sx, 0, offs)
         status = (keys & 0xF0).astype(np.uint8)
-        two = (status != 0xC0) & (status != 0xD0)
+        two = DATA_LEN[status] == 2
         d1 = np.where(is_sx, 0, buf[o] & 0x7F).astype(np.uint8)
         d2 = np.where(is_sx | ~two, 0, buf[o + 1] & 0x7F).astype(np.uint8)
         group = keys >> 8

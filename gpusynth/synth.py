@@ -1,11 +1,20 @@
 """gpusynth.Synth: the synthesizer side of the DirectMusic model (IDirectMusicSynth).
 
-Timing model: audio is produced on a fixed absolute grid of control ticks (TICK = 64 frames)
-grouped into internal blocks of ``block_ticks`` ticks. ``render(n, position)`` serves frames from
-rendered blocks, so the output is bit-identical whatever sizes the caller asks for, and
-``committed_frames`` (the end of the last rendered block) is the earliest sample at which an
-event can still be placed exactly. Note-on/off land on their exact sample; controller changes
-apply from the start of the tick in which they arrive (at most 64 frames apart).
+The facade: open/close, port caps, download/unload, play, render, running stats, channel
+priorities, sink. Its parts: the event queue (gpusynth.events), MIDI dispatch by message table
+(``_DISPATCH`` below, data lengths in gpusynth.midi), channel state and per-tick controller
+timelines (gpusynth.channels), voice allocation and all voice control state
+(gpusynth.allocator), and a render backend that only renders (gpusynth.backend).
+
+Timing model: audio is produced on a fixed absolute grid of control ticks (TICK = 64 frames),
+rendered in windows of whole ticks: ``render(n, position)`` renders the ticks it needs in
+windows of at most ``max_window_ticks`` (offline: long windows, one kernel launch each; a
+real-time sink asking for 256 frames gets 4-tick windows). Note-on/off land on their exact
+sample; controller changes apply from the start of the tick in which they arrive. Every
+decision (allocation, stealing, releases) is taken on the host at the event's own tick from
+closed forms, and the mix is exact (int64 fixed point), so the output is bit-identical whatever
+the caller's block size or the window size. ``committed_frames`` (the end of the last rendered
+tick) is the earliest sample at which an event can still be placed exactly.
 """
 from __future__ import annotations
 
@@ -16,10 +25,12 @@ from collections import deque
 import numpy as np
 
 from . import events as ev
+from .allocator import VoiceAllocator
 from .backend import create_backend
+from .backend.numpy_backend import fade_frames
 from .banks.model import Bank, REGION_DTYPE
 from .channels import ChannelState
-from .voices import TICK, regions_to_voices, compaction_moves
+from .voices import TICK, CHANNEL_INPUTS
 
 DEFAULTS = {"sample_rate": 48000, "voices": 512, "channel_groups": 2, "audio_channels": 2}
 LIMITS = {"sample_rate": (8000, 192000), "voices": (1, 4_000_000),
@@ -34,15 +45,22 @@ class SynthError(Exception):
 
 class Synth:
     def __init__(self, backend: str = "numpy", interp: str = "cubic", block_ticks: int = 4,
-                 gain: float = 0.5):
+                 gain: float = 0.5, max_window_ticks: int = 512, sends: bool = False):
+        """block_ticks: the smallest window (a render call renders whole multiples of it);
+        max_window_ticks: the longest window (one kernel launch); sends: also render the
+        reverb and chorus send buses (``render(..., sends=True)``)."""
         if interp not in ("linear", "cubic"):
             raise ValueError(f"interpolation must be 'linear' or 'cubic', not {interp!r}")
         if not 1 <= int(block_ticks) <= 256:
             raise ValueError("block_ticks must be 1..256")
+        if not int(block_ticks) <= int(max_window_ticks) <= 8192:
+            raise ValueError("max_window_ticks must be block_ticks..8192")
         self.backend_name = backend
         self.interp = interp
         self.block_ticks = int(block_ticks)
+        self.max_window_ticks = int(max_window_ticks) // int(block_ticks) * int(block_ticks)
         self.gain = float(gain)
+        self.sends = bool(sends)
         self.is_open = False
         self._banks = []           # (handle, bank, priority)
         self._next_handle = 1
@@ -76,16 +94,13 @@ class Synth:
         self.sample_rate = eff["sample_rate"]
         self.max_voices = eff["voices"]
         self.groups = eff["channel_groups"]
-        self.capacity = 2 * self.max_voices + 64
         self.backend = create_backend(self.backend_name, self.sample_rate,
-                                      min(self.capacity, 4096), self.interp)
+                                      min(2 * self.max_voices + 64, 4096), self.interp)
         self.channels = ChannelState(self.groups)
-        self._ch_dirty = True
         self._ch_inputs = None
         self._queue = ev.make_events(0)
         self._sysex = {}
         self._sysex_next = 0
-        self._seq = 0
         self._pos = 0               # next frame render() returns
         self._block_pos = 0         # start of the next internal block
         self._buf = deque()
@@ -154,7 +169,7 @@ class Synth:
         the preset map. While voices play, the old pool stays in front so their sample
         indices stay valid. Every preset's region lookup table is built here."""
         order = sorted(self._banks, key=lambda b: b[2])
-        keep = getattr(self, "_n", 0) > 0 and hasattr(self, "_pool")
+        keep = hasattr(self, "alloc") and self.alloc.n > 0 and hasattr(self, "_pool")
         pools = [self._pool] if keep else []
         base = len(self._pool) if keep else 0
         regs, presets = [], {}
@@ -272,12 +287,7 @@ class Synth:
     def all_notes_off(self):
         """Release every voice now (used by Ctrl-C in `gpusynth play`)."""
         self._need_open()
-        n = self._n
-        if n:
-            t = np.int64(self._block_pos)
-            rel = self.backend.read("release", slice(0, n))
-            new = np.minimum(rel, t)
-            self.backend.write(np.arange(n), {"release": new})
+        self.alloc.release_all(self._block_pos)
 
     @property
     def committed_frames(self) -> int:
@@ -286,8 +296,7 @@ class Synth:
 
     def has_held_notes(self) -> bool:
         """True while a voice is held by its key or by a pedal (its release has not begun)."""
-        n, h = self._n, self.h
-        return bool(np.any((~h["released"][:n] | h["sustained"][:n]) & ~h["killed"][:n]))
+        return self.alloc.has_held_notes()
 
     @property
     def pending_events(self) -> int:
@@ -295,89 +304,49 @@ class Synth:
 
     @property
     def active_voices(self) -> int:
-        return self._n
+        """Voices in the table (still rendering, or finished within the last window)."""
+        return self.alloc.n
 
     # ------------------------------------------------------------------ voices (host side)
     def _reset_voices(self):
-        cap = self.capacity
-        self._n = 0
-        self.h = {
-            "chan": np.zeros(cap, np.int32), "key": np.zeros(cap, np.int16),
-            "seq": np.zeros(cap, np.int64), "start": np.zeros(cap, np.int64),
-            "released": np.zeros(cap, bool), "sustained": np.zeros(cap, bool),
-            "sost": np.zeros(cap, bool), "killed": np.zeros(cap, bool),
-            "prio": np.zeros(cap, np.uint32), "excl": np.zeros(cap, np.int16),
-        }
+        self.alloc = VoiceAllocator(self.max_voices, self.sample_rate, fade_frames(self.sample_rate),
+                                    min(2 * self.max_voices + 64, 4096))
+        self.h = self.alloc.h
 
     def _reset_stats(self):
-        self.stats = {"voices_sum": 0.0, "blocks": 0, "peak_voices": 0, "stolen_voices": 0,
-                      "lost_notes": 0, "notes": 0, "peak_level": 0.0, "render_s": 0.0,
-                      "audio_frames": 0, "hard_kills": 0}
+        self.stats = {"voices_sum": 0.0, "ticks": 0, "peak_level": 0.0, "render_s": 0.0,
+                      "kernel_s": 0.0, "audio_frames": 0, "windows": 0}
 
     def running_stats(self) -> dict:
-        s = self.stats
+        s, a = self.stats, self.alloc.stats
         audio_s = s["audio_frames"] / self.sample_rate if self.is_open else 0.0
         peak = s["peak_level"]
         return {
-            "voices": self._n, "average_voices": s["voices_sum"] / max(s["blocks"], 1),
-            "peak_voices": s["peak_voices"], "stolen_voices": s["stolen_voices"],
-            "lost_notes": s["lost_notes"], "notes": s["notes"],
+            "voices": self.alloc.n, "average_voices": s["voices_sum"] / max(s["ticks"], 1),
+            "peak_voices": a["peak_voices"], "stolen_voices": a["stolen_voices"],
+            "lost_notes": a["lost_notes"], "notes": a.get("notes", 0),
             "peak_volume_db": 20.0 * np.log10(peak) if peak > 0 else -200.0,
             "peak_volume_db100": int(round(200.0 * np.log10(peak) * 10)) if peak > 0 else -20000,
             "render_load": s["render_s"] / audio_s if audio_s > 0 else 0.0,
             "audio_seconds": audio_s, "render_seconds": s["render_s"],
+            "kernel_seconds": s["kernel_s"], "control_seconds": s["render_s"] - s["kernel_s"],
+            "windows": s["windows"],
             "backend": getattr(self.backend, "name", self.backend_name),
         }
-
-    def _set_time(self, field, slots, t):
-        """voice[field] = min(voice[field], t) for the given slots (note-off or cut time)."""
-        slots = np.asarray(slots, np.int64)
-        t = np.broadcast_to(np.asarray(t, np.int64), slots.shape)
-        cur = self.backend.read(field, slots)
-        self.backend.write(slots, {field: np.minimum(cur, t)})
-        return slots
-
-    def _release(self, slots, t):
-        """Note-off for voices: the release starts at t (or earlier if it already has)."""
-        if len(slots):
-            slots = self._set_time("release", slots, t)
-            self.h["released"][slots] = True
-            self.h["sustained"][slots] = False
-
-    def _kill(self, slots, t):
-        """Steal / cut voices: their short fade starts at t."""
-        if len(slots):
-            self.h["killed"][self._set_time("kill", slots, t)] = True
-
-    def _held_on_channel(self, c):
-        n = self._n
-        h = self.h
-        return np.flatnonzero((h["chan"][:n] == c) & ~h["released"][:n] & ~h["killed"][:n])
-
-    def _remove_now(self, slots):
-        """Drop voices immediately (compaction), used when the table is full."""
-        n = self._n
-        fin = np.unique(np.asarray(slots, np.int64))
-        src, dst = compaction_moves(n, fin)
-        self.backend.move(src, dst)
-        for a in self.h.values():
-            a[dst] = a[src]
-        self._n = n - len(fin)
 
     # ------------------------------------------------------------------ note batches
     def _notes(self, t, c, key, vel, is_on):
         """Apply a run of note-on/off events (arrays in time order), vectorised."""
-        h = self.h
         on = np.flatnonzero(is_on)
-        run_seq = np.arange(len(t), dtype=np.int64)
-        new_slots = np.zeros(0, np.int64)
-        new_seq = np.zeros(0, np.int64)
+        regs = np.zeros(0, REGION_DTYPE)
+        note_of = np.zeros(0, np.int64)
         if len(on):
             pid = self._channel_presets()[c[on]]
             ok = pid >= 0
             on = on[ok]
             pid = pid[ok]
-            self.stats["notes"] += int(np.count_nonzero(vel[on] > 0))
+            a = self.alloc.stats
+            a["notes"] = a.get("notes", 0) + int(np.count_nonzero(vel[on] > 0))
             kk, vv = key[on].astype(np.int64), vel[on].astype(np.int64)
             cnt = self._lut_cnt[pid, kk, vv].astype(np.int64)
             off = self._lut_off[pid, kk, vv].astype(np.int64)
@@ -385,151 +354,81 @@ class Synth:
             if total:
                 rep = np.repeat(np.arange(len(on)), cnt)
                 within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-                ridx = self._flat[np.repeat(off, cnt) + within]
+                regs = self._regions[self._flat[np.repeat(off, cnt) + within]]
                 note_of = on[rep]
-                new_slots, new_seq = self._allocate(ridx, note_of, t, c, key, vel)
-        # ---- retrigger / note-off releases, per (channel, key) group in sequence order
-        grp = c.astype(np.int64) * 128 + key
-        n = self._n
-        existing = np.flatnonzero(np.isin(h["chan"][:n].astype(np.int64) * 128 + h["key"][:n], grp)
-                                  & ~h["released"][:n] & ~h["killed"][:n])
-        existing = existing[~np.isin(existing, new_slots)]
-        vslots = np.concatenate([existing, new_slots])
-        if len(vslots):
-            vseq = np.concatenate([np.full(len(existing), -1, np.int64), new_seq])
-            vgrp = h["chan"][vslots].astype(np.int64) * 128 + h["key"][vslots]
-            nxt = _next_in_group(grp, run_seq, vgrp, vseq)
-            has = nxt >= 0
-            vs, ni = vslots[has], nxt[has]
-            is_off = ~is_on[ni]
-            pedal = self.channels.cc[c[ni], 64] >= 64
-            hold = is_off & (pedal | h["sost"][vs])
-            h["sustained"][vs[hold]] = True
-            h["released"][vs[hold]] = True      # key is up; the pedal holds the sound
-            rel = ~hold
-            self._release(vs[rel], t[ni[rel]])
-        # ---- exclusive classes: a new note cuts earlier voices of the same class + channel
-        if len(new_slots):
-            ex_new = h["excl"][new_slots] != 0
-            if np.any(ex_new):
-                ns, nq = new_slots[ex_new], new_seq[ex_new]
-                eg = h["chan"][ns].astype(np.int64) * 65536 + h["excl"][ns]
-                cand = np.flatnonzero(np.isin(h["chan"][:n].astype(np.int64) * 65536 + h["excl"][:n], eg)
-                                      & (h["excl"][:n] != 0) & ~h["killed"][:n])
-                cand = cand[~np.isin(cand, new_slots)]
-                vs2 = np.concatenate([cand, ns])
-                vq2 = np.concatenate([np.full(len(cand), -1, np.int64), nq])
-                vg2 = h["chan"][vs2].astype(np.int64) * 65536 + h["excl"][vs2]
-                nxt = _next_in_group(eg, nq, vg2, vq2)
-                hit = nxt >= 0
-                self._kill(vs2[hit], t[nq[nxt[hit]]])
-
-    def _allocate(self, ridx, note_of, t, c, key, vel):
-        """Create voices for regions ridx (note_of: index into the run arrays). Steals as needed.
-        Returns (slots, run sequence numbers) of the voices created."""
-        h = self.h
-        M = len(ridx)
-        # more new voices than the limit: the earliest notes are lost
-        if M > self.max_voices:
-            drop = M - self.max_voices
-            self.stats["lost_notes"] += len(np.unique(note_of[:drop]))
-            ridx, note_of = ridx[drop:], note_of[drop:]
-            M = len(ridx)
-        n = self._n
-        playing = np.flatnonzero(~h["killed"][:n])
-        steal = len(playing) + M - self.max_voices
-        if steal > 0:
-            lvl = self.backend.read("level", playing)
-            order = np.lexsort((h["seq"][playing], lvl, ~h["released"][playing], h["prio"][playing]))
-            victims = playing[order[:steal]]
-            t_first = t[note_of[0]]
-            self._kill(victims, np.maximum(t_first, h["start"][victims]))
-            self.stats["stolen_voices"] += int(steal)
-        free = self.capacity - n
-        if free < M:
-            fading = np.flatnonzero(h["killed"][:n])
-            need = M - free
-            kt = self.backend.read("kill", fading)
-            gone = fading[np.argsort(kt, kind="stable")[:need]]
-            self.stats["hard_kills"] += len(gone)
-            self._remove_now(gone)
-            n = self._n
-        self.backend.ensure_capacity(n + M)
-        slots = np.arange(n, n + M, dtype=np.int64)
-        regs = self._regions[ridx]
-        fields = regions_to_voices(regs, key[note_of], vel[note_of], c[note_of], t[note_of],
-                                   self.sample_rate)
-        self.backend.write(slots, fields)
-        h["chan"][slots] = c[note_of]
-        h["key"][slots] = key[note_of]
-        h["seq"][slots] = self._seq + np.arange(M)
-        self._seq += M
-        h["start"][slots] = t[note_of]
-        h["released"][slots] = False
-        h["sustained"][slots] = False
-        h["sost"][slots] = False
-        h["killed"][slots] = False
-        h["prio"][slots] = self.channels.priority[c[note_of]]
-        h["excl"][slots] = regs["excl_class"]
-        self._n = n + M
-        return slots, note_of.astype(np.int64)
+        cc64 = self.channels.cc[:, 64]
+        self.alloc.notes(t, c, key, vel, is_on, regs, note_of,
+                         self.channels.priority[c[note_of]], lambda ch: cc64[ch] >= 64)
 
     # ------------------------------------------------------------------ channel messages
-    def _channel_event(self, e, t):
+    def _on_control(self, c, d1, d2, t):
+        cs, al, h = self.channels, self.alloc, self.alloc.h
+        old = int(cs.cc[c, d1])
+        cs.control(c, d1, d2)
+        n = al.n
+        if d1 == 64 and old >= 64 > d2:                 # sustain pedal up
+            al.release(np.flatnonzero(al.on_channel(c) & h["sustained"][:n] & ~h["sost"][:n]), t)
+        elif d1 == 66:                                  # sostenuto
+            if d2 >= 64 > old:
+                h["sost"][al.held_on_channel(c)] = True
+            elif old >= 64 > d2:
+                sel = al.on_channel(c) & h["sost"][:n]
+                h["sost"][:n][sel] = False
+                if cs.cc[c, 64] < 64:
+                    al.release(np.flatnonzero(sel & h["sustained"][:n]), t)
+        elif d1 == 120:                                 # all sound off
+            al.kill(np.flatnonzero(al.on_channel(c) & ~h["killed"][:n]), t)
+        elif d1 == 121:                                 # reset all controllers
+            cs.reset_controllers(c)
+            sus = np.flatnonzero(al.on_channel(c) & h["sustained"][:n])
+            h["sost"][:n][al.on_channel(c)] = False
+            al.release(sus, t)
+        elif d1 >= 123:                                 # all notes off (and mode changes)
+            held = al.held_on_channel(c)
+            if cs.cc[c, 64] >= 64:
+                h["sustained"][held] = True
+                h["released"][held] = True
+            else:
+                al.release(held, t)
+
+    def _on_program(self, c, d1, d2, t):
+        self.channels.program[c] = d1
+        self._ch_pid = None
+
+    def _on_bend(self, c, d1, d2, t):
+        self.channels.bend[c] = (d2 << 7) | d1
+
+    def _on_pressure(self, c, d1, d2, t):
+        self.channels.pressure[c] = d1
+
+    def _on_poly_pressure(self, c, d1, d2, t):
+        # stored for completeness; no default SF2/DLS modulator reads poly pressure
+        self.channels.poly_pressure[c, d1] = d2
+
+    def _on_sysex(self, e, t):
         cs = self.channels
-        st, c, d1, d2 = int(e["status"]), int(e["chan"]), int(e["data1"]), int(e["data2"])
-        self._ch_dirty = True
-        if st == ev.CONTROL:
-            old = int(cs.cc[c, d1])
-            cs.control(c, d1, d2)
-            if d1 == 64 and old >= 64 > d2:
-                n = self._n
-                sus = np.flatnonzero((self.h["chan"][:n] == c) & self.h["sustained"][:n] & ~self.h["sost"][:n])
-                self._release(sus, t)
-            elif d1 == 66:
-                n = self._n
-                if d2 >= 64 > old:
-                    self.h["sost"][self._held_on_channel(c)] = True
-                elif old >= 64 > d2:
-                    sel = (self.h["chan"][:n] == c) & self.h["sost"][:n]
-                    self.h["sost"][:n][sel] = False
-                    if cs.cc[c, 64] < 64:
-                        self._release(np.flatnonzero(sel & self.h["sustained"][:n]), t)
-            elif d1 == 120:
-                n = self._n
-                self._kill(np.flatnonzero((self.h["chan"][:n] == c) & ~self.h["killed"][:n]), t)
-            elif d1 == 121:
-                cs.reset_controllers(c)
-                n = self._n
-                sus = np.flatnonzero((self.h["chan"][:n] == c) & self.h["sustained"][:n])
-                self.h["sost"][:n][self.h["chan"][:n] == c] = False
-                self._release(sus, t)
-            elif d1 >= 123:
-                held = self._held_on_channel(c)
-                if cs.cc[c, 64] >= 64:
-                    self.h["sustained"][held] = True
-                    self.h["released"][held] = True
-                else:
-                    self._release(held, t)
-        elif st == ev.PROGRAM:
-            cs.program[c] = d1
+        data = self._sysex.pop(int(e["sysex"]), b"")
+        drum_before = cs.drum.copy()
+        if cs.sysex(data) == "reset":
+            n = self.alloc.n
+            self.alloc.kill(np.flatnonzero(~self.alloc.h["killed"][:n]), t)
+            self.alloc.h["sost"][:] = False
             self._ch_pid = None
-        elif st == ev.PITCH_BEND:
-            cs.bend[c] = (d2 << 7) | d1
-        elif st == ev.CHAN_PRESSURE:
-            cs.pressure[c] = d1
-        elif st == ev.POLY_PRESSURE:
-            cs.poly_pressure[c, d1] = d2
-        elif st == ev.SYSEX:
-            data = self._sysex.pop(int(e["sysex"]), b"")
-            drum_before = cs.drum.copy()
-            if cs.sysex(data) == "reset":
-                n = self._n
-                self._kill(np.flatnonzero(~self.h["killed"][:n]), t)
-                self.h["sost"][:] = False
-                self._ch_pid = None
-            if not np.array_equal(drum_before, cs.drum):
-                self._ch_pid = None
+        if not np.array_equal(drum_before, cs.drum):
+            self._ch_pid = None
+
+    _DISPATCH = {ev.CONTROL: _on_control, ev.PROGRAM: _on_program, ev.PITCH_BEND: _on_bend,
+                 ev.CHAN_PRESSURE: _on_pressure, ev.POLY_PRESSURE: _on_poly_pressure}
+
+    def _channel_event(self, e, t):
+        st = int(e["status"])
+        if st == ev.SYSEX:
+            self._on_sysex(e, t)
+        else:
+            h = self._DISPATCH.get(st)
+            if h is not None:
+                h(self, int(e["chan"]), int(e["data1"]), int(e["data2"]), t)
+        self._ch_inputs = None
 
     def _apply_events(self, e: np.ndarray, t0: int):
         """Apply one tick's events in order: runs of notes are vectorised."""
@@ -549,38 +448,49 @@ class Synth:
                     self._channel_event(e[i], int(t[i]))
 
     # ------------------------------------------------------------------ rendering
-    def _render_block(self):
-        T = self.block_ticks
+    def _chin_snapshot(self) -> np.ndarray:
+        if self._ch_inputs is None:
+            d = self.channels.inputs()
+            self._ch_inputs = np.stack([d[k] for k in CHANNEL_INPUTS]).astype(np.float32)
+        return self._ch_inputs
+
+    def _render_window(self, T: int):
+        """Render T ticks from the committed position: apply the window's events tick by tick
+        (host only), build the per-tick controller timelines, one backend call."""
         B = self._block_pos
         N = T * TICK
         t_start = _time.perf_counter()
         q = self._queue
         cut = int(np.searchsorted(q["time"], B + N, side="left"))
         blk, self._queue = q[:cut], q[cut:]
-        tick_of = (np.maximum(blk["time"], B) - B) // TICK
-        tick_bounds = np.searchsorted(tick_of, np.arange(T + 1), side="left")
-        snaps = []
-        for i in range(T):
-            a, b = tick_bounds[i], tick_bounds[i + 1]
-            if b > a:
-                self._apply_events(blk[a:b], B + i * TICK)
-            if self._ch_dirty or self._ch_inputs is None:
-                self._ch_inputs = self.channels.inputs()
-                self._ch_dirty = False
-            snaps.append(self._ch_inputs)
-        chan_in = {k: np.stack([s[k] for s in snaps]) for k in snaps[0]}
-        n_before = self._n
-        out, finished = self.backend.render(self._n, B, T, chan_in)
-        if len(finished):
-            self._remove_now(finished)
+        chin = np.empty((len(CHANNEL_INPUTS), T, self.channels.n), np.float32)
+        done_tick = 0
+        if len(blk):
+            tick_of = (np.maximum(blk["time"], B) - B) // TICK
+            ticks = np.unique(tick_of)
+            bounds = np.searchsorted(tick_of, ticks, side="left")
+            bounds = np.append(bounds, len(blk))
+            for j, tk in enumerate(ticks):
+                chin[:, done_tick:tk] = self._chin_snapshot()[:, None, :]
+                self._apply_events(blk[bounds[j]:bounds[j + 1]], B + int(tk) * TICK)
+                done_tick = int(tk)
+        chin[:, done_tick:] = self._chin_snapshot()[:, None, :]
+        al = self.alloc
+        al.flush(self.backend)
+        n_before = al.n
+        k_start = _time.perf_counter()
+        out, finished = self.backend.render(al.n, B, T, chin, self.sends)
+        k_s = _time.perf_counter() - k_start
+        al.remove(finished, self.backend)
         self._block_pos = B + N
         out = out * np.float32(self.gain)
         st = self.stats
         st["render_s"] += _time.perf_counter() - t_start
+        st["kernel_s"] += k_s
         st["audio_frames"] += N
-        st["blocks"] += 1
-        st["voices_sum"] += n_before
-        st["peak_voices"] = max(st["peak_voices"], n_before)
+        st["windows"] += 1
+        st["ticks"] += T
+        st["voices_sum"] += n_before * T
         pk = float(np.max(np.abs(out[:, :2]))) if N else 0.0
         st["peak_level"] = max(st["peak_level"], pk)
         self.last_block_peak = pk
@@ -593,11 +503,14 @@ class Synth:
     def _render(self, n_frames: int, position: int | None = None, sends: bool = False) -> np.ndarray:
         """Render n_frames at sample position ``position`` (must continue the previous call;
         a later position skips ahead, rendering and discarding). Returns float32 (n, 2), or
-        (n, 4) with the reverb and chorus send buses when ``sends`` is true."""
+        (n, 4) with the reverb and chorus send buses when ``sends`` is true (this turns the
+        send buses on for every later window; frames already rendered have silent sends)."""
         self._need_open()
         n = int(n_frames)
         if n < 0:
             raise ValueError("n_frames must be >= 0")
+        if sends:
+            self.sends = True
         if position is not None:
             position = int(position)
             if position < self._pos:
@@ -609,7 +522,12 @@ class Synth:
 
     def _take(self, n):
         while self._buf_len < n:
-            b = self._render_block()
+            need = -(-(n - self._buf_len) // TICK)
+            bt = self.block_ticks
+            T = min(-(-need // bt) * bt, self.max_window_ticks)
+            b = self._render_window(T)
+            if b.shape[1] < 4:
+                b = np.concatenate([b, np.zeros((len(b), 4 - b.shape[1]), np.float32)], axis=1)
             self._buf.append(b)
             self._buf_len += len(b)
         parts, need = [], n
@@ -626,20 +544,3 @@ class Synth:
         self._buf_len -= n
         self._pos += n
         return np.concatenate(parts) if parts else np.zeros((0, 4), np.float32)
-
-
-def _next_in_group(ev_grp, ev_seq, v_grp, v_seq):
-    """For each voice (group, created-at sequence number), the index into the event arrays
-    (any order) of the first event of the same group with a larger sequence number; -1 if none."""
-    ev_grp = np.asarray(ev_grp, np.int64)
-    ev_seq = np.asarray(ev_seq, np.int64)
-    order = np.lexsort((ev_seq, ev_grp))
-    keys = ev_grp[order] * (1 << 32) + ev_seq[order]
-    vk = np.asarray(v_grp, np.int64) * (1 << 32) + np.asarray(v_seq, np.int64)
-    pos = np.searchsorted(keys, vk, side="right")
-    ok = pos < len(keys)
-    res = np.full(len(vk), -1, np.int64)
-    pc = np.minimum(pos, len(keys) - 1)
-    same = ok & (ev_grp[order][pc] == np.asarray(v_grp, np.int64))
-    res[same] = order[pc[same]]
-    return res

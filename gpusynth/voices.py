@@ -1,12 +1,14 @@
-"""The voice table: one structure-of-arrays schema shared by every backend.
+"""The voice record: one packed schema shared by the host, every backend and the kernels.
 
-VOICE_FIELDS is the single source of truth: (name, dtype, unit). Backends allocate one array
-per field (numpy arrays, CuPy arrays, or the same arrays passed to the native kernels).
-Times are absolute sample positions (int64) so that the render of a voice is a pure function of
-the absolute tick grid: output is bit-identical whatever block sizes the caller asks for.
+VOICE_FIELDS is the single source of truth: (name, dtype, unit). ``VOICE_DTYPE`` is the packed
+(C-aligned) record of those fields; ``kernels/common.cuh`` declares the same ``struct Voice`` and
+``gpusynth._kernels.check_schema`` compares the two field by field, offset by offset.
 
-The host keeps the table dense: active voices occupy slots [0, n_active). Finished voices are
-removed by moving tail voices into their slots (``compaction_moves``).
+The host owns the table (``gpusynth.allocator``): it creates records at note-on, sets release and
+kill times, and never reads anything back from a device. The kernel owns only the ``state`` part
+(position, last gains, filter state, done flag), which it advances tick by tick.
+Times are absolute sample positions (int64) so that a voice's render is a pure function of the
+absolute 64-frame tick grid: output is bit-identical whatever window or block sizes are used.
 """
 from __future__ import annotations
 
@@ -18,20 +20,21 @@ from .banks.model import REGION_DTYPE
 NEVER = np.int64(1) << np.int64(62)   # "no release / no kill yet"
 TICK = 64                             # control-rate tick, frames (controllers apply per tick)
 
+# Field order = C struct order: 8-byte fields first, then 4-byte, then 1-byte, so the packed
+# record has no inner padding (numpy align=True pads the tail to 8 bytes, as C does).
 VOICE_FIELDS = [
-    # --- timing (absolute samples) ---
+    # --- timing (absolute samples; host-owned) ---
     ("start", np.int64, "sample time of the note-on"),
     ("release", np.int64, "sample time of the note-off (NEVER = held)"),
     ("kill", np.int64, "sample time the steal/cut fade starts (NEVER = none)"),
-    ("chan", np.int32, "channel index group*16+ch"),
     # --- sample playback (pool indices, end exclusive) ---
     ("pstart", np.int64, "pool index of the first sample"),
     ("pend", np.int64, "pool index one past the last sample"),
     ("lstart", np.int64, "loop start pool index"),
     ("lend", np.int64, "loop end pool index (exclusive)"),
-    ("lmode", np.int32, "0 none, 1 forward, 3 until release"),
-    ("pitch", np.float64, "cents: base playback pitch incl. sample-rate conversion"),
-    # --- gain / pan / filter ---
+    ("ipos", np.int64, "state: integer pool position at the tick start"),
+    # --- pitch, gain, pan, filter ---
+    ("pitch", np.float32, "cents: base playback pitch incl. sample-rate conversion"),
     ("atten", np.float32, "cB attenuation incl. velocity"),
     ("pan", np.float32, "0.1 % (-500..500)"),
     ("fc", np.float32, "absolute cents cutoff incl. velocity"),
@@ -40,50 +43,56 @@ VOICE_FIELDS = [
     ("cho", np.float32, "chorus send 0..1 (static part)"),
     ("rev_cc", np.float32, "reverb send at CC91 = 127, 0..1"),
     ("cho_cc", np.float32, "chorus send at CC93 = 127, 0..1"),
-    # --- volume envelope: samples; sustain cB ---
-    ("ve_delay", np.float32, "samples"),
-    ("ve_attack", np.float32, "samples"),
-    ("ve_hold", np.float32, "samples"),
-    ("ve_decay", np.float32, "samples for 1000 cB"),
+    # --- volume envelope: frames; sustain cB ---
+    ("ve_delay", np.float32, "frames"),
+    ("ve_attack", np.float32, "frames"),
+    ("ve_hold", np.float32, "frames"),
+    ("ve_decay", np.float32, "frames for 1000 cB"),
     ("ve_sus", np.float32, "cB attenuation at sustain"),
-    ("ve_release", np.float32, "samples for 1000 cB"),
-    # --- modulation envelope: samples; sustain level 0..1 ---
-    ("me_delay", np.float32, "samples"),
-    ("me_attack", np.float32, "samples"),
-    ("me_hold", np.float32, "samples"),
-    ("me_decay", np.float32, "samples for a full 1 -> 0 change"),
+    ("ve_release", np.float32, "frames for 1000 cB"),
+    # --- modulation envelope: frames; sustain level 0..1 ---
+    ("me_delay", np.float32, "frames"),
+    ("me_attack", np.float32, "frames"),
+    ("me_hold", np.float32, "frames"),
+    ("me_decay", np.float32, "frames for a full 1 -> 0 change"),
     ("me_sus", np.float32, "level 0..1"),
-    ("me_release", np.float32, "samples for a full 1 -> 0 change"),
+    ("me_release", np.float32, "frames for a full 1 -> 0 change"),
     ("me_pitch", np.float32, "cents at full mod env"),
     ("me_fc", np.float32, "cents at full mod env"),
     # --- LFOs (triangle, start at 0 rising after the delay) ---
-    ("ml_delay", np.float32, "samples"),
-    ("ml_freq", np.float64, "cycles per sample"),
+    ("ml_delay", np.float32, "frames"),
+    ("ml_freq", np.float32, "cycles per frame"),
     ("ml_pitch", np.float32, "cents"),
     ("ml_fc", np.float32, "cents"),
     ("ml_vol", np.float32, "cB, positive = louder at positive excursion"),
-    ("vl_delay", np.float32, "samples"),
-    ("vl_freq", np.float64, "cycles per sample"),
+    ("vl_delay", np.float32, "frames"),
+    ("vl_freq", np.float32, "cycles per frame"),
     ("vl_pitch", np.float32, "cents"),
     ("cc1_vib", np.float32, "cents of vibrato per full CC1"),
     ("press_vib", np.float32, "cents of vibrato per full channel pressure"),
     ("cc1_ml_pitch", np.float32, "cents of mod-LFO pitch per full CC1"),
     ("cc1_ml_vol", np.float32, "cB of mod-LFO volume per full CC1"),
     ("cc1_ml_fc", np.float32, "cents of mod-LFO cutoff per full CC1"),
-    # --- state, advanced by the backend at every tick ---
-    ("ipos", np.int64, "integer pool position at the tick start"),
-    ("fpos", np.float64, "fractional position 0..1"),
-    ("gl", np.float32, "left gain of the previous tick (-1 = not started)"),
-    ("gr", np.float32, "right gain of the previous tick"),
-    ("fx1", np.float64, "filter x[n-1]"),
-    ("fx2", np.float64, "filter x[n-2]"),
-    ("fy1", np.float64, "filter y[n-1]"),
-    ("fy2", np.float64, "filter y[n-2]"),
-    ("level", np.float32, "envelope x gain at the end of the last tick (for stealing)"),
-    ("done", np.int8, "1 once the voice has finished"),
+    # --- state, advanced by the kernel at every tick ---
+    ("fpos", np.float32, "state: fractional position 0..1"),
+    ("gl", np.float32, "state: left gain of the previous tick (-1 = not started)"),
+    ("gr", np.float32, "state: right gain of the previous tick"),
+    ("s1", np.float32, "state: filter integrator 1 (TPT state-variable filter)"),
+    ("s2", np.float32, "state: filter integrator 2"),
+    # --- 4- and 1-byte tail ---
+    ("chan", np.int32, "channel index group*16+ch"),
+    ("lmode", np.int32, "0 none, 1 forward, 3 until release"),
+    ("done", np.int8, "state: 1 once the voice has finished"),
 ]
 VOICE_DTYPES = {n: np.dtype(t) for n, t, _ in VOICE_FIELDS}
+VOICE_DTYPE = np.dtype([(n, t) for n, t, _ in VOICE_FIELDS], align=True)
+STATE_FIELDS = ("ipos", "fpos", "gl", "gr", "s1", "s2", "done")
 CHANNEL_INPUTS = ["ch_pitch", "ch_gain", "ch_pan", "ch_mod", "ch_press", "ch_rev", "ch_cho"]
+
+
+def new_table(n: int) -> np.ndarray:
+    """An empty (zeroed) voice table of n records."""
+    return np.zeros(n, VOICE_DTYPE)
 
 
 def _tc_samples(tc, rate, lo=-12000.0, hi=8000.0):
@@ -95,7 +104,7 @@ def _tc_samples(tc, rate, lo=-12000.0, hi=8000.0):
 def regions_to_voices(reg: np.ndarray, key: np.ndarray, vel: np.ndarray, chan: np.ndarray,
                       time: np.ndarray, rate: float, pool_offset: np.ndarray | int = 0) -> dict:
     """Resolve flattened regions (REGION_DTYPE records, one per new voice) plus the note's key,
-    velocity, channel and start time into voice-table field arrays (vectorised)."""
+    velocity, channel and start time into voice records (VOICE_DTYPE, vectorised)."""
     assert reg.dtype == REGION_DTYPE
     n = len(reg)
     f64 = np.float64
@@ -148,14 +157,16 @@ def regions_to_voices(reg: np.ndarray, key: np.ndarray, vel: np.ndarray, chan: n
                "cc1_ml_pitch", "cc1_ml_vol", "cc1_ml_fc"):
         out[nm] = reg[nm].astype(np.float32)
     out["ipos"] = out["pstart"].copy()
-    out["fpos"] = np.zeros(n, np.float64)
+    out["fpos"] = np.zeros(n, np.float32)
     out["gl"] = np.full(n, -1.0, np.float32)
     out["gr"] = np.full(n, -1.0, np.float32)
-    for nm in ("fx1", "fx2", "fy1", "fy2"):
-        out[nm] = np.zeros(n, np.float64)
-    out["level"] = np.zeros(n, np.float32)
+    out["s1"] = np.zeros(n, np.float32)
+    out["s2"] = np.zeros(n, np.float32)
     out["done"] = np.zeros(n, np.int8)
-    return {nm: np.ascontiguousarray(out[nm], dtype=VOICE_DTYPES[nm]) for nm in VOICE_DTYPES}
+    rec = np.zeros(n, VOICE_DTYPE)
+    for nm in VOICE_DTYPES:
+        rec[nm] = out[nm]
+    return rec
 
 
 def compaction_moves(n_active: int, finished: np.ndarray):

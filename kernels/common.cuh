@@ -1,9 +1,15 @@
-// gpusynth kernels: shared helpers (CUDA C, shim-portable subset; see DESIGN.md section 5).
+// gpusynth kernels: the voice record and shared helpers (CUDA C, shim-portable subset; see
+// DESIGN.md section 5).
 //
 // Compiled three ways: NVRTC through CuPy, g++ through kernels/host_shim.h (native backend),
 // nvcc -ptx/-cubin in CI. gpusynth/_kernels.py inlines this file and passes the constants below
-// with -D. Every helper mirrors an expression of gpusynth/backend/numpy_backend.py, including
-// which operations run in float32 (numpy 2 keeps `python_float op float32_array` in float32).
+// with -D. The readable definition of every expression is gpusynth/backend/numpy_backend.py
+// (and gpusynth/envelope.py for the volume envelope).
+//
+// Throughput rules (DESIGN.md section 5): float32 in the per-sample loop, no transcendental call
+// per sample (control values once per 64-frame tick, envelope gains stepped per sample by one
+// multiply-add), render and mix fused (each voice's contribution is rounded to fixed point and
+// summed in int64, so the mix is exact whatever the order), dead voices and ticks cost nothing.
 #ifndef GPUSYNTH_COMMON_CUH
 #define GPUSYNTH_COMMON_CUH
 
@@ -12,16 +18,22 @@
 #define TICK 64                    // control-rate tick, frames
 #endif
 #ifndef DONE_LEVEL
-#define DONE_LEVEL 1e-5            // envelope level below which a voice is finished
+#define DONE_LEVEL 1e-5f           // envelope level below which a voice is finished
 #endif
 #ifndef FILTER_OPEN_CENTS
-#define FILTER_OPEN_CENTS 13500.0  // cutoff at/above which (with q <= 0) the filter is bypassed
+#define FILTER_OPEN_CENTS 13500.0f // cutoff at/above which (with q <= 0) the filter is bypassed
 #endif
-#ifndef MIX_CHUNK
-#define MIX_CHUNK 256              // voices summed by one thread of the first mix stage
+#ifndef MIX_SCALE
+#define MIX_SCALE 16777216.0f      // fixed point of the mix: 2^24 per full scale
 #endif
-#ifndef SCRATCH_FRAME_MAJOR
-#define SCRATCH_FRAME_MAJOR 1      // 1: scratch[f*nv + v] (GPU, coalesced); 0: scratch[v*F + f]
+#ifndef MIX_CLAMP
+#define MIX_CLAMP 2147483520.0f    // per-voice contribution clamp (largest float32 < 2^31)
+#endif
+#ifndef VCHUNK
+#define VCHUNK 32                  // voices per work item of the portable kernel
+#endif
+#ifndef SUBW
+#define SUBW 16                    // ticks per local accumulator flush of the portable kernel
 #endif
 #ifndef N_CHIN
 #define N_CHIN 7                   // channel inputs, in voices.CHANNEL_INPUTS order
@@ -36,11 +48,77 @@
 #define CHI_ch_cho 6
 #endif
 
-#define GS_PI 3.141592653589793
+// constants as decimal literals, written identically in gpusynth/backend/numpy_backend.py
+#define GS_PI_F 3.14159265358979f
+#define GS_PI_2000 0.00157079632679490f          // pi / 2000: pan (0.1 %) -> angle
+#define GS_INV_1200 0.000833333333333333f        // cents -> octaves
+#define GS_LOG2_10_20 0.166096404744368f         // log2(10) / 20: dB -> log2 of gain
+#define GS_LOG2_10_200 0.0166096404744368f       // log2(10) / 200: cB -> log2 of gain
+#define GS_NEVER (1ll << 62)
+
+// ---- the voice record (gpusynth/voices.py VOICE_FIELDS, same order, same C types) --------
+// check_schema() in gpusynth/_kernels.py parses this struct and compares it with VOICE_DTYPE.
+struct Voice {
+    long long start;
+    long long release;
+    long long kill;
+    long long pstart;
+    long long pend;
+    long long lstart;
+    long long lend;
+    long long ipos;
+    float pitch;
+    float atten;
+    float pan;
+    float fc;
+    float q;
+    float rev;
+    float cho;
+    float rev_cc;
+    float cho_cc;
+    float ve_delay;
+    float ve_attack;
+    float ve_hold;
+    float ve_decay;
+    float ve_sus;
+    float ve_release;
+    float me_delay;
+    float me_attack;
+    float me_hold;
+    float me_decay;
+    float me_sus;
+    float me_release;
+    float me_pitch;
+    float me_fc;
+    float ml_delay;
+    float ml_freq;
+    float ml_pitch;
+    float ml_fc;
+    float ml_vol;
+    float vl_delay;
+    float vl_freq;
+    float vl_pitch;
+    float cc1_vib;
+    float press_vib;
+    float cc1_ml_pitch;
+    float cc1_ml_vol;
+    float cc1_ml_fc;
+    float fpos;
+    float gl;
+    float gr;
+    float s1;
+    float s2;
+    int chan;
+    int lmode;
+    signed char done;
+};
+#ifdef VOICE_BYTES
+static_assert(sizeof(Voice) == VOICE_BYTES, "struct Voice differs from voices.VOICE_DTYPE");
+#endif
 
 // ---- grid-stride loop ----------------------------------------------------------------------
 // On the GPU: the usual grid-stride loop. host_shim.h redefines both as an OpenMP loop over
-// "blocks of one thread" (static for the mix, dynamic for voices whose cost varies).
+// "blocks of one thread".
 #ifndef GRID_STRIDE_LOOP
 #define GRID_STRIDE_LOOP(i, n) \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
@@ -50,53 +128,35 @@
 #define GRID_STRIDE_LOOP_DYN(i, n) GRID_STRIDE_LOOP(i, n)
 #endif
 
-// scratch index of voice v (0..nv-1 in the launch group) at frame f (0..nf-1)
-#if SCRATCH_FRAME_MAJOR
-#define SIDX(v, f, nv, nf) ((long long)(f) * (long long)(nv) + (long long)(v))
-#else
-#define SIDX(v, f, nv, nf) ((long long)(v) * (long long)(nf) + (long long)(f))
+// integer add to the shared mix (order-free: integer sums are exact)
+#ifndef GS_ATOMIC_ADD_LL
+#define GS_ATOMIC_ADD_LL(p, v) atomicAdd((unsigned long long*)(p), (unsigned long long)(v))
 #endif
-
-// field pointer from the voice table's pointer array (VOICE_FIELDS order, indices VF_*)
-#define VFIELD(tab, T, name) ((T*)(size_t)(tab)[VF_##name])
+// float -> nearest integer (ties to even), as numpy's rint
+#ifndef GS_F2LL
+#define GS_F2LL(x) __float2ll_rn(x)
+#endif
 
 // ---- small helpers ---------------------------------------------------------------------------
 __device__ __forceinline__ long long gs_clampll(long long x, long long lo, long long hi) {
-    // np.clip semantics: minimum(maximum(x, lo), hi) (hi wins when lo > hi)
     x = x < lo ? lo : x;
     return x > hi ? hi : x;
 }
-
-__device__ __forceinline__ double gs_clampd(double x, double lo, double hi) {
-    x = x < lo ? lo : x;
-    return x > hi ? hi : x;
-}
-
 __device__ __forceinline__ float gs_clampf(float x, float lo, float hi) {
-    x = x < lo ? lo : x;
+    x = x < lo ? lo : x;            // a NaN fails both tests and stays NaN
     return x > hi ? hi : x;
 }
-
-// max/min by comparison (inlined; fmax/fmin are library calls on the host). Same as numpy's
-// maximum/minimum for non-NaN values.
-__device__ __forceinline__ double gs_maxd(double a, double b) { return a < b ? b : a; }
-__device__ __forceinline__ double gs_mind(double a, double b) { return b < a ? b : a; }
 __device__ __forceinline__ float gs_maxf(float a, float b) { return a < b ? b : a; }
+__device__ __forceinline__ float gs_minf(float a, float b) { return b < a ? b : a; }
+__device__ __forceinline__ long long gs_minll(long long a, long long b) { return b < a ? b : a; }
 
-// floor() as an integer, without a libm call (x86-64 baseline has no roundsd); exact for
-// |x| < 2^63, the same value as (long long)floor(x)
-__device__ __forceinline__ long long gs_floorll(double x) {
-    long long n = (long long)x;
-    return ((double)n > x) ? n - 1 : n;
-}
-
-// floor modulo (Python / numpy semantics for a positive divisor)
+// floor modulo for a positive divisor
 __device__ __forceinline__ long long gs_floormod(long long a, long long m) {
     long long r = a % m;
     return r < 0 ? r + m : r;
 }
 
-// loop wrap as numpy's wrap(): idx >= le -> ls + (idx - ls) mod L  (only while looping)
+// loop wrap: idx >= le -> ls + (idx - ls) mod L  (only while looping)
 __device__ __forceinline__ long long gs_wrap(long long idx, bool looping, long long ls,
                                              long long le, long long L) {
     if (!looping || idx < le) return idx;
@@ -105,54 +165,130 @@ __device__ __forceinline__ long long gs_wrap(long long idx, bool looping, long l
     return ls + gs_floormod(r, L);
 }
 
-// pool read: clamp to [lo, hi] as numpy does, then to the pool itself so that no loop point
-// or position, however wrong, reads outside the pool (kernels trust inputs, but never fault)
-__device__ __forceinline__ double gs_pool(const float* __restrict__ pool, long long pool_len,
-                                          long long idx, long long lo, long long hi) {
-    idx = gs_clampll(idx, lo, hi);
-    idx = idx < 0 ? 0 : idx;
-    idx = idx >= pool_len ? pool_len - 1 : idx;
-    return (double)pool[idx];
+// 2^x in float32 by one fixed polynomial (max relative error 8.2e-8), so that the numpy
+// reference (gpusynth/envelope.py exp2) computes the very same value: libm exp2f and numpy's
+// exp2 differ by an ulp in a fifth of all inputs, and a pitch increment an ulp off drifts.
+// x <= -127 gives 0, x >= 127 gives 2^127 (times the polynomial); a NaN gives 0.
+__device__ __forceinline__ float gs_exp2(float x) {
+    x = x > -127.0f ? x : -127.0f;
+    x = x < 127.0f ? x : 127.0f;
+    int n = (int)x;
+    n = (float)n > x ? n - 1 : n;                 // floor
+    const float f = x - (float)n;                 // exact, 0 <= f < 1
+    float p = 0.00021877505059819669f;
+    p = p * f + 0.0012387821916490793f;
+    p = p * f + 0.009684580378234386f;
+    p = p * f + 0.05548042804002762f;
+    p = p * f + 0.2402305006980896f;
+    p = p * f + 0.6931469440460205f;
+    p = p * f + 1.0f;
+    return p * __int_as_float((n + 127) << 23);
 }
 
-// Modulation envelope 0..1 (numpy menv's held()).
-__device__ __forceinline__ double gs_menv_held(double tt, float d, float a, float h, float dc,
-                                               float sus) {
-    double x = tt - (double)d;
-    if (x < 0.0) return 0.0;
-    if (x < (double)a) return gs_clampd(x / (double)gs_maxf(a, 1.0f), 0.0, 1.0);
-    double y = (x - (double)a) - (double)h;
-    if (y < 0.0) return 1.0;
-    return gs_maxd(1.0 - gs_maxd(y, 0.0) / (double)gs_maxf(dc, 1.0f), (double)sus);
+// cB of attenuation -> gain (float32)
+__device__ __forceinline__ float gs_cb_gain(float cb) { return gs_exp2(cb * -GS_LOG2_10_200); }
+
+// Modulation envelope 0..1 at tt frames since note-on (held part; linear segments).
+__device__ __forceinline__ float gs_menv_held(float tt, float d, float a, float h, float dc,
+                                              float sus) {
+    float x = tt - d;
+    if (x < 0.0f) return 0.0f;
+    if (x < a) return gs_clampf(x / gs_maxf(a, 1.0f), 0.0f, 1.0f);
+    float y = (x - a) - h;
+    if (y < 0.0f) return 1.0f;
+    return gs_maxf(1.0f - y / gs_maxf(dc, 1.0f), sus);
 }
 
-__device__ __forceinline__ double gs_menv(double t, bool released, double t_rel, float d,
-                                          float a, float h, float dc, float sus, float rel) {
-    double g = gs_menv_held(released ? t_rel : t, d, a, h, dc, sus);
+__device__ __forceinline__ float gs_menv(float tc, bool released, float trel, const Voice& V) {
+    float g = gs_menv_held(released ? trel : tc, V.me_delay, V.me_attack, V.me_hold,
+                           V.me_decay, V.me_sus);
     if (!released) return g;
-    double tr = gs_maxd(t - t_rel, 0.0);
-    return gs_maxd(g - tr / (double)gs_maxf(rel, 1.0f), 0.0);
-}
-
-// Volume envelope (numpy venv's held()): returns the attenuation in cB of the decay/sustain
-// stage in *cb, or a direct amplitude (delay/attack/hold) with *cb = -1.
-__device__ __forceinline__ double gs_venv_held(double tt, float d, float a, float h,
-                                               float k1000, float sus, double* cb) {
-    double x = tt - (double)d;
-    *cb = -1.0;
-    if (x < 0.0) return 0.0;
-    if (x < (double)a) return gs_clampd((x + 1.0) / (double)gs_maxf(a, 1.0f), 0.0, 1.0);
-    double y = (x - (double)a) - (double)h;
-    if (y < 0.0) return 1.0;
-    *cb = gs_mind(gs_maxd(y, 0.0) * (double)k1000, (double)sus);
-    return 0.0;
+    float tr = gs_maxf(tc - trel, 0.0f);
+    return gs_maxf(g - tr / gs_maxf(V.me_release, 1.0f), 0.0f);
 }
 
 // Triangle LFO: 0 during the delay, then starting at 0 and rising; freq in cycles per frame.
-__device__ __forceinline__ double gs_tri_lfo(double t, float delay, double freq) {
-    if (t < (double)delay) return 0.0;
-    double ph = gs_maxd(t - (double)delay, 0.0) * freq;
-    return 1.0 - 4.0 * fabs(fmod(ph + 0.25, 1.0) - 0.5);
+// The phase is the one double product of the kernel (an hour of a held note stays exact).
+__device__ __forceinline__ float gs_tri_lfo(long long since_start, float delay, float freq) {
+    float t = (float)since_start;
+    if (t < delay) return 0.0f;
+    double ph = ((double)since_start - (double)delay) * (double)freq + 0.25;
+    float fr = (float)(ph - (double)(long long)ph);    // ph >= 0.25: truncation is floor
+    float v = fr - 0.5f;
+    return 1.0f - 4.0f * (v < 0.0f ? -v : v);
+}
+
+// ---- volume envelope (gpusynth/envelope.py is the readable twin) ---------------------------
+// Closed form at absolute frame t (t >= start): DAHDSR, attack linear in amplitude, decay and
+// release linear in dB; times the steal/cut fade. "Held" evaluates the envelope at min(t, release).
+struct EnvSeg {
+    float g;      // gain at the segment start (exact closed form)
+    float m, a;   // per-frame step: g <- g * m + a
+    int kend;     // first frame (tick-relative) of the next segment
+};
+
+__device__ __forceinline__ float gs_venv_exact(const Voice& V, long long t, float k1000, float krel,
+                                               int fade_frames) {
+    const bool rel = t >= V.release;
+    const long long th = rel ? V.release : t;
+    const float x = (float)(th - V.start) - V.ve_delay;
+    if (x < 0.0f) return 0.0f;
+    const float att = gs_minf((x + 1.0f) / gs_maxf(V.ve_attack, 1.0f), 1.0f);
+    const float y = (x - V.ve_attack) - V.ve_hold;
+    float cb = gs_minf(gs_maxf(y, 0.0f) * k1000, V.ve_sus);
+    if (rel) cb += (float)(t - V.release) * krel;
+    float g = att * gs_cb_gain(cb);
+    if (t > V.kill) {
+        const float fade = 1.0f - (float)(t - V.kill) / (float)fade_frames;
+        g *= gs_clampf(fade, 0.0f, 1.0f);
+    }
+    return g;
+}
+
+// Stage breakpoints of the held envelope, in frames since note-on: the first frame of the
+// attack, of the attack's flat top, of the decay, of the sustain.
+__device__ __forceinline__ void gs_venv_breaks(const Voice& V, float k1000, float b[4]) {
+    const float d = V.ve_delay, a = V.ve_attack, h = V.ve_hold;
+    b[0] = ceilf(d);
+    b[1] = ceilf((d + a) - 1.0f);
+    b[2] = ceilf((d + a) + h);
+    b[3] = ceilf(gs_minf(((d + a) + h) + V.ve_sus / k1000, 1e12f));
+}
+
+// The segment of the envelope that starts at tick-relative frame k (absolute t = t0 + k).
+__device__ __forceinline__ EnvSeg gs_venv_seg(const Voice& V, long long t0, int k, float k1000,
+                                              float krel, const float brk[4], int fade_frames) {
+    const long long t = t0 + k;
+    EnvSeg s;
+    // next breakpoint after k: stage boundaries, release, kill, kill + fade, tick end
+    long long nb = t0 + TICK;
+    for (int i = 0; i < 4; ++i) {
+        const long long bi = V.start + (long long)brk[i];
+        if (bi > t && bi < nb && t < V.release) nb = bi;
+    }
+    if (V.release > t && V.release < nb) nb = V.release;
+    if (V.kill > t && V.kill < nb) nb = V.kill;
+    const long long kend = V.kill + fade_frames;
+    if (V.kill < GS_NEVER && kend > t && kend < nb) nb = kend;
+    s.kend = (int)(nb - t0);
+    s.g = gs_venv_exact(V, t, k1000, krel, fade_frames);
+    s.m = 1.0f;
+    s.a = 0.0f;
+    if (t >= V.kill) {                      // steal/cut fade: linear between exact end points
+        const float ge = gs_venv_exact(V, nb, k1000, krel, fade_frames);
+        s.a = (ge - s.g) / (float)(nb - t);
+    } else if (t >= V.release) {            // release: dB-linear
+        s.m = gs_cb_gain(krel);
+    } else {
+        const float u = (float)(t - V.start);
+        const float x = u - V.ve_delay;
+        if (x >= 0.0f) {
+            const float y = (x - V.ve_attack) - V.ve_hold;
+            if (x + 1.0f < V.ve_attack) s.a = 1.0f / gs_maxf(V.ve_attack, 1.0f);   // attack
+            else if (y >= 0.0f && y * k1000 < V.ve_sus) s.m = gs_cb_gain(k1000);    // decay
+        }
+    }
+    return s;
 }
 
 #endif  // GPUSYNTH_COMMON_CUH

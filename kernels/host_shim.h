@@ -3,15 +3,18 @@
 //   g++ -O3 -fopenmp -ffp-contract=off -shared -fPIC -x c++ -include kernels/host_shim.h ...
 //
 // Kernels use only the shim-portable subset (DESIGN.md section 5): a grid-stride loop over
-// their work items, no __syncthreads, shared memory, warp intrinsics or float atomics. Here each
+// their work items, no __syncthreads, shared memory, warp intrinsics or float atomics (kernels
+// that use them are GPU-only and guarded by #ifndef GPUSYNTH_HOST). Here each
 // work item is a "block of one thread" and OpenMP runs the blocks in parallel: the grid-stride
 // loop macros become OpenMP loops and a kernel is a plain extern "C" function called once.
 #ifndef GPUSYNTH_HOST_SHIM_H
 #define GPUSYNTH_HOST_SHIM_H
 
 #include <math.h>
+#include <omp.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define GPUSYNTH_HOST 1
 
@@ -31,6 +34,19 @@
 #define GRID_STRIDE_LOOP_DYN(i, n) \
     _Pragma("omp parallel for schedule(dynamic, 16)") \
     for (long long i = 0; i < (long long)(n); ++i)
+
+// The fused mix: each OpenMP thread adds into its own slice of the output (no atomics needed);
+// the host sums the slices in int64 (exact, so the thread count does not change the result).
+#define GS_OUT_SLICE(out, stride) ((out) + (long long)omp_get_thread_num() * (stride))
+#define GS_ATOMIC_ADD_LL(p, v) (*(p) += (v))
+// float -> nearest integer, ties to even (cvtss2si with -fno-math-errno), as numpy's rint
+#define GS_F2LL(x) ((long long)__builtin_llrintf(x))
+
+static inline float __int_as_float(int i) {
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
 
 // CUDA float intrinsics: glibc already declares __expf, __sinf and friends, so map them with
 // #define rather than defining functions (DESIGN.md section 5).

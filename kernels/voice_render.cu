@@ -1,280 +1,259 @@
-// gpusynth voice render: one thread per voice (grid-stride), several control ticks per launch.
+// gpusynth voice render: every live voice of a window of control ticks, rendered and mixed in
+// one launch (fused: no voices x frames buffer ever reaches memory).
 //
-// The readable definition is gpusynth/backend/numpy_backend.py (_tick); this kernel follows it
-// expression by expression (same float32/float64 split, same clamping), except that the
-// resonant low-pass runs as the plain biquad recurrence in double (numpy: FFT convolution of the
-// closed-form impulse response; equal up to rounding).
+// The readable definition is gpusynth/backend/numpy_backend.py; this file follows it expression
+// by expression in float32. Per voice and tick:
+//   1. control values at the tick start: modulation envelope, both LFOs, pitch increment,
+//      filter coefficients (TPT state-variable low-pass), pan/volume gains, send levels;
+//   2. per frame: position = integer + float32 fraction (re-anchored every tick), loop wrap,
+//      linear or 4-point cubic interpolation, the filter, the volume envelope stepped by one
+//      multiply-add per frame between exact closed-form values at every stage change (see
+//      gs_venv_seg), the pan gains ramped linearly across the tick;
+//   3. the frame's contribution to each bus rounded to fixed point (MIX_SCALE per full scale,
+//      clamped to +-MIX_CLAMP) and added in int64: the mix is exact whatever the order in which
+//      voices, threads or atomics add, so the output is bit-identical for any window size,
+//      voice order or thread count.
 //
-// Per voice and frame the kernel writes its left/right contribution to scratch (float32, layout
-// SIDX) and per tick its reverb/chorus send levels; kernels/mix.cu sums voices in a fixed order.
-// Voices are slots [v0, v0 + nv) of the dense table; tab holds one pointer per VOICE_FIELDS
-// entry (indices VF_*), so the table is structure-of-arrays in every backend.
+// voice_render (portable: shim and GPU): a work item is a chunk of VCHUNK voices; it sums SUBW
+// ticks at a time into a private int64 buffer, then adds it to `out` (the shim gives each
+// OpenMP thread its own slice of `out`; on the GPU the adds are integer atomics).
 #include "common.cuh"
 
-extern "C" __global__ void voice_render(
-    const unsigned long long* __restrict__ tab,   // field pointers, VOICE_FIELDS order
-    const float* __restrict__ pool, long long pool_len,
-    const float* __restrict__ chin, int n_chan,   // [N_CHIN][n_ticks][n_chan]
-    long long v0, long long nv,                   // voices [v0, v0 + nv)
-    long long block_start, int n_ticks,           // absolute sample of tick 0 (multiple of TICK)
-    double rate, int fade_frames, int cubic,
-    float* __restrict__ out_l, float* __restrict__ out_r,   // scratch [SIDX(v, f, nv, n_ticks*TICK)]
-    float* __restrict__ sends)                    // [n_ticks][nv][2]: reverb, chorus
+#ifndef GS_OUT_SLICE
+#define GS_OUT_SLICE(out, stride) (out)
+#endif
+
+// Accumulator of the portable kernel: int64 [SUBW * TICK][nbus], ticks [tk0, tk0 + SUBW).
+struct GsLocalAcc {
+    long long* buf;
+    int tk0;
+    __device__ __forceinline__ long long q(float v) const {
+        v = v * MIX_SCALE;
+        v = v > -MIX_CLAMP ? v : -MIX_CLAMP;       // NaN -> -MIX_CLAMP
+        v = v < MIX_CLAMP ? v : MIX_CLAMP;
+        return GS_F2LL(v);
+    }
+    template <bool SENDS>
+    __device__ __forceinline__ void put(int tk, int k, float l, float r, float rev, float cho) {
+        long long* p = buf + ((long long)(tk - tk0) * TICK + k) * (SENDS ? 4 : 2);
+        p[0] += q(l);
+        p[1] += q(r);
+        if (SENDS) {
+            const float mono = (l + r) * 0.5f;
+            p[2] += q(mono * rev);
+            p[3] += q(mono * cho);
+        }
+    }
+};
+
+// Render voice V for ticks [tka, tkb) of the window that starts at absolute frame win_t0.
+template <bool SENDS, class Acc>
+__device__ __forceinline__ void gs_render_voice(
+    Voice& V, const float* __restrict__ pool, long long pool_len,
+    const float* __restrict__ chin, int n_chan, int n_ticks,
+    long long win_t0, int tka, int tkb, float rate, int fade_frames, int cubic, Acc& acc)
 {
-    const long long nf = (long long)n_ticks * TICK;
-    (void)nf;                      // unused by SIDX in the frame-major layout
-    const long long* f_start = VFIELD(tab, const long long, start);
-    const long long* f_release = VFIELD(tab, const long long, release);
-    const long long* f_kill = VFIELD(tab, const long long, kill);
-    const int* f_chan = VFIELD(tab, const int, chan);
-    const long long* f_pstart = VFIELD(tab, const long long, pstart);
-    const long long* f_pend = VFIELD(tab, const long long, pend);
-    const long long* f_lstart = VFIELD(tab, const long long, lstart);
-    const long long* f_lend = VFIELD(tab, const long long, lend);
-    const int* f_lmode = VFIELD(tab, const int, lmode);
-    long long* f_ipos = VFIELD(tab, long long, ipos);
-    double* f_fpos = VFIELD(tab, double, fpos);
-    float* f_gl = VFIELD(tab, float, gl);
-    float* f_gr = VFIELD(tab, float, gr);
-    double* f_fx1 = VFIELD(tab, double, fx1);
-    double* f_fx2 = VFIELD(tab, double, fx2);
-    double* f_fy1 = VFIELD(tab, double, fy1);
-    double* f_fy2 = VFIELD(tab, double, fy2);
-    float* f_level = VFIELD(tab, float, level);
-    signed char* f_done = VFIELD(tab, signed char, done);
+    if (V.done) return;
+    const long long start = V.start;
+    int c = V.chan;
+    c = c < 0 ? 0 : (c >= n_chan ? n_chan - 1 : c);
+    const long long ls = V.lstart, le = V.lend, pe = V.pend;
+    const long long L = (le - ls) > 1 ? (le - ls) : 1;
+    // reads stay inside the region and inside the pool, however wrong a loop point is
+    long long lo = V.pstart, hi = pe - 1;
+    lo = gs_clampll(lo, 0, pool_len - 1);
+    hi = gs_clampll(hi, 0, pool_len - 1);
+    if (hi < lo) hi = lo;
+    const float k1000 = 1000.0f / gs_maxf(V.ve_decay, 1.0f);
+    const float krel = 1000.0f / gs_maxf(V.ve_release, 1.0f);
+    float brk[4];
+    gs_venv_breaks(V, k1000, brk);
+    const float attack_end = (V.ve_delay + V.ve_attack) + V.ve_hold;
+    const float trel = (float)(V.release - start);
+    const long long cstride = (long long)n_ticks * n_chan;
 
-    GRID_STRIDE_LOOP_DYN(i, nv) {
-        const long long v = v0 + i;
-        // ---- per-voice constants --------------------------------------------------------
-        const long long start = f_start[v], rel_abs = f_release[v], kill_abs = f_kill[v];
-        int c = f_chan[v];
-        c = c < 0 ? 0 : (c >= n_chan ? n_chan - 1 : c);
-        const long long ps = f_pstart[v], pe = f_pend[v];
-        const long long ls = f_lstart[v], le = f_lend[v];
-        const long long L = (le - ls) > 1 ? (le - ls) : 1;
-        const int lmode = f_lmode[v];
-        const double pitch = VFIELD(tab, const double, pitch)[v];
-        const float atten = VFIELD(tab, const float, atten)[v];
-        const float panv = VFIELD(tab, const float, pan)[v];
-        const float fc0 = VFIELD(tab, const float, fc)[v];
-        const float q_cb = VFIELD(tab, const float, q)[v];
-        const float rev0 = VFIELD(tab, const float, rev)[v];
-        const float cho0 = VFIELD(tab, const float, cho)[v];
-        const float rev_cc = VFIELD(tab, const float, rev_cc)[v];
-        const float cho_cc = VFIELD(tab, const float, cho_cc)[v];
-        const float ve_d = VFIELD(tab, const float, ve_delay)[v];
-        const float ve_a = VFIELD(tab, const float, ve_attack)[v];
-        const float ve_h = VFIELD(tab, const float, ve_hold)[v];
-        const float ve_dc = VFIELD(tab, const float, ve_decay)[v];
-        const float ve_s = VFIELD(tab, const float, ve_sus)[v];
-        const float ve_r = VFIELD(tab, const float, ve_release)[v];
-        const float me_d = VFIELD(tab, const float, me_delay)[v];
-        const float me_a = VFIELD(tab, const float, me_attack)[v];
-        const float me_h = VFIELD(tab, const float, me_hold)[v];
-        const float me_dc = VFIELD(tab, const float, me_decay)[v];
-        const float me_s = VFIELD(tab, const float, me_sus)[v];
-        const float me_r = VFIELD(tab, const float, me_release)[v];
-        const float me_pitch = VFIELD(tab, const float, me_pitch)[v];
-        const float me_fc = VFIELD(tab, const float, me_fc)[v];
-        const float ml_d = VFIELD(tab, const float, ml_delay)[v];
-        const double ml_f = VFIELD(tab, const double, ml_freq)[v];
-        const float ml_pitch = VFIELD(tab, const float, ml_pitch)[v];
-        const float ml_fc = VFIELD(tab, const float, ml_fc)[v];
-        const float ml_vol = VFIELD(tab, const float, ml_vol)[v];
-        const float vl_d = VFIELD(tab, const float, vl_delay)[v];
-        const double vl_f = VFIELD(tab, const double, vl_freq)[v];
-        const float vl_pitch = VFIELD(tab, const float, vl_pitch)[v];
-        const float cc1_vib = VFIELD(tab, const float, cc1_vib)[v];
-        const float press_vib = VFIELD(tab, const float, press_vib)[v];
-        const float cc1_ml_pitch = VFIELD(tab, const float, cc1_ml_pitch)[v];
-        const float cc1_ml_vol = VFIELD(tab, const float, cc1_ml_vol)[v];
-        const float cc1_ml_fc = VFIELD(tab, const float, cc1_ml_fc)[v];
-        // float32 quotients, as numpy computes `python_float / float32_array`
-        const float ve_k1000 = 1000.0f / gs_maxf(ve_dc, 1.0f);
-        const float ve_r5 = 5.0f / gs_maxf(ve_r, 1.0f);
-        const float attack_end = (ve_d + ve_a) + ve_h;   // float32 sum, as numpy
-        const double trel = (double)(rel_abs - start);
-        const double fade_n = (double)fade_frames;
+    long long ipos = V.ipos;
+    float fpos = V.fpos, gl = V.gl, gr = V.gr, s1 = V.s1, s2 = V.s2;
+    signed char done = 0;
 
-        // ---- state ------------------------------------------------------------------------
-        long long ipos = f_ipos[v];
-        double fpos = f_fpos[v];
-        float gl = f_gl[v], gr = f_gr[v];
-        double fx1 = f_fx1[v], fx2 = f_fx2[v], fy1 = f_fy1[v], fy2 = f_fy2[v];
-        float level = f_level[v];
-        signed char done = f_done[v];
-        bool touched = false;
+    for (int tk = tka; tk < tkb && !done; ++tk) {
+        const long long t0 = win_t0 + (long long)tk * TICK;
+        if (start >= t0 + TICK) continue;                 // not started in this tick
+        // ---- control values at the tick start -------------------------------------------
+        const float* ch = chin + (long long)tk * n_chan + c;
+        const float ch_pitch = ch[CHI_ch_pitch * cstride];
+        const float ch_gain = ch[CHI_ch_gain * cstride];
+        const float ch_pan = ch[CHI_ch_pan * cstride];
+        const float cmod = ch[CHI_ch_mod * cstride];
+        const float cpress = ch[CHI_ch_press * cstride];
+        const long long since = t0 > start ? t0 - start : 0;
+        const bool rel_c = t0 >= V.release;
+        const float me = gs_menv((float)since, rel_c, trel, V);
+        const float ml = gs_tri_lfo(since, V.ml_delay, V.ml_freq);
+        const float vl = gs_tri_lfo(since, V.vl_delay, V.vl_freq);
+        const float cents = (((V.pitch + ch_pitch) + me * V.me_pitch)
+                             + ml * (V.ml_pitch + cmod * V.cc1_ml_pitch))
+                            + vl * ((V.vl_pitch + cmod * V.cc1_vib) + cpress * V.press_vib);
+        // comparisons written so that a NaN pitch becomes the lower clamp
+        float cl = cents > -12000.0f ? cents : -12000.0f;
+        cl = cl < 12000.0f ? cl : 12000.0f;
+        const float inc = gs_exp2(cl * GS_INV_1200);
+        const float fc = (V.fc + me * V.me_fc) + ml * (V.ml_fc + cmod * V.cc1_ml_fc);
+        const float att = (V.atten + ch_gain) - ml * (V.ml_vol + cmod * V.cc1_ml_vol);
+        const float amp = gs_cb_gain(gs_maxf(att, 0.0f));
+        const float pan = gs_clampf(V.pan + ch_pan, -500.0f, 500.0f);
+        const float ang = (pan + 500.0f) * GS_PI_2000;
+        const float gl_new = amp * cosf(ang);
+        const float gr_new = amp * sinf(ang);
+        float rev = 0.0f, cho = 0.0f;
+        if (SENDS) {
+            rev = gs_clampf(V.rev + ch[CHI_ch_rev * cstride] * V.rev_cc, 0.0f, 1.0f);
+            cho = gs_clampf(V.cho + ch[CHI_ch_cho * cstride] * V.cho_cc, 0.0f, 1.0f);
+        }
+        const int k0 = (int)gs_clampll(start - t0, 0, TICK);
+        const bool looping = (V.lmode == 1) || (V.lmode == 3 && !rel_c);
 
-        for (int tk = 0; tk < n_ticks; ++tk) {
-            const long long t0 = block_start + (long long)tk * TICK;
-            const long long fbase = (long long)tk * TICK;
-            if (done != 0 || start >= t0 + TICK) {          // not live in this tick
-                for (int k = 0; k < TICK; ++k) {
-                    out_l[SIDX(i, fbase + k, nv, nf)] = 0.0f;
-                    out_r[SIDX(i, fbase + k, nv, nf)] = 0.0f;
-                }
-                sends[((long long)tk * nv + i) * 2] = 0.0f;
-                sends[((long long)tk * nv + i) * 2 + 1] = 0.0f;
-                continue;
+        // ---- filter coefficients: TPT state-variable low-pass (the RBJ response) ----------
+        const bool is_open = (fc >= FILTER_OPEN_CENTS) && (V.q <= 0.0f);
+        float fa1 = 1.0f, fa2 = 0.0f, fa3 = 0.0f;
+        if (!is_open) {
+            float hz = 8.175798915643707f * gs_exp2(fc * GS_INV_1200);
+            hz = gs_clampf(hz, 5.0f, 0.45f * rate);
+            const float g = tanf(GS_PI_F * hz / rate);
+            const float qk = gs_exp2(-((V.q * 0.1f) - 3.01f) * GS_LOG2_10_20);   // 1/Q
+            fa1 = 1.0f / (1.0f + g * (g + qk));
+            fa2 = g * fa1;
+            fa3 = g * fa2;
+        }
+
+        // ---- gains ------------------------------------------------------------------------
+        const bool fresh = gl < 0.0f;
+        const float glp = fresh ? gl_new : gl, grp = fresh ? gr_new : gr;
+        const float dgl = (gl_new - glp) * (1.0f / TICK), dgr = (gr_new - grp) * (1.0f / TICK);
+
+        EnvSeg seg = gs_venv_seg(V, t0, k0, k1000, krel, brk, fade_frames);
+        float g = seg.g;
+        bool ended = false;
+        float x = 0.0f;
+        for (int k = k0; k < TICK; ++k) {
+            if (k == seg.kend) {
+                seg = gs_venv_seg(V, t0, k, k1000, krel, brk, fade_frames);
+                g = seg.g;
             }
-            touched = true;
-            // ---- control values at the tick start ---------------------------------------
-            const float* ch = chin + (long long)tk * n_chan + c;
-            const long long cstride = (long long)n_ticks * n_chan;
-            const float ch_pitch = ch[CHI_ch_pitch * cstride];
-            const float ch_gain = ch[CHI_ch_gain * cstride];
-            const float ch_pan = ch[CHI_ch_pan * cstride];
-            const double cmod = (double)ch[CHI_ch_mod * cstride];
-            const double cpress = (double)ch[CHI_ch_press * cstride];
-            const float ch_rev = ch[CHI_ch_rev * cstride];
-            const float ch_cho = ch[CHI_ch_cho * cstride];
-
-            const double tc = (double)(t0 - start > 0 ? t0 - start : 0);
-            const bool rel_c = t0 >= rel_abs;
-            const double me = gs_menv(tc, rel_c, trel, me_d, me_a, me_h, me_dc, me_s, me_r);
-            const double ml = gs_tri_lfo(tc, ml_d, ml_f);
-            const double vl = gs_tri_lfo(tc, vl_d, vl_f);
-            const double cents = (((pitch + (double)ch_pitch) + me * (double)me_pitch)
-                                  + ml * ((double)ml_pitch + cmod * (double)cc1_ml_pitch))
-                                 + vl * (((double)vl_pitch + cmod * (double)cc1_vib)
-                                         + cpress * (double)press_vib);
-            // fmin/fmax (not a comparison chain) so that a NaN pitch cannot reach the integer
-            // position below
-            const double inc = exp2(fmax(fmin(cents, 12000.0), -12000.0) / 1200.0);
-            const double fc = ((double)fc0 + me * (double)me_fc)
-                              + ml * ((double)ml_fc + cmod * (double)cc1_ml_fc);
-            const double att = ((double)atten + (double)ch_gain)
-                               - ml * ((double)ml_vol + cmod * (double)cc1_ml_vol);
-            const double amp = pow(10.0, -gs_maxd(att, 0.0) / 200.0);
-            const double pan = gs_clampd((double)panv + (double)ch_pan, -500.0, 500.0);
-            const double ang = (pan + 500.0) * (GS_PI / 2000.0);
-            const float gl_new = (float)(amp * cos(ang));
-            const float gr_new = (float)(amp * sin(ang));
-            const float rev = gs_clampf(rev0 + ch_rev * rev_cc, 0.0f, 1.0f);   // float32, as numpy
-            const float cho = gs_clampf(cho0 + ch_cho * cho_cc, 0.0f, 1.0f);
-            sends[((long long)tk * nv + i) * 2] = rev;
-            sends[((long long)tk * nv + i) * 2 + 1] = cho;
-
-            // ---- positions ----------------------------------------------------------------
-            const long long k0 = gs_clampll(start - t0, 0, TICK);   // first frame of the voice
-            const bool looping = (lmode == 1) || (lmode == 3 && !rel_c);
-            const long long lo = ps, hi = pe - 1;
-
-            // ---- filter coefficients (RBJ low-pass) ---------------------------------------
-            const bool is_open = (fc >= FILTER_OPEN_CENTS) && (q_cb <= 0.0f);
-            double b0 = 1.0, b1 = 0.0, b2 = 0.0, a1 = 0.0, a2 = 0.0;
+            const float p = fpos + inc * (float)(k - k0);
+            const long long fl = (long long)p;            // p >= 0: truncation is floor
+            const float frac = p - (float)fl;
+            const long long ip = gs_wrap(ipos + fl, looping, ls, le, L);
+            ended = !looping && ip >= pe;
+            x = 0.0f;
+            if (!ended) {
+                const long long i1 = gs_wrap(ip + 1, looping, ls, le, L);
+                const float x0 = pool[gs_clampll(ip, lo, hi)];
+                const float x1 = pool[gs_clampll(i1, lo, hi)];
+                if (cubic) {
+                    const float xm = pool[gs_clampll(ip - 1, lo, hi)];
+                    const float x2 = pool[gs_clampll(gs_wrap(i1 + 1, looping, ls, le, L), lo, hi)];
+                    x = x0 + 0.5f * frac * ((x1 - xm) + frac * ((((2.0f * xm - 5.0f * x0) + 4.0f * x1) - x2)
+                                             + frac * ((3.0f * (x0 - x1) + x2) - xm)));
+                } else {
+                    x = x0 + (x1 - x0) * frac;
+                }
+            }
+            float y = x;
             if (!is_open) {
-                double hz = 8.175798915643707 * exp2(fc / 1200.0);
-                hz = gs_clampd(hz, 5.0, 0.45 * rate);
-                const double q = pow(10.0, ((double)q_cb / 10.0 - 3.01) / 20.0);
-                const double w0 = (2.0 * GS_PI) * hz / rate;
-                const double cw = cos(w0), sw = sin(w0);
-                const double alpha = sw / (2.0 * q);
-                const double a0 = 1.0 + alpha;
-                b1 = (1.0 - cw) / a0;
-                b0 = b1 * 0.5;
-                b2 = b0;
-                a1 = -2.0 * cw / a0;
-                a2 = (1.0 - alpha) / a0;
+                const float v3 = x - s2;
+                const float v1 = fa1 * s1 + fa2 * v3;
+                const float v2 = (s2 + fa2 * s1) + fa3 * v3;
+                s1 = 2.0f * v1 - s1;
+                s2 = 2.0f * v2 - s2;
+                y = v2;
             }
+            const float ye = y * g;
+            g = g * seg.m + seg.a;
+            const float ramp = (float)(k + 1);
+            acc.template put<SENDS>(tk, k, ye * (glp + dgl * ramp), ye * (grp + dgr * ramp), rev, cho);
+        }
+        if (is_open) {          // bypassed: the state follows the input (smooth re-engage)
+            s1 = 0.0f;
+            s2 = x;
+        }
+        // ---- state update -----------------------------------------------------------------
+        // exact in double (a 24-bit x 7-bit product), so the fraction carries no rounding
+        const double pn = (double)fpos + (double)inc * (double)(TICK - k0);
+        const long long fln = (long long)pn;
+        ipos = gs_wrap(ipos + fln, looping, ls, le, L);
+        fpos = (float)(pn - (double)fln);
+        gl = gl_new;
+        gr = gr_new;
+        const long long t_last = t0 + TICK - 1;
+        const float t_end = (float)(t_last - start);
+        const float env_end = gs_venv_exact(V, t_last, k1000, krel, fade_frames);
+        const bool env_done = (env_end < DONE_LEVEL) && ((t_last >= V.release) || (t_end >= attack_end));
+        const bool kill_done = V.kill < GS_NEVER && (t0 + TICK - V.kill) >= (long long)fade_frames;
+        done = (env_done || ended || kill_done) ? 1 : 0;
+    }
+    V.ipos = ipos;
+    V.fpos = fpos;
+    V.gl = gl;
+    V.gr = gr;
+    V.s1 = s1;
+    V.s2 = s2;
+    V.done = done;
+}
 
-            // ---- gains ------------------------------------------------------------------------
-            const bool fresh = gl < 0.0f;
-            const double glp = (double)(fresh ? gl_new : gl);
-            const double grp = (double)(fresh ? gr_new : gr);
-            const double dgl = (double)gl_new - glp, dgr = (double)gr_new - grp;
-
-            // envelope value of the released segment's start (constant within the release)
-            double rel_cb, rel_g = gs_venv_held(trel, ve_d, ve_a, ve_h, ve_k1000, ve_s, &rel_cb);
-            if (rel_cb >= 0.0) rel_g = pow(10.0, -rel_cb / 200.0);
-            double last_cb = -2.0, last_dec = 0.0;        // cache for the sustain stage
-
-            double env = 0.0, x = 0.0;
-            bool ended = false;
-            for (int k = 0; k < TICK; ++k) {
-                const long long s = t0 + k;
-                x = 0.0;
-                env = 0.0;
-                ended = false;
-                if (k >= k0) {
-                    const double p = fpos + inc * (double)(k - k0);
-                    const long long fl = gs_floorll(p);
-                    const double frac = p - (double)fl;
-                    const long long ip = gs_wrap(ipos + fl, looping, ls, le, L);
-                    ended = !looping && ip >= pe;
-                    if (!ended) {
-                        const long long i1 = gs_wrap(ip + 1, looping, ls, le, L);
-                        const double x0 = gs_pool(pool, pool_len, ip, lo, hi);
-                        const double x1 = gs_pool(pool, pool_len, i1, lo, hi);
-                        if (cubic) {
-                            const double xm = gs_pool(pool, pool_len, ip - 1, lo, hi);
-                            const double x2 = gs_pool(pool, pool_len,
-                                                      gs_wrap(i1 + 1, looping, ls, le, L), lo, hi);
-                            x = x0 + 0.5 * frac * (x1 - xm + frac * (2.0 * xm - 5.0 * x0 + 4.0 * x1 - x2
-                                                   + frac * (3.0 * (x0 - x1) + x2 - xm)));
-                        } else {
-                            x = x0 + (x1 - x0) * frac;
-                        }
-                    }
-                    // volume envelope, kill fade
-                    const double t = (double)(s - start);
-                    double g;
-                    if (s >= rel_abs) {
-                        g = rel_g * pow(10.0, -gs_maxd(t - trel, 0.0) * (double)ve_r5);
-                    } else {
-                        double cb;
-                        g = gs_venv_held(t, ve_d, ve_a, ve_h, ve_k1000, ve_s, &cb);
-                        if (cb >= 0.0) {
-                            if (cb != last_cb) {
-                                last_cb = cb;
-                                last_dec = pow(10.0, -cb / 200.0);
-                            }
-                            g = last_dec;
-                        }
-                    }
-                    // fade is exactly 1 up to the kill time: skip the division there
-                    const double fade = s <= kill_abs ? 1.0
-                        : gs_clampd(1.0 - (double)(s - kill_abs) / fade_n, 0.0, 1.0);
-                    env = g * fade;
-                }
-                // filter (state updated even when bypassed: y = x)
-                double y = x;
-                if (!is_open) y = b0 * x + b1 * fx1 + b2 * fx2 - a1 * fy1 - a2 * fy2;
-                fx2 = fx1; fx1 = x;
-                fy2 = fy1; fy1 = y;
-                const double ye = y * env;
-                const double ramp = ((double)k + 1.0) / TICK;
-                const long long o = SIDX(i, fbase + k, nv, nf);
-                out_l[o] = (float)(ye * (glp + dgl * ramp));
-                out_r[o] = (float)(ye * (grp + dgr * ramp));
+template <bool SENDS>
+__device__ __forceinline__ void gs_render_chunk(
+    Voice* __restrict__ vt, long long v0, long long v1, const float* __restrict__ pool,
+    long long pool_len, const float* __restrict__ chin, int n_chan, long long win_t0, int n_ticks,
+    float rate, int fade_frames, int cubic, long long* __restrict__ out)
+{
+    const int nbus = SENDS ? 4 : 2;
+    long long buf[SUBW * TICK * 4];
+    GsLocalAcc acc;
+    acc.buf = buf;
+    for (int w0 = 0; w0 < n_ticks; w0 += SUBW) {
+        const int w1 = w0 + SUBW < n_ticks ? w0 + SUBW : n_ticks;
+        const long long w_end = win_t0 + (long long)w1 * TICK;
+        bool any = false;
+        for (long long v = v0; v < v1; ++v) {
+            if (vt[v].done || vt[v].start >= w_end) continue;
+            if (!any) {
+                for (int i = 0; i < (w1 - w0) * TICK * nbus; ++i) buf[i] = 0;
+                any = true;
             }
+            acc.tk0 = w0;
+            gs_render_voice<SENDS>(vt[v], pool, pool_len, chin, n_chan, n_ticks, win_t0, w0, w1,
+                                   rate, fade_frames, cubic, acc);
+        }
+        if (!any) continue;
+        long long* o = out + (long long)w0 * TICK * nbus;
+        for (int i = 0; i < (w1 - w0) * TICK * nbus; ++i)
+            if (buf[i] != 0) GS_ATOMIC_ADD_LL(o + i, buf[i]);
+    }
+}
 
-            // ---- state update (k0 < TICK always holds for a live voice) ---------------------
-            const double pn = fpos + inc * (double)(TICK - k0);
-            const long long fln = gs_floorll(pn);
-            ipos = gs_wrap(ipos + fln, looping, ls, le, L);
-            fpos = pn - (double)fln;
-            gl = gl_new;
-            gr = gr_new;
-            level = (float)(env * amp);
-            const double t_end = (double)(TICK - 1) + (double)(t0 - start);
-            const bool past_attack = t_end >= (double)attack_end;
-            const bool env_done = (env < DONE_LEVEL)
-                                  && ((t0 + TICK - 1 >= rel_abs) || past_attack) && (t_end >= 0.0);
-            const bool kill_done = (t0 + TICK - kill_abs) >= (long long)fade_frames;
-            done = (env_done || ended || kill_done) ? 1 : 0;
-        }
-        if (touched) {
-            f_ipos[v] = ipos;
-            f_fpos[v] = fpos;
-            f_gl[v] = gl;
-            f_gr[v] = gr;
-            f_fx1[v] = fx1;
-            f_fx2[v] = fx2;
-            f_fy1[v] = fy1;
-            f_fy2[v] = fy2;
-            f_level[v] = level;
-            f_done[v] = done;
-        }
+// out: int64 [n_ticks * TICK][nbus] (nbus = 4 with sends: L, R, reverb, chorus; else 2), zeroed
+// by the caller; in the shim build one such slice per OpenMP thread (GS_OUT_SLICE).
+extern "C" __global__ void voice_render(
+    Voice* __restrict__ vt, long long n_voices,
+    const float* __restrict__ pool, long long pool_len,
+    const float* __restrict__ chin, int n_chan,     // [N_CHIN][n_ticks][n_chan]
+    long long win_t0, int n_ticks,                   // absolute frame of tick 0 (multiple of TICK)
+    float rate, int fade_frames, int cubic, int sends,
+    long long* __restrict__ out)
+{
+    const long long n_chunks = (n_voices + VCHUNK - 1) / VCHUNK;
+    const long long slice = (long long)n_ticks * TICK * (sends ? 4 : 2);
+    (void)slice;                   // used by the shim's GS_OUT_SLICE only
+    GRID_STRIDE_LOOP_DYN(ci, n_chunks) {
+        const long long v0 = ci * VCHUNK;
+        const long long v1 = v0 + VCHUNK < n_voices ? v0 + VCHUNK : n_voices;
+        long long* o = GS_OUT_SLICE(out, slice);
+        if (sends)
+            gs_render_chunk<true>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate,
+                                  fade_frames, cubic, o);
+        else
+            gs_render_chunk<false>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate,
+                                   fade_frames, cubic, o);
     }
 }

@@ -14,14 +14,13 @@ CU_FILES = sorted(p.name for p in K.kernel_dir().glob("*.cu"))
 
 
 def test_sources_found():
-    assert "voice_render.cu" in CU_FILES and "mix.cu" in CU_FILES
+    assert "voice_render.cu" in CU_FILES
     assert K.shim_path().is_file()
 
 
 def test_inline_and_line_directives():
-    src = K.source_for("voice_render.cu", "mix.cu")
+    src = K.source_for("voice_render.cu")
     assert '#include "' not in src
-    # common.cuh appears once although both files include it
     assert src.count("#define GPUSYNTH_COMMON_CUH") == 1
     lines = src.splitlines()
     assert lines[0].startswith('#line 1 "') and lines[0].endswith('/voice_render.cu"')
@@ -33,7 +32,7 @@ def test_inline_and_line_directives():
             nxt = lines[i + 1] if i + 1 < len(lines) else ""
             if not nxt.startswith("#line"):
                 assert real[int(n) - 1] == nxt, (name, n)
-    assert K.source_for("voice_render.cu", "mix.cu") is src          # memoised
+    assert K.source_for("voice_render.cu") is src                    # memoised
     assert K.source_hash() == K.source_hash() and len(K.source_hash()) == 64
     assert K.source_hash("a") != K.source_hash("b")
 
@@ -42,12 +41,12 @@ def test_compiler_errors_point_at_the_real_file(tmp_path):
     cxx = shutil.which("g++")
     if cxx is None:
         pytest.skip("g++ not found")
-    src = K.source_for("mix.cu")
+    src = K.source_for("voice_render.cu")
     lines = src.splitlines()
-    # break a line of mix.cu and find it in the diagnostics under its own name and number
-    target = next(i for i, ln in enumerate(lines) if "out[idx] = (float)s;" in ln)
-    lines[target] = lines[target].replace("(float)s", "(float)undefined_name")
-    # line number in mix.cu: the last #line above + offset
+    # break a line of voice_render.cu and find it in the diagnostics under its own name and number
+    target = next(i for i, ln in enumerate(lines) if "fpos = (float)(pn - (double)fln);" in ln)
+    lines[target] = lines[target].replace("(double)fln", "(double)undefined_name")
+    # line number in voice_render.cu: the last #line above + offset
     j = max(i for i in range(target) if lines[i].startswith("#line "))
     real_line = int(lines[j].split()[1]) + (target - j - 1)
     f = tmp_path / "broken.cu"
@@ -55,15 +54,30 @@ def test_compiler_errors_point_at_the_real_file(tmp_path):
     r = subprocess.run([cxx, "-fsyntax-only", "-fopenmp", "-x", "c++", "-include", str(K.shim_path()),
                         *K.define_flags(False), str(f)], capture_output=True, text=True)
     assert r.returncode != 0
-    assert f"mix.cu:{real_line}:" in r.stderr, r.stderr[:2000]
+    assert f"voice_render.cu:{real_line}:" in r.stderr, r.stderr[:2000]
 
 
-def test_schema_matches_kernels():
+def test_schema_matches_kernels(tmp_path, monkeypatch):
+    """struct Voice in common.cuh and voices.VOICE_DTYPE agree field by field (and a struct
+    that drifts from the dtype is caught)."""
     K.check_schema()
-    names = dict(K.defines())
-    from gpusynth.voices import VOICE_FIELDS
-    for i, (nm, _, _) in enumerate(VOICE_FIELDS):
-        assert names[f"VF_{nm}"] == str(i)
+    from gpusynth.voices import VOICE_DTYPE
+    assert [n for n, _ in K.kernel_struct_fields()] == list(VOICE_DTYPE.names)
+    assert dict(K.defines())["VOICE_BYTES"] == str(VOICE_DTYPE.itemsize)
+    d = tmp_path / "k"
+    d.mkdir()
+    for f in K.kernel_dir().iterdir():
+        text = f.read_text()
+        if f.name == "common.cuh":
+            text = text.replace("    float atten;\n    float pan;", "    float pan;\n    float atten;")
+        (d / f.name).write_text(text)
+    monkeypatch.setattr(K, "kernel_dir", lambda: d)
+    K.kernel_struct_fields.cache_clear()
+    try:
+        with pytest.raises(K.KernelSourceError, match="differ"):
+            K.check_schema()
+    finally:
+        K.kernel_struct_fields.cache_clear()
 
 
 def test_host_shim_build_is_warning_free(tmp_path):

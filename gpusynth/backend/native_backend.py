@@ -5,9 +5,11 @@ The inlined kernel source is compiled once per (source, shim, flags, compiler) h
 cache directory (``$XDG_CACHE_HOME/gpusynth`` or ``~/.cache/gpusynth``; written to a temporary
 name and renamed atomically, so parallel processes never load a half-written library), loaded
 with ctypes, and each kernel runs as many blocks of one thread with OpenMP over the blocks.
-The voice table stays a set of numpy arrays (one per field); the kernels get a table of their
-addresses. ``-ffp-contract=off`` (and no ``-march=native``) keeps multiply-adds unfused, which
-gives near bit-equality with the numpy reference.
+The voice table is the kernel backend's record table in host memory (gpusynth.backend.
+kernel_backend); the kernel gets its address. Each OpenMP thread mixes into its own int64 slice
+of the output, summed here (exact). ``-ffp-contract=off`` (and no ``-march=native``) keeps
+multiply-adds unfused, as numpy computes, so native and numpy agree to float32 rounding of
+exp2/sin/cos/tan (see tests/test_native_vs_numpy.py).
 """
 from __future__ import annotations
 
@@ -23,19 +25,17 @@ import numpy as np
 
 from .. import _kernels as K
 from .._kernels import BackendUnavailable
-from ..voices import VOICE_DTYPES, TICK
-from .base import HostVoiceTable, stack_channel_inputs
-from .numpy_backend import fade_frames
+from .kernel_backend import KernelBackend, int_args
 
 __all__ = ["NativeBackend", "BackendUnavailable", "build_library", "find_compiler",
            "compiler_version", "cache_dir"]
 
-BASE_FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC", "-x", "c++"]
-SANITIZE_FLAGS = ["-O1", "-g", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC", "-x", "c++",
+BASE_FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC",
+              "-x", "c++"]
+SANITIZE_FLAGS = ["-O1", "-g", "-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-shared",
+                  "-fPIC", "-x", "c++",
                   "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                   "-fno-omit-frame-pointer"]
-# scratch per render group: voices x frames x 2 float32 (plus sends), bounded to keep memory flat
-SCRATCH_FLOATS = 1 << 25
 
 _lock = threading.Lock()
 _libs: dict = {}
@@ -82,14 +82,14 @@ def cache_dir() -> Path:
     return d
 
 
-def build_library(flags=None, tag: str = "native", frame_major: bool = False) -> Path:
+def build_library(flags=None, tag: str = "native") -> Path:
     """Compile the render kernels into a shared library (cached) and return its path.
     Raises BackendUnavailable (one line) when no compiler is found or compilation fails."""
     cxx = find_compiler()
     if cxx is None:
         raise BackendUnavailable("native backend: no C++ compiler found (install g++ or set CXX)")
     flags = list(BASE_FLAGS if flags is None else flags)
-    dflags = K.define_flags(frame_major=frame_major)
+    dflags = K.define_flags(gpu=False)
     shim = K.shim_path()
     h = K.source_hash(K.shim_source(), cxx, compiler_version(cxx) or "", *flags, *dflags)[:20]
     d = cache_dir()
@@ -125,13 +125,10 @@ def build_library(flags=None, tag: str = "native", frame_major: bool = False) ->
 
 
 def _bind(lib):
-    P, LL, I, D = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_int, ctypes.c_double
-    lib.voice_render.argtypes = [P, P, LL, P, I, LL, LL, LL, I, D, I, I, P, P, P]
+    P, LL, I, F = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_int, ctypes.c_float
+    lib.voice_render.argtypes = [P, LL, P, LL, P, I, LL, I, F, I, I, I, P]
     lib.voice_render.restype = None
-    lib.mix_partial.argtypes = [P, P, P, LL, I, LL, P]
-    lib.mix_partial.restype = None
-    lib.mix_final.argtypes = [P, LL, I, P]
-    lib.mix_final.restype = None
+    lib.omp_get_max_threads.restype = ctypes.c_int
     return lib
 
 
@@ -147,66 +144,34 @@ def load_library(flags=None, tag: str = "native"):
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             try:
                 lib = _bind(ctypes.CDLL(str(path)))
-            except OSError as e:
+            except (OSError, AttributeError) as e:
                 raise BackendUnavailable(f"native backend: cannot load {path.name}: {e}") from None
             _libs[key] = lib
         return lib
 
 
-def _ptr(a: np.ndarray) -> int:
-    return a.ctypes.data
-
-
-class NativeBackend(HostVoiceTable):
+class NativeRuntime:
+    """The kernels compiled for the CPU, called through ctypes on numpy arrays."""
     name = "native"
+    xp = np
 
-    def __init__(self, sample_rate: int, capacity: int = 1024, interp: str = "cubic"):
-        if interp not in ("linear", "cubic"):
-            raise ValueError(f"interpolation must be 'linear' or 'cubic', not {interp!r}")
-        self.lib = load_library()
-        self.rate = int(sample_rate)
-        self.interp = interp
-        self.fade = fade_frames(self.rate)
-        self._tab = None
-        self.pool = np.zeros(64, np.float32)
-        self._scratch = np.zeros(0, np.float32)
-        self._init_table(capacity)
+    def __init__(self, flags=None, tag: str = "native"):
+        self.lib = load_library(flags, tag)
 
-    def _table_resized(self):
-        self._tab = np.array([_ptr(self.f[nm]) for nm in VOICE_DTYPES], dtype=np.uint64)
+    @staticmethod
+    def to_host(a):
+        return a
 
-    def upload_pool(self, pool: np.ndarray):
-        p = np.ascontiguousarray(pool, dtype=np.float32).ravel()
-        self.pool = p if len(p) else np.zeros(1, np.float32)
+    def launch(self, be, n_active, t0, n_ticks, chin, sends, nf, nbus):
+        nt = max(1, int(self.lib.omp_get_max_threads()))
+        out = np.zeros((nt, nf, nbus), np.int64)
+        n, plen, nch, t0_, nt_, rate, fade, cubic, snd = int_args(be, n_active, t0, n_ticks, chin, sends)
+        self.lib.voice_render(be.table.ctypes.data, n, be.pool.ctypes.data, plen, chin.ctypes.data,
+                              nch, t0_, nt_, rate, fade, cubic, snd, out.ctypes.data)
+        return out.sum(axis=0) if nt > 1 else out[0]
 
-    # ---- render --------------------------------------------------------------------------
-    def _scratch_for(self, n: int) -> np.ndarray:
-        if len(self._scratch) < n:
-            self._scratch = np.empty(n, np.float32)
-        return self._scratch[:n]
 
-    def render(self, n_active: int, block_start: int, n_ticks: int, chan_in: dict):
-        n_active, n_ticks = int(n_active), int(n_ticks)
-        nf = n_ticks * TICK
-        out = np.zeros((nf, 4), np.float32)
-        if n_active == 0 or n_ticks == 0:
-            return out, np.zeros(0, np.int64)
-        chin = stack_channel_inputs(chan_in, n_ticks)
-        n_chan = chin.shape[2]
-        chunk = K.MIX_CHUNK
-        group = max(chunk, (SCRATCH_FLOATS // (2 * nf + 2 * n_ticks)) // chunk * chunk)
-        n_chunks = -(-n_active // chunk)
-        partial = np.empty((n_chunks, nf, 4), np.float64)
-        cubic = 1 if self.interp == "cubic" else 0
-        lib = self.lib
-        for v0 in range(0, n_active, group):
-            nv = min(group, n_active - v0)
-            buf = self._scratch_for(2 * nv * nf + 2 * n_ticks * nv)
-            yl, yr, sends = buf[:nv * nf], buf[nv * nf:2 * nv * nf], buf[2 * nv * nf:]
-            lib.voice_render(_ptr(self._tab), _ptr(self.pool), len(self.pool), _ptr(chin), n_chan,
-                             v0, nv, int(block_start), n_ticks, float(self.rate), self.fade, cubic,
-                             _ptr(yl), _ptr(yr), _ptr(sends))
-            lib.mix_partial(_ptr(yl), _ptr(yr), _ptr(sends), nv, n_ticks, v0 // chunk,
-                            _ptr(partial))
-        lib.mix_final(_ptr(partial), n_chunks, n_ticks, _ptr(out))
-        return out, np.flatnonzero(self.f["done"][:n_active]).astype(np.int64)
+class NativeBackend(KernelBackend):
+    def __init__(self, sample_rate: int, capacity: int = 1024, interp: str = "cubic",
+                 flags=None, tag: str = "native"):
+        super().__init__(sample_rate, capacity, interp, NativeRuntime(flags, tag))

@@ -1,94 +1,101 @@
-"""The numpy reference backend: the readable definition of every kernel.
+"""The numpy reference backend: the readable definition of the voice kernel.
 
-All voices of a block are rendered together, vectorised over (voices x 64 frames) per control
-tick; there is no Python loop per voice or per sample. Per tick:
+All live voices of a tick are rendered together, vectorised over (voices x 64 frames); there is
+no Python loop per voice (the filter, a recurrence, loops over the 64 frames of a tick). Every
+operation is float32 in the kernels' order (kernels/voice_render.cu follows this file). Per tick:
 
 1. control values at the tick start (closed forms of the time since note-on): modulation
-   envelope, modulation LFO, vibrato LFO; pitch increment, filter cutoff, gains and pan;
-2. per frame: position = tick-start position + increment * frames since (start or tick start),
-   loops wrap with integer modulo, linear or 4-point cubic (Catmull-Rom) interpolation;
-3. volume envelope per frame (closed form DAHDSR, attack linear in amplitude, decay and
-   release linear in dB), steal/cut fade, gains ramped linearly across the tick;
-4. resonant low-pass (RBJ biquad, coefficients per tick): the all-pole part's impulse response
-   over the tick is closed form (complex poles) and the tick is one FFT convolution, with the
-   carried state folded into the first two inputs; skipped while the filter is fully open;
-5. fixed-order sum over voices into L, R, reverb send, chorus send.
-
-The native and CuPy kernels in kernels/*.cu implement exactly this.
+   envelope, modulation LFO, vibrato LFO; pitch increment, filter coefficients, gains and pan;
+2. per frame: position = integer + float32 fraction + increment x frames since the voice's first
+   frame in the tick; loops wrap with integer modulo; linear or 4-point cubic interpolation;
+3. resonant low-pass: the TPT state-variable filter (same response as the RBJ biquad, and
+   well conditioned in float32 down to the lowest cutoffs), skipped while fully open;
+4. volume envelope stepped per frame between exact closed-form values at every stage change
+   (gpusynth.envelope.segment_gains), pan/volume gains ramped linearly across the tick;
+5. the mix: each voice's per-frame contribution to each bus is rounded to fixed point
+   (MIX_SCALE per full scale, clamped to +-MIX_CLAMP) and summed in int64, which makes the mix
+   exact and independent of voice order, window size and thread count.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import envelope
 from ..voices import TICK
 from .base import HostVoiceTable
 
 FADE_SECONDS = 0.003            # steal / exclusive-class cut fade
 DONE_LEVEL = 1e-5               # -100 dB: the envelope is finished below this
 FILTER_OPEN_CENTS = 13500.0
+MIX_SCALE = float(1 << 24)
+MIX_CLAMP = 2147483520.0
+F32 = np.float32
+# the kernels' decimal constants (kernels/common.cuh), the same float32 values
+PI_F = F32(3.14159265358979)
+PI_2000 = F32(0.00157079632679490)
+INV_1200 = F32(0.000833333333333333)
+LOG2_10_20 = F32(0.166096404744368)
 
 
 def fade_frames(rate: float) -> int:
     return max(16, int(round(FADE_SECONDS * rate)))
 
 
-def venv(t, released, t_rel, d, a, h, dc, sus, rel):
-    """Volume envelope amplitude (float64 arrays broadcast together).
-    t: frames since note-on (>= 0), t_rel: note-off time relative to note-on,
-    released: bool (the frame is at or after the note-off).
-    Held part at th = min(t, t_rel): 0 in the delay, (x + 1) / attack linear in the attack,
-    1 in the hold, then 1000 cB per decay time down to the sustain attenuation. The release
-    adds 1000 cB per release time from the level reached at the note-off."""
-    th = np.where(released, t_rel, t)
-    x = th - d
-    att = np.minimum((x + 1.0) / np.maximum(a, 1.0), 1.0)
-    y = x - a - h
-    cb = np.minimum(np.maximum(y, 0.0) * (1000.0 / np.maximum(dc, 1.0)), sus)
-    cb = cb + np.maximum(t - t_rel, 0.0) * np.where(released, 1000.0 / np.maximum(rel, 1.0), 0.0)
-    return np.where(x < 0, 0.0, att * np.power(10.0, cb * -0.005))
+def quantize(v):
+    """A voice's contribution (float32) -> int64 fixed point, as the kernels' GsLocalAcc::q."""
+    v = np.asarray(v, F32) * F32(MIX_SCALE)
+    v = np.where(v > F32(-MIX_CLAMP), v, F32(-MIX_CLAMP))
+    v = np.where(v < F32(MIX_CLAMP), v, F32(MIX_CLAMP))
+    return np.rint(v).astype(np.int64)
 
 
-def menv(t, released, t_rel, d, a, h, dc, sus, rel):
-    """Modulation envelope 0..1 (linear segments)."""
-    def held(tt):
-        x = tt - d
-        att = np.clip(x / np.maximum(a, 1.0), 0.0, 1.0)
-        y = x - a - h
-        dec = np.maximum(1.0 - np.maximum(y, 0.0) / np.maximum(dc, 1.0), sus)
-        return np.where(x < 0, 0.0, np.where(x < a, att, np.where(y < 0, 1.0, dec)))
-    g = held(np.where(released, t_rel, t))
-    tr = np.maximum(t - t_rel, 0.0)
-    return np.where(released, np.maximum(g - tr / np.maximum(rel, 1.0), 0.0), g)
+def menv(tc, released, trel, v):
+    """Modulation envelope 0..1 (linear segments), float32 (kernels' gs_menv)."""
+    d, a, h, dc, sus = (v[f] for f in ("me_delay", "me_attack", "me_hold", "me_decay", "me_sus"))
+    tt = np.where(released, trel, tc)
+    x = tt - d
+    att = np.clip(x / np.maximum(a, F32(1.0)), F32(0.0), F32(1.0))
+    y = (x - a) - h
+    dec = np.maximum(F32(1.0) - y / np.maximum(dc, F32(1.0)), sus)
+    g = np.where(x < 0, F32(0.0), np.where(x < a, att, np.where(y < 0, F32(1.0), dec)))
+    tr = np.maximum(tc - trel, F32(0.0))
+    return np.where(released, np.maximum(g - tr / np.maximum(v["me_release"], F32(1.0)), F32(0.0)), g)
 
 
-def tri_lfo(t, delay, freq):
-    """Triangle LFO, 0 during the delay, then starting at 0 and rising; freq in cycles/frame."""
-    ph = np.maximum(t - delay, 0.0) * freq
-    v = 1.0 - 4.0 * np.abs((ph + 0.25) % 1.0 - 0.5)
-    return np.where(t < delay, 0.0, v)
+def tri_lfo(since, delay, freq):
+    """Triangle LFO, 0 during the delay, then starting at 0 and rising; freq in cycles/frame.
+    The phase is a float64 product (an hour-long note keeps its LFO), the rest float32."""
+    t = since.astype(F32)
+    ph = (since.astype(np.float64) - delay.astype(np.float64)) * freq.astype(np.float64) + 0.25
+    fr = (ph - np.trunc(ph)).astype(F32)
+    val = F32(1.0) - F32(4.0) * np.abs(fr - F32(0.5))
+    return np.where(t < delay, F32(0.0), val)
 
 
-def biquad_coeffs(fc_cents, q_cb, rate):
-    """RBJ low-pass, normalised (b0, b1, b2, a1, a2) and whether the filter is open."""
-    hz = 8.175798915643707 * np.exp2(np.asarray(fc_cents, np.float64) / 1200.0)
-    hz = np.clip(hz, 5.0, 0.45 * rate)
-    q = np.power(10.0, (np.asarray(q_cb, np.float64) / 10.0 - 3.01) / 20.0)
-    w0 = 2.0 * np.pi * hz / rate
-    cw, sw = np.cos(w0), np.sin(w0)
-    alpha = sw / (2.0 * q)
-    a0 = 1.0 + alpha
-    b1 = (1.0 - cw) / a0
-    b0 = b1 * 0.5
-    a1 = -2.0 * cw / a0
-    a2 = (1.0 - alpha) / a0
-    is_open = (np.asarray(fc_cents) >= FILTER_OPEN_CENTS) & (np.asarray(q_cb) <= 0.0)
-    return b0, b1, b0, a1, a2, is_open
+def svf_coeffs(fc, q_cb, rate):
+    """TPT state-variable low-pass coefficients (a1, a2, a3) and whether the filter is open."""
+    hz = F32(8.175798915643707) * envelope.exp2(fc * INV_1200)
+    hz = np.clip(hz, F32(5.0), F32(0.45) * F32(rate))
+    g = np.tan(PI_F * hz / F32(rate))
+    qk = envelope.exp2(-((q_cb * F32(0.1)) - F32(3.01)) * LOG2_10_20)
+    a1 = F32(1.0) / (F32(1.0) + g * (g + qk))
+    a2 = g * a1
+    return a1, a2, g * a2, (fc >= F32(FILTER_OPEN_CENTS)) & (q_cb <= F32(0.0))
+
+
+def wrap(idx, looping, ls, le):
+    """Loop wrap: idx >= le -> ls + (idx - ls) mod L while looping (L >= 1)."""
+    L = np.maximum(le - ls, 1)
+    m = looping & (idx >= le)
+    return np.where(m, ls + np.mod(idx - ls, L), idx)
 
 
 class NumpyBackend(HostVoiceTable):
     name = "numpy"
 
     def __init__(self, sample_rate: int, capacity: int = 1024, interp: str = "cubic"):
+        if interp not in ("linear", "cubic"):
+            raise ValueError(f"interpolation must be 'linear' or 'cubic', not {interp!r}")
         self.rate = int(sample_rate)
         self.interp = interp
         self.fade = fade_frames(self.rate)
@@ -96,163 +103,138 @@ class NumpyBackend(HostVoiceTable):
         self._init_table(capacity)
 
     def upload_pool(self, pool: np.ndarray):
-        self.pool = np.ascontiguousarray(pool, dtype=np.float32)
+        p = np.ascontiguousarray(pool, dtype=np.float32).ravel()
+        self.pool = p if len(p) else np.zeros(1, np.float32)
 
     # ---- render --------------------------------------------------------------------------
-    def render(self, n_active: int, block_start: int, n_ticks: int, chan_in: dict):
-        """Render n_ticks ticks of the first n_active voices starting at absolute sample
-        block_start (a multiple of TICK). chan_in: name -> float32 [n_ticks, channels].
-        Returns (out float32 [n_ticks*TICK, 4] = L, R, reverb, chorus; finished slot indices)."""
-        out = np.zeros((n_ticks * TICK, 4), np.float32)
-        if n_active == 0:
-            return out, np.zeros(0, np.int64)
-        f = {nm: a[:n_active] for nm, a in self.f.items()}
+    def render(self, n_active: int, t0: int, n_ticks: int, chin: np.ndarray, sends: bool = False):
+        """Render n_ticks ticks of voices [0, n_active) from absolute frame t0 (a multiple of
+        TICK). chin: float32 [N_CHIN, n_ticks, channels]. Returns (out float32
+        [n_ticks*TICK, 4 if sends else 2], finished slots)."""
+        nbus = 4 if sends else 2
+        acc = np.zeros((n_ticks * TICK, nbus), np.int64)
+        tab = self.table[:n_active]
         for i in range(n_ticks):
-            ch = {k: v[i] for k, v in chan_in.items()}
-            out[i * TICK:(i + 1) * TICK] = self._tick(f, block_start + i * TICK, ch)
-        return out, np.flatnonzero(f["done"]).astype(np.int64)
+            a = t0 + i * TICK
+            live = np.flatnonzero((tab["done"] == 0) & (tab["start"] < a + TICK))
+            if len(live):
+                acc[i * TICK:(i + 1) * TICK] = self._tick(tab, live, a, chin[:, i, :], sends)
+        out = (acc.astype(np.float64) * (1.0 / MIX_SCALE)).astype(np.float32)
+        return out, np.flatnonzero(tab["done"]).astype(np.int64)
 
-    def _tick(self, f, t0: int, ch: dict) -> np.ndarray:
+    def _tick(self, tab, live, t0: int, ch, sends: bool):
         rate = self.rate
-        live = np.flatnonzero((f["done"] == 0) & (f["start"] < t0 + TICK))
-        res = np.zeros((TICK, 4), np.float64)
-        if len(live) == 0:
-            return res.astype(np.float32)
-        g = {nm: a[live] for nm, a in f.items()}
-        c = g["chan"]
-        f64 = np.float64
-        start = g["start"]
-        rel_abs, kill_abs = g["release"], g["kill"]
+        v = tab[live]
+        c = np.clip(v["chan"], 0, ch.shape[1] - 1)
+        chv = ch[:, c]                                            # [N_CHIN, voices]
+        ch_pitch, ch_gain, ch_pan, cmod, cpress, ch_rev, ch_cho = chv
+        start, rel_abs = v["start"], v["release"]
         k = np.arange(TICK)
         # -------- control values at the tick start --------------------------------------
-        tc = np.maximum(t0 - start, 0).astype(f64)
-        trel = (rel_abs - start).astype(f64)
+        since = np.maximum(t0 - start, 0)
         rel_c = t0 >= rel_abs
-        me = menv(tc, rel_c, trel, g["me_delay"], g["me_attack"], g["me_hold"], g["me_decay"],
-                  g["me_sus"], g["me_release"])
-        ml = tri_lfo(tc, g["ml_delay"], g["ml_freq"])
-        vl = tri_lfo(tc, g["vl_delay"], g["vl_freq"])
-        cmod, cpress = ch["ch_mod"][c].astype(f64), ch["ch_press"][c].astype(f64)
-        cents = (g["pitch"] + ch["ch_pitch"][c] + me * g["me_pitch"]
-                 + ml * (g["ml_pitch"] + cmod * g["cc1_ml_pitch"])
-                 + vl * (g["vl_pitch"] + cmod * g["cc1_vib"] + cpress * g["press_vib"]))
-        inc = np.exp2(np.clip(cents, -12000.0, 12000.0) / 1200.0)
-        fc = (g["fc"].astype(f64) + me * g["me_fc"] + ml * (g["ml_fc"] + cmod * g["cc1_ml_fc"]))
-        att = (g["atten"].astype(f64) + ch["ch_gain"][c]
-               - ml * (g["ml_vol"] + cmod * g["cc1_ml_vol"]))
-        amp = np.power(10.0, -np.maximum(att, 0.0) / 200.0)
-        pan = np.clip(g["pan"].astype(f64) + ch["ch_pan"][c], -500.0, 500.0)
-        ang = (pan + 500.0) * (np.pi / 2000.0)
-        gl_new, gr_new = (amp * np.cos(ang)).astype(np.float32), (amp * np.sin(ang)).astype(np.float32)
-        rev = np.clip(g["rev"] + ch["ch_rev"][c] * g["rev_cc"], 0.0, 1.0).astype(f64)
-        cho = np.clip(g["cho"] + ch["ch_cho"][c] * g["cho_cc"], 0.0, 1.0).astype(f64)
-        # -------- positions -------------------------------------------------------------
-        k0 = np.clip(start - t0, 0, TICK)                         # first frame of the voice
-        j = (k[None, :] - k0[:, None])                            # frames since k0
+        trel = (rel_abs - start).astype(F32)
+        me = menv(since.astype(F32), rel_c, trel, v)
+        ml = tri_lfo(since, v["ml_delay"], v["ml_freq"])
+        vl = tri_lfo(since, v["vl_delay"], v["vl_freq"])
+        cents = (((v["pitch"] + ch_pitch) + me * v["me_pitch"])
+                 + ml * (v["ml_pitch"] + cmod * v["cc1_ml_pitch"])) \
+            + vl * ((v["vl_pitch"] + cmod * v["cc1_vib"]) + cpress * v["press_vib"])
+        cl = np.where(cents > F32(-12000.0), cents, F32(-12000.0))
+        cl = np.where(cl < F32(12000.0), cl, F32(12000.0))
+        inc = envelope.exp2(cl * INV_1200)
+        fc = (v["fc"] + me * v["me_fc"]) + ml * (v["ml_fc"] + cmod * v["cc1_ml_fc"])
+        att = (v["atten"] + ch_gain) - ml * (v["ml_vol"] + cmod * v["cc1_ml_vol"])
+        amp = envelope.cb_gain(np.maximum(att, F32(0.0)))
+        pan = np.clip(v["pan"] + ch_pan, F32(-500.0), F32(500.0))
+        ang = (pan + F32(500.0)) * PI_2000
+        gl_new, gr_new = amp * np.cos(ang), amp * np.sin(ang)
+        # -------- positions and interpolation -------------------------------------------
+        k0 = np.clip(start - t0, 0, TICK)
+        j = (k[None, :] - k0[:, None])
         on = j >= 0
-        p = g["fpos"][:, None] + inc[:, None] * np.maximum(j, 0)
-        fl = np.floor(p)
-        frac = p - fl
-        ip = g["ipos"][:, None] + fl.astype(np.int64)
-        looping = (g["lmode"] == 1) | ((g["lmode"] == 3) & ~rel_c)
-        ls, le = g["lstart"][:, None], g["lend"][:, None]
-        L = np.maximum(le - ls, 1)
-        lp = looping[:, None]
-
-        def wrap(idx):
-            m = lp & (idx >= le)
-            if m.any():
-                r, cidx = np.nonzero(m)
-                idx = idx.copy()
-                idx[r, cidx] = ls[r, 0] + (idx[r, cidx] - ls[r, 0]) % L[r, 0]
-            return idx
-        ip = wrap(ip)
-        ps, pe = g["pstart"][:, None], g["pend"][:, None]
-        ended = ~lp & (ip >= pe)
-        i1 = wrap(ip + 1)
-        lo, hi = ps, pe - 1
+        p = v["fpos"][:, None] + inc[:, None] * j.astype(F32)
+        fl = np.where(on, p, F32(0.0)).astype(np.int64)          # p >= 0 where on: trunc = floor
+        frac = p - fl.astype(F32)
+        looping = ((v["lmode"] == 1) | ((v["lmode"] == 3) & ~rel_c))[:, None]
+        ls, le, pe = v["lstart"][:, None], v["lend"][:, None], v["pend"][:, None]
+        ip = wrap(v["ipos"][:, None] + fl, looping, ls, le)
+        ended = ~looping & (ip >= pe)
+        plen = len(self.pool)
+        lo = np.clip(v["pstart"], 0, plen - 1)[:, None]
+        hi = np.maximum(np.clip(v["pend"] - 1, 0, plen - 1)[:, None], lo)
         pool = self.pool
-        x0 = pool[np.clip(ip, lo, hi)].astype(f64)
-        x1 = pool[np.clip(i1, lo, hi)].astype(f64)
+        i1 = wrap(ip + 1, looping, ls, le)
+        x0 = pool[np.clip(ip, lo, hi)]
+        x1 = pool[np.clip(i1, lo, hi)]
         if self.interp == "linear":
             x = x0 + (x1 - x0) * frac
         else:
-            xm = pool[np.clip(ip - 1, lo, hi)].astype(f64)
-            x2 = pool[np.clip(wrap(i1 + 1), lo, hi)].astype(f64)
-            x = x0 + 0.5 * frac * (x1 - xm + frac * (2.0 * xm - 5.0 * x0 + 4.0 * x1 - x2
-                                                     + frac * (3.0 * (x0 - x1) + x2 - xm)))
-        x = np.where(on & ~ended, x, 0.0)
+            xm = pool[np.clip(ip - 1, lo, hi)]
+            x2 = pool[np.clip(wrap(i1 + 1, looping, ls, le), lo, hi)]
+            x = x0 + F32(0.5) * frac * ((x1 - xm) + frac * ((((F32(2.0) * xm - F32(5.0) * x0)
+                                                               + F32(4.0) * x1) - x2)
+                                                             + frac * ((F32(3.0) * (x0 - x1) + x2) - xm)))
+        x = np.where(on & ~ended, x, F32(0.0)).astype(F32)
         # -------- filter --------------------------------------------------------------
-        b0, b1, b2, a1, a2, is_open = biquad_coeffs(fc, g["q"], rate)
+        a1, a2, a3, is_open = svf_coeffs(fc, v["q"], rate)
         y = x.copy()
+        s1, s2 = v["s1"].copy(), v["s2"].copy()
         filt = np.flatnonzero(~is_open)
         if len(filt):
-            y[filt] = self._filter(x[filt], g["fx1"][filt], g["fx2"][filt], g["fy1"][filt],
-                                   g["fy2"][filt], b0[filt], b1[filt], b2[filt], a1[filt], a2[filt])
-        # -------- volume envelope, fade, gains ------------------------------------------
-        s = (t0 + k)[None, :]
-        t = (s - start[:, None]).astype(f64)
-        rel_s = s >= rel_abs[:, None]
-        env = venv(np.maximum(t, 0.0), rel_s, trel[:, None], g["ve_delay"][:, None],
-                   g["ve_attack"][:, None], g["ve_hold"][:, None], g["ve_decay"][:, None],
-                   g["ve_sus"][:, None], g["ve_release"][:, None])
-        fade = np.clip(1.0 - (s - kill_abs[:, None]).astype(f64) / self.fade, 0.0, 1.0)
-        env = np.where(on, env * fade, 0.0)
-        fresh = g["gl"] < 0
-        glp = np.where(fresh, gl_new, g["gl"]).astype(f64)
-        grp = np.where(fresh, gr_new, g["gr"]).astype(f64)
-        ramp = (k + 1.0) / TICK
-        gL = glp[:, None] + (gl_new.astype(f64) - glp)[:, None] * ramp[None, :]
-        gR = grp[:, None] + (gr_new.astype(f64) - grp)[:, None] * ramp[None, :]
-        ye = y * env
-        yl, yr = ye * gL, ye * gR
-        res[:, 0] = yl.sum(axis=0)
-        res[:, 1] = yr.sum(axis=0)
-        mono = (yl + yr) * 0.5
-        res[:, 2] = (mono * rev[:, None]).sum(axis=0)
-        res[:, 3] = (mono * cho[:, None]).sum(axis=0)
+            f1, f2, f3 = a1[filt], a2[filt], a3[filt]
+            z1, z2 = s1[filt], s2[filt]
+            xf = x[filt]
+            yf = np.zeros_like(xf)
+            onf = on[filt]
+            for kk in range(TICK):
+                m = onf[:, kk]
+                v3 = xf[:, kk] - z2
+                v1 = f1 * z1 + f2 * v3
+                v2 = (z2 + f2 * z1) + f3 * v3
+                z1 = np.where(m, F32(2.0) * v1 - z1, z1)
+                z2 = np.where(m, F32(2.0) * v2 - z2, z2)
+                yf[:, kk] = np.where(m, v2, F32(0.0))
+            y[filt] = yf
+            s1[filt], s2[filt] = z1, z2
+        opn = np.flatnonzero(is_open)
+        s1[opn] = F32(0.0)
+        s2[opn] = x[opn, -1]
+        # -------- volume envelope, gains, mix ---------------------------------------------
+        g = envelope.segment_gains(v, t0, k0, self.fade, TICK)
+        fresh = v["gl"] < 0
+        glp = np.where(fresh, gl_new, v["gl"])
+        grp = np.where(fresh, gr_new, v["gr"])
+        dgl = (gl_new - glp) * F32(1.0 / TICK)
+        dgr = (gr_new - grp) * F32(1.0 / TICK)
+        ramp = (k + 1).astype(F32)
+        ye = y * g
+        yl = ye * (glp[:, None] + dgl[:, None] * ramp[None, :])
+        yr = ye * (grp[:, None] + dgr[:, None] * ramp[None, :])
+        live_f = on                                  # frames before the voice's start add nothing
+        res = np.zeros((TICK, 4 if sends else 2), np.int64)
+        res[:, 0] = np.where(live_f, quantize(yl), 0).sum(axis=0)
+        res[:, 1] = np.where(live_f, quantize(yr), 0).sum(axis=0)
+        if sends:
+            rev = np.clip(v["rev"] + ch_rev * v["rev_cc"], F32(0.0), F32(1.0))
+            cho = np.clip(v["cho"] + ch_cho * v["cho_cc"], F32(0.0), F32(1.0))
+            mono = (yl + yr) * F32(0.5)
+            res[:, 2] = np.where(live_f, quantize(mono * rev[:, None]), 0).sum(axis=0)
+            res[:, 3] = np.where(live_f, quantize(mono * cho[:, None]), 0).sum(axis=0)
         # -------- state update ------------------------------------------------------------
-        started = k0 < TICK
-        pn = g["fpos"] + inc * (TICK - k0)
-        fln = np.floor(pn)
-        ipn = g["ipos"] + fln.astype(np.int64)
-        ipn = np.where(looping & (ipn >= g["lend"]),
-                       g["lstart"] + (ipn - g["lstart"]) % np.maximum(g["lend"] - g["lstart"], 1), ipn)
-        upd = {}
-        upd["ipos"] = np.where(started, ipn, g["ipos"])
-        upd["fpos"] = np.where(started, pn - fln, g["fpos"])
-        upd["gl"] = np.where(started, gl_new, g["gl"])
-        upd["gr"] = np.where(started, gr_new, g["gr"])
-        upd["fx1"], upd["fx2"] = x[:, -1], x[:, -2]
-        upd["fy1"], upd["fy2"] = y[:, -1], y[:, -2]
-        env_end = env[:, -1]
-        upd["level"] = (env_end * amp).astype(np.float32)
-        t_end = float(TICK - 1) + (t0 - start)
-        past_attack = t_end >= g["ve_delay"] + g["ve_attack"] + g["ve_hold"]
-        env_done = (env_end < DONE_LEVEL) & ((t0 + TICK - 1 >= rel_abs) | past_attack) & (t_end >= 0)
-        sample_done = ended[:, -1]
-        kill_done = (t0 + TICK - kill_abs) >= self.fade
-        upd["done"] = (env_done | sample_done | kill_done).astype(np.int8)
-        for nm, v in upd.items():
-            f[nm][live] = v
-        return res.astype(np.float32)
-
-    @staticmethod
-    def _filter(x, x1, x2, y1, y2, b0, b1, b2, a1, a2):
-        """Biquad over one tick for V voices, vectorised: FIR part directly, all-pole part as
-        a causal convolution with its closed-form impulse response (FFT, size 2*TICK)."""
-        n = x.shape[1]
-        xp = np.concatenate([x2[:, None], x1[:, None], x], axis=1)
-        u = b0[:, None] * xp[:, 2:] + b1[:, None] * xp[:, 1:-1] + b2[:, None] * xp[:, :-2]
-        u[:, 0] -= a1 * y1 + a2 * y2
-        u[:, 1] -= a2 * y1
-        # poles r e^{+-i th}: g[m] = r^m sin((m+1) th) / sin th
-        r = np.sqrt(np.maximum(a2, 0.0))
-        cth = np.clip(-a1 / (2.0 * np.maximum(r, 1e-300)), -1.0, 1.0)
-        th = np.arccos(cth)
-        sth = np.maximum(np.sin(th), 1e-12)
-        m = np.arange(n)
-        gimp = np.power(r[:, None], m[None, :]) * np.sin((m[None, :] + 1) * th[:, None]) / sth[:, None]
-        nfft = 2 * n
-        yf = np.fft.irfft(np.fft.rfft(u, nfft, axis=1) * np.fft.rfft(gimp, nfft, axis=1), nfft, axis=1)
-        return yf[:, :n]
+        pn = v["fpos"].astype(np.float64) + inc.astype(np.float64) * (TICK - k0)   # exact
+        fln = pn.astype(np.int64)
+        upd = tab[live]
+        upd["ipos"] = wrap(v["ipos"] + fln, looping[:, 0], v["lstart"], v["lend"])
+        upd["fpos"] = (pn - fln).astype(F32)
+        upd["gl"], upd["gr"] = gl_new, gr_new
+        upd["s1"], upd["s2"] = s1, s2
+        t_last = t0 + TICK - 1
+        t_end = (t_last - start).astype(F32)
+        env_end = envelope.exact(v, t_last, self.fade)
+        attack_end = (v["ve_delay"] + v["ve_attack"]) + v["ve_hold"]
+        env_done = (env_end < F32(DONE_LEVEL)) & ((t_last >= rel_abs) | (t_end >= attack_end))
+        kill_done = (v["kill"] < envelope.NEVER) & ((t0 + TICK - v["kill"]) >= self.fade)
+        upd["done"] = (env_done | ended[:, -1] | kill_done).astype(np.int8)
+        tab[live] = upd
+        return res

@@ -1,0 +1,241 @@
+"""Voice allocation on the host: slots, stealing, exclusive classes, pedals, retrigger.
+
+The allocator owns every piece of control state: the host copy of the voice table (VOICE_DTYPE
+records, in slot order) plus per-slot control arrays (key, creation sequence, released /
+sustained / sostenuto / killed flags, priority, exclusive class, and the closed-form time at
+which the voice falls silent). Release and kill times are set here and queued for the backend
+as one small upload per window; new voices are queued as one packed record array. Nothing is
+ever read back from the backend except the audio and the finished slots.
+
+Stealing is decided at each note-on's own tick from closed-form envelope levels (as FluidSynth
+scores voices), never from rendered levels, so it does not depend on the window or block size:
+the voices counted against the limit at time t are those neither killed nor silent by t in
+closed form (gpusynth.envelope.silent_from, and the end of a one-shot sample at its base pitch).
+The lowest score is stolen first: lower channel priority, then released before held, then the
+quieter closed-form level, then the older voice.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import envelope
+from .voices import VOICE_DTYPE, NEVER, regions_to_voices, compaction_moves
+
+CONTROL = (("chan", np.int32), ("key", np.int16), ("seq", np.int64), ("released", bool),
+           ("sustained", bool), ("sost", bool), ("killed", bool), ("prio", np.uint32),
+           ("excl", np.int16), ("silent", np.int64))
+
+
+class VoiceAllocator:
+    def __init__(self, max_voices: int, rate: int, fade: int, capacity: int = 1024):
+        self.max_voices = int(max_voices)
+        self.rate = int(rate)
+        self.fade = int(fade)
+        self.n = 0
+        self.capacity = 0
+        self.vt = np.zeros(0, VOICE_DTYPE)
+        self.h = {nm: np.zeros(0, dt) for nm, dt in CONTROL}
+        self._seq = 0
+        self._grow(max(16, capacity))
+        self.pending_new = []          # slot arrays created since the last flush
+        self.pending_times = []        # slot arrays whose release/kill changed
+        self.stats = {"stolen_voices": 0, "lost_notes": 0, "peak_voices": 0}
+
+    # ---- table ----------------------------------------------------------------------------
+    def _grow(self, need: int):
+        if need <= self.capacity:
+            return
+        cap = max(int(need), 2 * self.capacity)
+        vt = np.zeros(cap, VOICE_DTYPE)
+        vt[:self.n] = self.vt[:self.n]
+        self.vt = vt
+        for nm, dt in CONTROL:
+            a = np.zeros(cap, dt)
+            a[:self.n] = self.h[nm][:self.n]
+            self.h[nm] = a
+        self.capacity = cap
+
+    def flush(self, backend):
+        """Send the window's new voices and time updates to the backend: one packed upload of
+        new records, one (release, kill) upload for voices that existed before."""
+        new = np.unique(np.concatenate(self.pending_new)) if self.pending_new else np.zeros(0, np.int64)
+        backend.ensure_capacity(self.n)
+        if len(new):
+            backend.add_voices(new, self.vt[new])
+        if self.pending_times:
+            upd = np.unique(np.concatenate(self.pending_times))
+            upd = upd[~np.isin(upd, new)]
+            if len(upd):
+                backend.set_times(upd, self.vt["release"][upd], self.vt["kill"][upd])
+        self.pending_new, self.pending_times = [], []
+
+    def remove(self, finished, backend):
+        """Compact the table after the backend reported finished slots (moves on the device
+        and in the host copy alike)."""
+        fin = np.unique(np.asarray(finished, np.int64))
+        if not len(fin):
+            return
+        src, dst = compaction_moves(self.n, fin)
+        backend.move(src, dst)
+        self.vt[dst] = self.vt[src]
+        for a in self.h.values():
+            a[dst] = a[src]
+        self.n -= len(fin)
+
+    # ---- times ----------------------------------------------------------------------------
+    def _update_silent(self, slots):
+        v = self.vt[slots]
+        s = envelope.silent_from(v, self.fade)
+        one_shot = v["lmode"] == 0
+        if np.any(one_shot):
+            inc = np.exp2(np.clip(v["pitch"].astype(np.float64), -12000, 12000) / 1200.0)
+            end = v["start"] + np.ceil((v["pend"] - v["ipos"]) / inc).astype(np.int64)
+            s = np.where(one_shot, np.minimum(s, end), s)
+        self.h["silent"][slots] = s
+
+    def _set_time(self, field, slots, t):
+        slots = np.asarray(slots, np.int64)
+        t = np.broadcast_to(np.asarray(t, np.int64), slots.shape)
+        self.vt[field][slots] = np.minimum(self.vt[field][slots], t)
+        self.pending_times.append(slots)
+        self._update_silent(slots)
+        return slots
+
+    def release(self, slots, t):
+        """Note-off: the release starts at t (or earlier if it already has)."""
+        if len(slots):
+            slots = self._set_time("release", slots, t)
+            self.h["released"][slots] = True
+            self.h["sustained"][slots] = False
+
+    def kill(self, slots, t):
+        """Steal / cut: the short fade starts at t."""
+        if len(slots):
+            self.h["killed"][self._set_time("kill", slots, t)] = True
+
+    def release_all(self, t):
+        n = self.n
+        if n:
+            self._set_time("release", np.arange(n), t)
+
+    # ---- queries --------------------------------------------------------------------------
+    def held_on_channel(self, c):
+        n, h = self.n, self.h
+        return np.flatnonzero((h["chan"][:n] == c) & ~h["released"][:n] & ~h["killed"][:n])
+
+    def on_channel(self, c):
+        return self.h["chan"][:self.n] == c
+
+    def has_held_notes(self) -> bool:
+        n, h = self.n, self.h
+        return bool(np.any((~h["released"][:n] | h["sustained"][:n]) & ~h["killed"][:n]))
+
+    def sounding(self, t) -> np.ndarray:
+        """Slots counted against the voice limit at frame t (not killed, not silent by t)."""
+        n, h = self.n, self.h
+        return np.flatnonzero(~h["killed"][:n] & (h["silent"][:n] > t))
+
+    # ---- note-on ----------------------------------------------------------------------------
+    def allocate(self, regs, note_of, t, c, key, vel, prio):
+        """Create voices for region records regs (note_of: index into the run arrays t, c, key,
+        vel; prio: channel priorities of the notes). Steals as needed. Returns (slots, run
+        sequence numbers) of the voices created."""
+        h = self.h
+        M = len(regs)
+        if M > self.max_voices:                      # more than the limit at once: oldest lost
+            drop = M - self.max_voices
+            self.stats["lost_notes"] += len(np.unique(note_of[:drop]))
+            regs, note_of = regs[drop:], note_of[drop:]
+            M = len(regs)
+        t_first = int(t[note_of[0]])
+        playing = self.sounding(t_first)
+        steal = len(playing) + M - self.max_voices
+        if steal > 0:
+            lvl = envelope.level_at(self.vt[playing], t_first, self.fade)
+            order = np.lexsort((h["seq"][playing], lvl, ~h["released"][playing], h["prio"][playing]))
+            victims = playing[order[:steal]]
+            self.kill(victims, np.maximum(t_first, self.vt["start"][victims]))
+            self.stats["stolen_voices"] += int(steal)
+        self.stats["peak_voices"] = max(self.stats["peak_voices"], len(playing) + M - max(steal, 0))
+        n = self.n
+        self._grow(n + M)
+        slots = np.arange(n, n + M, dtype=np.int64)
+        self.vt[slots] = regions_to_voices(regs, key[note_of], vel[note_of], c[note_of],
+                                           t[note_of], self.rate)
+        h["chan"][slots] = c[note_of]
+        h["key"][slots] = key[note_of]
+        h["seq"][slots] = self._seq + np.arange(M)
+        self._seq += M
+        for nm in ("released", "sustained", "sost", "killed"):
+            h[nm][slots] = False
+        h["prio"][slots] = prio
+        h["excl"][slots] = regs["excl_class"]
+        self.n = n + M
+        self._update_silent(slots)
+        self.pending_new.append(slots)
+        return slots, note_of.astype(np.int64)
+
+    # ---- a run of note events -----------------------------------------------------------------
+    def notes(self, t, c, key, vel, is_on, regs, note_of, prio_of_note, pedal_down):
+        """Apply a run of note-on/off events (arrays in time order), vectorised: regs/note_of
+        are the regions the note-ons resolved to; pedal_down(c) -> bool array per event."""
+        h = self.h
+        run_seq = np.arange(len(t), dtype=np.int64)
+        new_slots = np.zeros(0, np.int64)
+        new_seq = np.zeros(0, np.int64)
+        if len(regs):
+            new_slots, new_seq = self.allocate(regs, note_of, t, c, key, vel, prio_of_note)
+        # ---- retrigger / note-off releases, per (channel, key) group in sequence order
+        grp = c.astype(np.int64) * 128 + key
+        n = self.n
+        existing = np.flatnonzero(np.isin(h["chan"][:n].astype(np.int64) * 128 + h["key"][:n], grp)
+                                  & ~h["released"][:n] & ~h["killed"][:n])
+        existing = existing[~np.isin(existing, new_slots)]
+        vslots = np.concatenate([existing, new_slots])
+        if len(vslots):
+            vseq = np.concatenate([np.full(len(existing), -1, np.int64), new_seq])
+            vgrp = h["chan"][vslots].astype(np.int64) * 128 + h["key"][vslots]
+            nxt = next_in_group(grp, run_seq, vgrp, vseq)
+            has = nxt >= 0
+            vs, ni = vslots[has], nxt[has]
+            is_off = ~is_on[ni]
+            hold = is_off & (pedal_down(c[ni]) | h["sost"][vs])
+            h["sustained"][vs[hold]] = True
+            h["released"][vs[hold]] = True      # key is up; the pedal holds the sound
+            rel = ~hold
+            self.release(vs[rel], t[ni[rel]])
+        # ---- exclusive classes: a new note cuts earlier voices of the same class + channel
+        if len(new_slots):
+            ex_new = h["excl"][new_slots] != 0
+            if np.any(ex_new):
+                ns, nq = new_slots[ex_new], new_seq[ex_new]
+                eg = h["chan"][ns].astype(np.int64) * 65536 + h["excl"][ns]
+                cand = np.flatnonzero(np.isin(h["chan"][:n].astype(np.int64) * 65536 + h["excl"][:n], eg)
+                                      & (h["excl"][:n] != 0) & ~h["killed"][:n])
+                cand = cand[~np.isin(cand, new_slots)]
+                vs2 = np.concatenate([cand, ns])
+                vq2 = np.concatenate([np.full(len(cand), -1, np.int64), nq])
+                vg2 = h["chan"][vs2].astype(np.int64) * 65536 + h["excl"][vs2]
+                nxt = next_in_group(eg, nq, vg2, vq2)
+                hit = nxt >= 0
+                self.kill(vs2[hit], t[nq[nxt[hit]]])
+
+
+def next_in_group(ev_grp, ev_seq, v_grp, v_seq):
+    """For each voice (group, created-at sequence number), the index into the event arrays
+    (any order) of the first event of the same group with a larger sequence number; -1 if none."""
+    ev_grp = np.asarray(ev_grp, np.int64)
+    ev_seq = np.asarray(ev_seq, np.int64)
+    order = np.lexsort((ev_seq, ev_grp))
+    keys = ev_grp[order] * (1 << 32) + ev_seq[order]
+    vk = np.asarray(v_grp, np.int64) * (1 << 32) + np.asarray(v_seq, np.int64)
+    pos = np.searchsorted(keys, vk, side="right")
+    ok = pos < len(keys)
+    res = np.full(len(vk), -1, np.int64)
+    pc = np.minimum(pos, len(keys) - 1)
+    same = ok & (ev_grp[order][pc] == np.asarray(v_grp, np.int64))
+    res[same] = order[pc[same]]
+    return res
+
+
+__all__ = ["VoiceAllocator", "next_in_group", "NEVER"]
