@@ -21,7 +21,6 @@ from .voices import VOICE_DTYPE, CHANNEL_INPUTS, TICK
 RENDER_SOURCES = ("voice_render.cu",)
 SHIM = "host_shim.h"
 MIX_SCALE = float(1 << 24)          # fixed point of the fused mix: 2^24 per full scale
-MIX_CLAMP = 2147483520.0            # per-voice, per-frame contribution clamp (in MIX_SCALE units)
 # portable kernel work decomposition: (voices per work item, ticks per accumulator flush)
 CPU_CHUNK = (32, 16)
 GPU_CHUNK = (16, 1)
@@ -144,7 +143,7 @@ def defines(gpu: bool = True) -> tuple:
     vchunk, subw = GPU_CHUNK if gpu else CPU_CHUNK
     d = [("TICK", str(TICK)), ("DONE_LEVEL", repr(float(DONE_LEVEL)) + "f"),
          ("FILTER_OPEN_CENTS", repr(float(FILTER_OPEN_CENTS)) + "f"),
-         ("MIX_SCALE", repr(MIX_SCALE) + "f"), ("MIX_CLAMP", repr(MIX_CLAMP) + "f"),
+         ("MIX_SCALE", repr(MIX_SCALE) + "f"),
          ("VCHUNK", str(vchunk)), ("SUBW", str(subw)),
          ("VOICE_BYTES", str(VOICE_DTYPE.itemsize)), ("N_CHIN", str(len(CHANNEL_INPUTS)))]
     d += [(f"CHI_{nm}", str(i)) for i, nm in enumerate(CHANNEL_INPUTS)]

@@ -17,7 +17,7 @@ sorted by group (preset, node) and by position, so memory is O(regions) and a no
 binary searches plus a scan of its groups.
 
 The scan is bounded by the cap MAX_REGIONS_PER_NOTE: a note plays at most the first 64 of its
-regions (layered presets, FluidSynth's included, never come near it). Every region of a node
+regions (real layered presets start a handful per note). Every region of a node
 holds every key of that node, so within one group the entries that can be among the first
 MAX_REGIONS_PER_NOTE + 1 for some velocity are all that ever matter; the others are pruned at
 build time, which leaves at most 65 x 128 entries per group. One more than the cap is kept so
@@ -44,8 +44,8 @@ def _tile(klo: np.ndarray, khi: np.ndarray, count_only: bool = False):
     (item index, node) pairs, or with ``count_only`` the number of nodes of each item."""
     lo = klo.astype(np.int64) + 128
     hi = khi.astype(np.int64) + 129          # exclusive
-    item = np.arange(len(lo), dtype=np.int64)
-    count = np.zeros(len(lo), np.int64)
+    count = np.zeros(len(lo) if count_only else 0, np.int64)
+    item = np.arange(0 if count_only else len(lo), dtype=np.int64)
     items, nodes = [], []
     for _ in range(_LEVELS):
         live = lo < hi

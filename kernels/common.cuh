@@ -26,9 +26,6 @@
 #ifndef MIX_SCALE
 #define MIX_SCALE 16777216.0f      // fixed point of the mix: 2^24 per full scale
 #endif
-#ifndef MIX_CLAMP
-#define MIX_CLAMP 2147483520.0f    // per-voice contribution clamp (largest float32 < 2^31)
-#endif
 #ifndef VCHUNK
 #define VCHUNK 32                  // voices per work item of the portable kernel
 #endif

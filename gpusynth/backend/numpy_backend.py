@@ -1,19 +1,20 @@
 """The numpy reference backend: the readable definition of the voice kernel.
 
 All live voices of a tick are rendered together, vectorised over (voices x 64 frames); there is
-no Python loop per voice (the filter, a recurrence, loops over the 64 frames of a tick). Every
-operation is float32 in the kernels' order (kernels/voice_render.cu follows this file). Per tick:
+no Python loop per voice or per frame. Every operation is float32 in the kernels' order
+(kernels/voice_render.cu follows this file), except the filter (solved in float64). Per tick:
 
 1. control values at the tick start (closed forms of the time since note-on): modulation
    envelope, modulation LFO, vibrato LFO; pitch increment, filter coefficients, gains and pan;
 2. per frame: position = integer + float32 fraction + increment x frames since the voice's first
    frame in the tick; loops wrap with integer modulo; linear or 4-point cubic interpolation;
 3. resonant low-pass: the TPT state-variable filter (same response as the RBJ biquad, and
-   well conditioned in float32 down to the lowest cutoffs), skipped while fully open;
+   well conditioned in float32 down to the lowest cutoffs), skipped while fully open; here
+   solved per tick as a linear state-space system (svf_tick), in the kernels a recurrence;
 4. volume envelope stepped per frame between exact closed-form values at every stage change
    (gpusynth.envelope.segment_gains), pan/volume gains ramped linearly across the tick;
 5. the mix: each voice's per-frame contribution to each bus is rounded to fixed point
-   (MIX_SCALE per full scale, clamped to +-MIX_CLAMP) and summed in int64, which makes the mix
+   (MIX_SCALE per full scale) and summed in int64, which makes the mix
    exact and independent of voice order, window size and thread count.
 """
 from __future__ import annotations
@@ -28,7 +29,6 @@ FADE_SECONDS = 0.003            # steal / exclusive-class cut fade
 DONE_LEVEL = 1e-5               # -100 dB: the envelope is finished below this
 FILTER_OPEN_CENTS = 13500.0
 MIX_SCALE = float(1 << 24)
-MIX_CLAMP = 2147483520.0
 F32 = np.float32
 # the kernels' decimal constants (kernels/common.cuh), the same float32 values
 PI_F = F32(3.14159265358979)
@@ -42,11 +42,9 @@ def fade_frames(rate: float) -> int:
 
 
 def quantize(v):
-    """A voice's contribution (float32) -> int64 fixed point, as the kernels' GsLocalAcc::q."""
-    v = np.asarray(v, F32) * F32(MIX_SCALE)
-    v = np.where(v > F32(-MIX_CLAMP), v, F32(-MIX_CLAMP))
-    v = np.where(v < F32(MIX_CLAMP), v, F32(MIX_CLAMP))
-    return np.rint(v).astype(np.int64)
+    """A voice's contribution (float32) -> int64 fixed point, as the kernels' GsLocalAcc::q
+    (nearest multiple of 2^-24 full scale, ties to even)."""
+    return np.rint(np.asarray(v, F32) * F32(MIX_SCALE)).astype(np.int64)
 
 
 def menv(tc, released, trel, v):
@@ -81,6 +79,48 @@ def svf_coeffs(fc, q_cb, rate):
     a1 = F32(1.0) / (F32(1.0) + g * (g + qk))
     a2 = g * a1
     return a1, a2, g * a2, (fc >= F32(FILTER_OPEN_CENTS)) & (q_cb <= F32(0.0))
+
+
+def svf_tick(x, s1, s2, a1, a2, a3):
+    """The TPT state-variable low-pass over one tick for V voices (coefficients fixed within
+    the tick). Per frame the kernels compute, in float32:
+        v3 = x - s2;  v1 = a1 s1 + a2 v3;  v2 = (s2 + a2 s1) + a3 v3;
+        s1 <- 2 v1 - s1;  s2 <- 2 v2 - s2;  y = v2
+    i.e. the linear state-space system s' = A s + B x, y = C s + D x with
+        A = [[2 a1 - 1, -2 a2], [2 a2, 1 - 2 a3]],  B = [2 a2, 2 a3],  C = [a2, 1 - a3],  D = a3.
+    Here it is solved for the whole tick at once in float64 (powers of A by doubling, the
+    impulse response as a Toeplitz matrix), so the reference differs from the kernels' float32
+    recurrence by float32 rounding only. Frames before a voice's start carry x = 0 and zero
+    state (a voice starts with s1 = s2 = 0), so they leave the state at 0.
+    Returns (y float32 [V, n], s1, s2 float32 [V])."""
+    f64 = np.float64
+    a1, a2, a3 = a1.astype(f64), a2.astype(f64), a3.astype(f64)
+    V, n = x.shape
+    A = np.empty((V, 2, 2))
+    A[:, 0, 0], A[:, 0, 1] = 2.0 * a1 - 1.0, -2.0 * a2
+    A[:, 1, 0], A[:, 1, 1] = 2.0 * a2, 1.0 - 2.0 * a3
+    B = np.stack([2.0 * a2, 2.0 * a3], axis=1)                 # [V, 2]
+    C = np.stack([a2, 1.0 - a3], axis=1)                       # [V, 2]
+    P = np.empty((V, n + 1, 2, 2))                             # P[:, k] = A^k
+    P[:, 0] = np.eye(2)
+    m = 1
+    while m <= n:                                              # P[m:2m] = P[0:m] @ A^m
+        Am = P[:, m - 1] @ A
+        hi = min(2 * m, n + 1)
+        P[:, m:hi] = P[:, :hi - m] @ Am[:, None]
+        m *= 2
+    PB = np.einsum("vkij,vj->vki", P[:, :n], B)                # A^k B, k < n
+    h = np.einsum("vi,vki->vk", C, PB)                         # h[m + 1] = C A^m B
+    xd = x.astype(f64)
+    k = np.arange(n)
+    lag = k[:, None] - k[None, :]                              # [n, n]: frame - input frame
+    T = np.where(lag[None] > 0, h[:, np.clip(lag - 1, 0, n - 1)], 0.0)
+    T[:, k, k] = a3[:, None]
+    s0 = np.stack([s1.astype(f64), s2.astype(f64)], axis=1)
+    y = np.einsum("vkj,vj->vk", T, xd) + np.einsum("vi,vkij,vj->vk", C, P[:, :n], s0)
+    # end state: A^n s0 + sum_j A^(n-1-j) B x_j
+    send = np.einsum("vij,vj->vi", P[:, n], s0) + np.einsum("vji,vj->vi", PB[:, ::-1], xd)
+    return y.astype(F32), send[:, 0].astype(F32), send[:, 1].astype(F32)
 
 
 def wrap(idx, looping, ls, le):
@@ -182,21 +222,8 @@ class NumpyBackend(HostVoiceTable):
         s1, s2 = v["s1"].copy(), v["s2"].copy()
         filt = np.flatnonzero(~is_open)
         if len(filt):
-            f1, f2, f3 = a1[filt], a2[filt], a3[filt]
-            z1, z2 = s1[filt], s2[filt]
-            xf = x[filt]
-            yf = np.zeros_like(xf)
-            onf = on[filt]
-            for kk in range(TICK):
-                m = onf[:, kk]
-                v3 = xf[:, kk] - z2
-                v1 = f1 * z1 + f2 * v3
-                v2 = (z2 + f2 * z1) + f3 * v3
-                z1 = np.where(m, F32(2.0) * v1 - z1, z1)
-                z2 = np.where(m, F32(2.0) * v2 - z2, z2)
-                yf[:, kk] = np.where(m, v2, F32(0.0))
-            y[filt] = yf
-            s1[filt], s2[filt] = z1, z2
+            yf, z1, z2 = svf_tick(x[filt], s1[filt], s2[filt], a1[filt], a2[filt], a3[filt])
+            y[filt], s1[filt], s2[filt] = yf, z1, z2
         opn = np.flatnonzero(is_open)
         s1[opn] = F32(0.0)
         s2[opn] = x[opn, -1]
