@@ -39,6 +39,9 @@
 // the host sums the slices in int64 (exact, so the thread count does not change the result).
 #define GS_OUT_SLICE(out, stride) ((out) + (long long)omp_get_thread_num() * (stride))
 #define GS_ATOMIC_ADD_LL(p, v) (*(p) += (v))
+// lanes of the portable kernel's passes: independent across lanes (vectorise them)
+#define GS_SIMD _Pragma("omp simd")
+#define GS_SIMD_REDUCE_MIX _Pragma("omp simd reduction(+:sl, sr, sv, sc)")
 // float -> nearest integer, ties to even (cvtss2si with -fno-math-errno), as numpy's rint
 #define GS_F2LL(x) ((long long)__builtin_llrintf(x))
 

@@ -14,11 +14,21 @@
 //      voices, threads or atomics add, so the output is bit-identical for any window size,
 //      voice order or thread count.
 //
-// voice_render (portable: shim and GPU): a work item is a chunk of VCHUNK voices; it sums SUBW
-// ticks at a time into a private int64 buffer, then adds it to `out` (the shim gives each
-// OpenMP thread its own slice of `out`; on the GPU the adds are integer atomics).
+// Two portable kernels (shim and GPU) compute the same thing, bit for bit:
+//   voice_render        a work item is a chunk of VCHUNK voices processed as lanes, tick by tick,
+//                       in passes over small buffers: source (interpolation; independent frames),
+//                       envelope, filter (the recurrence, interleaved across lanes so the CPU
+//                       overlaps or vectorises it) and mix. The native backend's kernel.
+//   voice_render_fused  a voice per work item, every pass fused into one loop per frame, no
+//                       per-frame buffers: the GPU's kernel (a thread per voice).
+// Both sum SUBW ticks at a time into a private int64 buffer and then add it to `out` (the shim
+// gives each OpenMP thread its own slice of `out`; on the GPU the adds are integer atomics).
 #include "common.cuh"
 
+#ifndef GS_SIMD
+#define GS_SIMD
+#define GS_SIMD_REDUCE_MIX
+#endif
 #ifndef GS_OUT_SLICE
 #define GS_OUT_SLICE(out, stride) (out)
 #endif
@@ -43,6 +53,180 @@ struct GsLocalAcc {
     }
 };
 
+// ---- per voice: constants of a render call --------------------------------------------------
+struct GsVoiceK {
+    long long ls, le, L, pe, lo, hi;
+    float k1000, krel, attack_end, trel;
+    float brk[4];
+    int c;
+};
+
+__device__ __forceinline__ void gs_voice_k(const Voice& V, long long pool_len, int n_chan, GsVoiceK& K) {
+    int c = V.chan;
+    K.c = c < 0 ? 0 : (c >= n_chan ? n_chan - 1 : c);
+    K.ls = V.lstart;
+    K.le = V.lend;
+    K.pe = V.pend;
+    K.L = (K.le - K.ls) > 1 ? (K.le - K.ls) : 1;
+    // reads stay inside the region and inside the pool, however wrong a loop point is
+    K.lo = gs_clampll(V.pstart, 0, pool_len - 1);
+    K.hi = gs_clampll(K.pe - 1, 0, pool_len - 1);
+    if (K.hi < K.lo) K.hi = K.lo;
+    K.k1000 = 1000.0f / gs_maxf(V.ve_decay, 1.0f);
+    K.krel = 1000.0f / gs_maxf(V.ve_release, 1.0f);
+    gs_venv_breaks(V, K.k1000, K.brk);
+    K.attack_end = (V.ve_delay + V.ve_attack) + V.ve_hold;
+    K.trel = (float)(V.release - V.start);
+}
+
+// ---- per voice and tick: control values at the tick start -----------------------------------
+struct GsTick {
+    float inc, fa1, fa2, fa3, glp, dgl, grp, dgr, rev, cho, gl_new, gr_new;
+    int k0;
+    bool looping, is_open;
+};
+
+template <bool SENDS>
+__device__ __forceinline__ void gs_tick(const Voice& V, const GsVoiceK& K, const float* __restrict__ ch,
+                                        long long cstride, long long t0, float rate, float gl,
+                                        float gr, GsTick& T) {
+    const long long start = V.start;
+    const float ch_pitch = ch[CHI_ch_pitch * cstride];
+    const float ch_gain = ch[CHI_ch_gain * cstride];
+    const float ch_pan = ch[CHI_ch_pan * cstride];
+    const float cmod = ch[CHI_ch_mod * cstride];
+    const float cpress = ch[CHI_ch_press * cstride];
+    const long long since = t0 > start ? t0 - start : 0;
+    const bool rel_c = t0 >= V.release;
+    const float me = gs_menv((float)since, rel_c, K.trel, V);
+    const float ml = gs_tri_lfo(since, V.ml_delay, V.ml_freq);
+    const float vl = gs_tri_lfo(since, V.vl_delay, V.vl_freq);
+    const float cents = (((V.pitch + ch_pitch) + me * V.me_pitch)
+                         + ml * (V.ml_pitch + cmod * V.cc1_ml_pitch))
+                        + vl * ((V.vl_pitch + cmod * V.cc1_vib) + cpress * V.press_vib);
+    // comparisons written so that a NaN pitch becomes the lower clamp
+    float cl = cents > -12000.0f ? cents : -12000.0f;
+    cl = cl < 12000.0f ? cl : 12000.0f;
+    T.inc = gs_exp2(cl * GS_INV_1200);
+    const float fc = (V.fc + me * V.me_fc) + ml * (V.ml_fc + cmod * V.cc1_ml_fc);
+    const float att = (V.atten + ch_gain) - ml * (V.ml_vol + cmod * V.cc1_ml_vol);
+    const float amp = gs_cb_gain(gs_maxf(att, 0.0f));
+    const float pan = gs_clampf(V.pan + ch_pan, -500.0f, 500.0f);
+    const float ang = (pan + 500.0f) * GS_PI_2000;
+    T.gl_new = amp * cosf(ang);
+    T.gr_new = amp * sinf(ang);
+    T.rev = 0.0f;
+    T.cho = 0.0f;
+    if (SENDS) {
+        T.rev = gs_clampf(V.rev + ch[CHI_ch_rev * cstride] * V.rev_cc, 0.0f, 1.0f);
+        T.cho = gs_clampf(V.cho + ch[CHI_ch_cho * cstride] * V.cho_cc, 0.0f, 1.0f);
+    }
+    T.k0 = (int)gs_clampll(start - t0, 0, TICK);
+    T.looping = (V.lmode == 1) || (V.lmode == 3 && !rel_c);
+    // filter coefficients: TPT state-variable low-pass (the RBJ response)
+    T.is_open = (fc >= FILTER_OPEN_CENTS) && (V.q <= 0.0f);
+    T.fa1 = 1.0f;
+    T.fa2 = 0.0f;
+    T.fa3 = 0.0f;
+    if (!T.is_open) {
+        float hz = 8.175798915643707f * gs_exp2(fc * GS_INV_1200);
+        hz = gs_clampf(hz, 5.0f, 0.45f * rate);
+        const float g = tanf(GS_PI_F * hz / rate);
+        const float qk = gs_exp2(-((V.q * 0.1f) - 3.01f) * GS_LOG2_10_20);   // 1/Q
+        T.fa1 = 1.0f / (1.0f + g * (g + qk));
+        T.fa2 = g * T.fa1;
+        T.fa3 = g * T.fa2;
+    }
+    // gains: ramped linearly across the tick from the previous tick's
+    const bool fresh = gl < 0.0f;
+    T.glp = fresh ? T.gl_new : gl;
+    T.grp = fresh ? T.gr_new : gr;
+    T.dgl = (T.gl_new - T.glp) * (1.0f / TICK);
+    T.dgr = (T.gr_new - T.grp) * (1.0f / TICK);
+}
+
+// one interpolated source frame at position ipos + p (p >= 0); *ended when past a one-shot end
+__device__ __forceinline__ float gs_source(const float* __restrict__ pool, const GsVoiceK& K,
+                                           long long ipos, float p, bool looping, int cubic,
+                                           bool* ended) {
+    const long long fl = (long long)p;            // p >= 0: truncation is floor
+    const float frac = p - (float)fl;
+    const long long ip = gs_wrap(ipos + fl, looping, K.ls, K.le, K.L);
+    *ended = !looping && ip >= K.pe;
+    if (*ended) return 0.0f;
+    const long long i1 = gs_wrap(ip + 1, looping, K.ls, K.le, K.L);
+    const float x0 = pool[gs_clampll(ip, K.lo, K.hi)];
+    const float x1 = pool[gs_clampll(i1, K.lo, K.hi)];
+    if (cubic) {
+        const float xm = pool[gs_clampll(ip - 1, K.lo, K.hi)];
+        const float x2 = pool[gs_clampll(gs_wrap(i1 + 1, looping, K.ls, K.le, K.L), K.lo, K.hi)];
+        return x0 + 0.5f * frac * ((x1 - xm) + frac * ((((2.0f * xm - 5.0f * x0) + 4.0f * x1) - x2)
+                                   + frac * ((3.0f * (x0 - x1) + x2) - xm)));
+    }
+    return x0 + (x1 - x0) * frac;
+}
+
+// The source frames of one voice's tick into x[k * stride] (k0 <= k < TICK). When the tick
+// reads neither across a loop end nor outside the region (almost every tick), the frames need
+// no wrap and no clamp: a straight loop the compiler can pipeline (or vectorise with gathers).
+// Otherwise frame by frame through gs_source. Both give the same values.
+__device__ __forceinline__ void gs_source_tick(const float* __restrict__ pool, const GsVoiceK& K,
+                                               const GsTick& T, long long ipos, float fpos,
+                                               int cubic, float* __restrict__ x, int stride,
+                                               bool* ended) {
+    const long long first = ipos + (long long)fpos;
+    const long long last = ipos + (long long)(fpos + T.inc * (float)(TICK - 1 - T.k0));
+    const bool fast = first - 1 >= K.lo && last + 2 <= K.hi && (!T.looping || last + 2 < K.le)
+                      && (T.looping || last + 2 < K.pe);
+    if (fast) {
+        const float* __restrict__ q = pool + ipos;
+        if (cubic) {
+            for (int k = T.k0; k < TICK; ++k) {
+                const float p = fpos + T.inc * (float)(k - T.k0);
+                const long long fl = (long long)p;
+                const float frac = p - (float)fl;
+                const float xm = q[fl - 1], x0 = q[fl], x1 = q[fl + 1], x2 = q[fl + 2];
+                x[k * stride] = x0 + 0.5f * frac * ((x1 - xm) + frac * ((((2.0f * xm - 5.0f * x0) + 4.0f * x1) - x2)
+                                                   + frac * ((3.0f * (x0 - x1) + x2) - xm)));
+            }
+        } else {
+            for (int k = T.k0; k < TICK; ++k) {
+                const float p = fpos + T.inc * (float)(k - T.k0);
+                const long long fl = (long long)p;
+                const float frac = p - (float)fl;
+                const float x0 = q[fl], x1 = q[fl + 1];
+                x[k * stride] = x0 + (x1 - x0) * frac;
+            }
+        }
+        *ended = false;
+        return;
+    }
+    for (int k = T.k0; k < TICK; ++k)
+        x[k * stride] = gs_source(pool, K, ipos, fpos + T.inc * (float)(k - T.k0), T.looping,
+                                  cubic, ended);
+}
+
+// end of a voice's tick: position, gains, done flag
+__device__ __forceinline__ void gs_tick_end(const Voice& V, const GsVoiceK& K, const GsTick& T,
+                                            long long t0, int fade_frames, bool ended,
+                                            long long& ipos, float& fpos, float& gl, float& gr,
+                                            signed char& done) {
+    // exact in double (a 24-bit x 7-bit product), so the fraction carries no rounding
+    const double pn = (double)fpos + (double)T.inc * (double)(TICK - T.k0);
+    const long long fln = (long long)pn;
+    ipos = gs_wrap(ipos + fln, T.looping, K.ls, K.le, K.L);
+    fpos = (float)(pn - (double)fln);
+    gl = T.gl_new;
+    gr = T.gr_new;
+    const long long t_last = t0 + TICK - 1;
+    const float t_end = (float)(t_last - V.start);
+    const float env_end = gs_venv_exact(V, t_last, K.k1000, K.krel, fade_frames);
+    const bool env_done = (env_end < DONE_LEVEL) && ((t_last >= V.release) || (t_end >= K.attack_end));
+    const bool kill_done = V.kill < GS_NEVER && (t0 + TICK - V.kill) >= (long long)fade_frames;
+    done = (env_done || ended || kill_done) ? 1 : 0;
+}
+
+// ---- the fused per-voice render (voice_render_fused) ------------------------------------------
 // Render voice V for ticks [tka, tkb) of the window that starts at absolute frame win_t0.
 template <bool SENDS, class Acc>
 __device__ __forceinline__ void gs_render_voice(
@@ -51,116 +235,32 @@ __device__ __forceinline__ void gs_render_voice(
     long long win_t0, int tka, int tkb, float rate, int fade_frames, int cubic, Acc& acc)
 {
     if (V.done) return;
-    const long long start = V.start;
-    int c = V.chan;
-    c = c < 0 ? 0 : (c >= n_chan ? n_chan - 1 : c);
-    const long long ls = V.lstart, le = V.lend, pe = V.pend;
-    const long long L = (le - ls) > 1 ? (le - ls) : 1;
-    // reads stay inside the region and inside the pool, however wrong a loop point is
-    long long lo = V.pstart, hi = pe - 1;
-    lo = gs_clampll(lo, 0, pool_len - 1);
-    hi = gs_clampll(hi, 0, pool_len - 1);
-    if (hi < lo) hi = lo;
-    const float k1000 = 1000.0f / gs_maxf(V.ve_decay, 1.0f);
-    const float krel = 1000.0f / gs_maxf(V.ve_release, 1.0f);
-    float brk[4];
-    gs_venv_breaks(V, k1000, brk);
-    const float attack_end = (V.ve_delay + V.ve_attack) + V.ve_hold;
-    const float trel = (float)(V.release - start);
+    GsVoiceK K;
+    gs_voice_k(V, pool_len, n_chan, K);
     const long long cstride = (long long)n_ticks * n_chan;
-
     long long ipos = V.ipos;
     float fpos = V.fpos, gl = V.gl, gr = V.gr, s1 = V.s1, s2 = V.s2;
     signed char done = 0;
-
     for (int tk = tka; tk < tkb && !done; ++tk) {
         const long long t0 = win_t0 + (long long)tk * TICK;
-        if (start >= t0 + TICK) continue;                 // not started in this tick
-        // ---- control values at the tick start -------------------------------------------
-        const float* ch = chin + (long long)tk * n_chan + c;
-        const float ch_pitch = ch[CHI_ch_pitch * cstride];
-        const float ch_gain = ch[CHI_ch_gain * cstride];
-        const float ch_pan = ch[CHI_ch_pan * cstride];
-        const float cmod = ch[CHI_ch_mod * cstride];
-        const float cpress = ch[CHI_ch_press * cstride];
-        const long long since = t0 > start ? t0 - start : 0;
-        const bool rel_c = t0 >= V.release;
-        const float me = gs_menv((float)since, rel_c, trel, V);
-        const float ml = gs_tri_lfo(since, V.ml_delay, V.ml_freq);
-        const float vl = gs_tri_lfo(since, V.vl_delay, V.vl_freq);
-        const float cents = (((V.pitch + ch_pitch) + me * V.me_pitch)
-                             + ml * (V.ml_pitch + cmod * V.cc1_ml_pitch))
-                            + vl * ((V.vl_pitch + cmod * V.cc1_vib) + cpress * V.press_vib);
-        // comparisons written so that a NaN pitch becomes the lower clamp
-        float cl = cents > -12000.0f ? cents : -12000.0f;
-        cl = cl < 12000.0f ? cl : 12000.0f;
-        const float inc = gs_exp2(cl * GS_INV_1200);
-        const float fc = (V.fc + me * V.me_fc) + ml * (V.ml_fc + cmod * V.cc1_ml_fc);
-        const float att = (V.atten + ch_gain) - ml * (V.ml_vol + cmod * V.cc1_ml_vol);
-        const float amp = gs_cb_gain(gs_maxf(att, 0.0f));
-        const float pan = gs_clampf(V.pan + ch_pan, -500.0f, 500.0f);
-        const float ang = (pan + 500.0f) * GS_PI_2000;
-        const float gl_new = amp * cosf(ang);
-        const float gr_new = amp * sinf(ang);
-        float rev = 0.0f, cho = 0.0f;
-        if (SENDS) {
-            rev = gs_clampf(V.rev + ch[CHI_ch_rev * cstride] * V.rev_cc, 0.0f, 1.0f);
-            cho = gs_clampf(V.cho + ch[CHI_ch_cho * cstride] * V.cho_cc, 0.0f, 1.0f);
-        }
-        const int k0 = (int)gs_clampll(start - t0, 0, TICK);
-        const bool looping = (V.lmode == 1) || (V.lmode == 3 && !rel_c);
-
-        // ---- filter coefficients: TPT state-variable low-pass (the RBJ response) ----------
-        const bool is_open = (fc >= FILTER_OPEN_CENTS) && (V.q <= 0.0f);
-        float fa1 = 1.0f, fa2 = 0.0f, fa3 = 0.0f;
-        if (!is_open) {
-            float hz = 8.175798915643707f * gs_exp2(fc * GS_INV_1200);
-            hz = gs_clampf(hz, 5.0f, 0.45f * rate);
-            const float g = tanf(GS_PI_F * hz / rate);
-            const float qk = gs_exp2(-((V.q * 0.1f) - 3.01f) * GS_LOG2_10_20);   // 1/Q
-            fa1 = 1.0f / (1.0f + g * (g + qk));
-            fa2 = g * fa1;
-            fa3 = g * fa2;
-        }
-
-        // ---- gains ------------------------------------------------------------------------
-        const bool fresh = gl < 0.0f;
-        const float glp = fresh ? gl_new : gl, grp = fresh ? gr_new : gr;
-        const float dgl = (gl_new - glp) * (1.0f / TICK), dgr = (gr_new - grp) * (1.0f / TICK);
-
-        EnvSeg seg = gs_venv_seg(V, t0, k0, k1000, krel, brk, fade_frames);
+        if (V.start >= t0 + TICK) continue;               // not started in this tick
+        GsTick T;
+        gs_tick<SENDS>(V, K, chin + (long long)tk * n_chan + K.c, cstride, t0, rate, gl, gr, T);
+        EnvSeg seg = gs_venv_seg(V, t0, T.k0, K.k1000, K.krel, K.brk, fade_frames);
         float g = seg.g;
         bool ended = false;
         float x = 0.0f;
-        for (int k = k0; k < TICK; ++k) {
+        for (int k = T.k0; k < TICK; ++k) {
             if (k == seg.kend) {
-                seg = gs_venv_seg(V, t0, k, k1000, krel, brk, fade_frames);
+                seg = gs_venv_seg(V, t0, k, K.k1000, K.krel, K.brk, fade_frames);
                 g = seg.g;
             }
-            const float p = fpos + inc * (float)(k - k0);
-            const long long fl = (long long)p;            // p >= 0: truncation is floor
-            const float frac = p - (float)fl;
-            const long long ip = gs_wrap(ipos + fl, looping, ls, le, L);
-            ended = !looping && ip >= pe;
-            x = 0.0f;
-            if (!ended) {
-                const long long i1 = gs_wrap(ip + 1, looping, ls, le, L);
-                const float x0 = pool[gs_clampll(ip, lo, hi)];
-                const float x1 = pool[gs_clampll(i1, lo, hi)];
-                if (cubic) {
-                    const float xm = pool[gs_clampll(ip - 1, lo, hi)];
-                    const float x2 = pool[gs_clampll(gs_wrap(i1 + 1, looping, ls, le, L), lo, hi)];
-                    x = x0 + 0.5f * frac * ((x1 - xm) + frac * ((((2.0f * xm - 5.0f * x0) + 4.0f * x1) - x2)
-                                             + frac * ((3.0f * (x0 - x1) + x2) - xm)));
-                } else {
-                    x = x0 + (x1 - x0) * frac;
-                }
-            }
+            x = gs_source(pool, K, ipos, fpos + T.inc * (float)(k - T.k0), T.looping, cubic, &ended);
             float y = x;
-            if (!is_open) {
+            if (!T.is_open) {
                 const float v3 = x - s2;
-                const float v1 = fa1 * s1 + fa2 * v3;
-                const float v2 = (s2 + fa2 * s1) + fa3 * v3;
+                const float v1 = T.fa1 * s1 + T.fa2 * v3;
+                const float v2 = (s2 + T.fa2 * s1) + T.fa3 * v3;
                 s1 = 2.0f * v1 - s1;
                 s2 = 2.0f * v2 - s2;
                 y = v2;
@@ -168,26 +268,14 @@ __device__ __forceinline__ void gs_render_voice(
             const float ye = y * g;
             g = g * seg.m + seg.a;
             const float ramp = (float)(k + 1);
-            acc.template put<SENDS>(tk, k, ye * (glp + dgl * ramp), ye * (grp + dgr * ramp), rev, cho);
+            acc.template put<SENDS>(tk, k, ye * (T.glp + T.dgl * ramp), ye * (T.grp + T.dgr * ramp),
+                                    T.rev, T.cho);
         }
-        if (is_open) {          // bypassed: the state follows the input (smooth re-engage)
+        if (T.is_open) {        // bypassed: the state follows the input (smooth re-engage)
             s1 = 0.0f;
             s2 = x;
         }
-        // ---- state update -----------------------------------------------------------------
-        // exact in double (a 24-bit x 7-bit product), so the fraction carries no rounding
-        const double pn = (double)fpos + (double)inc * (double)(TICK - k0);
-        const long long fln = (long long)pn;
-        ipos = gs_wrap(ipos + fln, looping, ls, le, L);
-        fpos = (float)(pn - (double)fln);
-        gl = gl_new;
-        gr = gr_new;
-        const long long t_last = t0 + TICK - 1;
-        const float t_end = (float)(t_last - start);
-        const float env_end = gs_venv_exact(V, t_last, k1000, krel, fade_frames);
-        const bool env_done = (env_end < DONE_LEVEL) && ((t_last >= V.release) || (t_end >= attack_end));
-        const bool kill_done = V.kill < GS_NEVER && (t0 + TICK - V.kill) >= (long long)fade_frames;
-        done = (env_done || ended || kill_done) ? 1 : 0;
+        gs_tick_end(V, K, T, t0, fade_frames, ended, ipos, fpos, gl, gr, done);
     }
     V.ipos = ipos;
     V.fpos = fpos;
@@ -199,7 +287,7 @@ __device__ __forceinline__ void gs_render_voice(
 }
 
 template <bool SENDS>
-__device__ __forceinline__ void gs_render_chunk(
+__device__ __forceinline__ void gs_render_chunk_fused(
     Voice* __restrict__ vt, long long v0, long long v1, const float* __restrict__ pool,
     long long pool_len, const float* __restrict__ chin, int n_chan, long long win_t0, int n_ticks,
     float rate, int fade_frames, int cubic, long long* __restrict__ out)
@@ -229,28 +317,167 @@ __device__ __forceinline__ void gs_render_chunk(
     }
 }
 
-// out: int64 [n_ticks * TICK][nbus] (nbus = 4 with sends: L, R, reverb, chorus; else 2), zeroed
-// by the caller; in the shim build one such slice per OpenMP thread (GS_OUT_SLICE).
-extern "C" __global__ void voice_render(
-    Voice* __restrict__ vt, long long n_voices,
-    const float* __restrict__ pool, long long pool_len,
-    const float* __restrict__ chin, int n_chan,     // [N_CHIN][n_ticks][n_chan]
-    long long win_t0, int n_ticks,                   // absolute frame of tick 0 (multiple of TICK)
-    float rate, int fade_frames, int cubic, int sends,
-    long long* __restrict__ out)
+// ---- the lane render (voice_render) --------------------------------------------------------------
+// The VCHUNK voices of a work item advance tick by tick together. Per tick: each live voice
+// fills its lane of x (source frames) with scalar code; then the envelope (a multiply-add per
+// frame) and the filter (a recurrence) run across lanes frame by frame, independent chains side
+// by side (no latency bound, and vectorisable), then the mix across lanes. Dead lanes carry
+// zeros. The per-frame arithmetic is the fused kernel's, operation for operation.
+template <bool SENDS>
+__device__ __forceinline__ void gs_render_chunk_lanes(
+    Voice* __restrict__ vt, long long v0, long long v1, const float* __restrict__ pool,
+    long long pool_len, const float* __restrict__ chin, int n_chan, long long win_t0, int n_ticks,
+    float rate, int fade_frames, int cubic, long long* __restrict__ out)
 {
-    const long long n_chunks = (n_voices + VCHUNK - 1) / VCHUNK;
-    const long long slice = (long long)n_ticks * TICK * (sends ? 4 : 2);
-    (void)slice;                   // used by the shim's GS_OUT_SLICE only
-    GRID_STRIDE_LOOP_DYN(ci, n_chunks) {
-        const long long v0 = ci * VCHUNK;
-        const long long v1 = v0 + VCHUNK < n_voices ? v0 + VCHUNK : n_voices;
-        long long* o = GS_OUT_SLICE(out, slice);
-        if (sends)
-            gs_render_chunk<true>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate,
-                                  fade_frames, cubic, o);
-        else
-            gs_render_chunk<false>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate,
-                                   fade_frames, cubic, o);
+    const int nbus = SENDS ? 4 : 2;
+    const int nl = (int)(v1 - v0);
+    const long long cstride = (long long)n_ticks * n_chan;
+    long long buf[SUBW * TICK * 4];
+    float xs[TICK][VCHUNK], es[TICK][VCHUNK];
+    float f1[VCHUNK], f2[VCHUNK], f3[VCHUNK], z1[VCHUNK], z2[VCHUNK];
+    float gl0[VCHUNK], gld[VCHUNK], gr0[VCHUNK], grd[VCHUNK], rv[VCHUNK], ch2[VCHUNK];
+    int byp[VCHUNK];
+    bool lv[VCHUNK];
+    GsVoiceK Ks[VCHUNK];
+    float eg[VCHUNK], em[VCHUNK], ea[VCHUNK];
+    int ek0[VCHUNK], ekend[VCHUNK];
+    for (int w0 = 0; w0 < n_ticks; w0 += SUBW) {
+        const int w1 = w0 + SUBW < n_ticks ? w0 + SUBW : n_ticks;
+        const long long w_end = win_t0 + (long long)w1 * TICK;
+        bool any = false;
+        for (long long v = v0; v < v1; ++v) any = any || (!vt[v].done && vt[v].start < w_end);
+        if (!any) continue;
+        for (int i = 0; i < (w1 - w0) * TICK * nbus; ++i) buf[i] = 0;
+        for (int tk = w0; tk < w1; ++tk) {
+            const long long t0 = win_t0 + (long long)tk * TICK;
+            int live = 0;
+            for (int l = 0; l < VCHUNK; ++l) {
+                const bool on = l < nl && !vt[v0 + l].done && vt[v0 + l].start < t0 + TICK;
+                live += on ? 1 : 0;
+                lv[l] = on;
+                if (!on) {                                     // a dead lane adds zeros
+                    for (int k = 0; k < TICK; ++k) xs[k][l] = 0.0f;
+                    ek0[l] = TICK;
+                    ekend[l] = -1;
+                    f1[l] = 1.0f; f2[l] = 0.0f; f3[l] = 0.0f; z1[l] = 0.0f; z2[l] = 0.0f;
+                    gl0[l] = gld[l] = gr0[l] = grd[l] = rv[l] = ch2[l] = 0.0f;
+                    byp[l] = 1;
+                    continue;
+                }
+                Voice& V = vt[v0 + l];
+                GsVoiceK K;
+                gs_voice_k(V, pool_len, n_chan, K);
+                GsTick T;
+                gs_tick<SENDS>(V, K, chin + (long long)tk * n_chan + K.c, cstride, t0, rate, V.gl,
+                               V.gr, T);
+                // source and envelope passes (scalar: gathers, loop wraps, stage changes)
+                bool ended = false;
+                for (int k = 0; k < T.k0; ++k) xs[k][l] = 0.0f;
+                gs_source_tick(pool, K, T, V.ipos, V.fpos, cubic, &xs[0][l], VCHUNK, &ended);
+                Ks[l] = K;
+                ek0[l] = T.k0;
+                ekend[l] = T.k0;         // the envelope pass sets up the first segment there
+                f1[l] = T.fa1; f2[l] = T.fa2; f3[l] = T.fa3; z1[l] = V.s1; z2[l] = V.s2;
+                byp[l] = T.is_open ? 1 : 0;
+                gl0[l] = T.glp; gld[l] = T.dgl; gr0[l] = T.grp; grd[l] = T.dgr;
+                rv[l] = T.rev; ch2[l] = T.cho;
+                long long ipos = V.ipos;
+                float fpos = V.fpos, gl = V.gl, gr = V.gr;
+                signed char done = 0;
+                gs_tick_end(V, K, T, t0, fade_frames, ended, ipos, fpos, gl, gr, done);
+                V.ipos = ipos; V.fpos = fpos; V.gl = gl; V.gr = gr; V.done = done;
+            }
+            if (!live) continue;
+            // envelope pass: lanes side by side (the per-frame multiply-add chains interleave)
+            for (int l = 0; l < VCHUNK; ++l) { eg[l] = 0.0f; em[l] = 1.0f; ea[l] = 0.0f; }
+            for (int k = 0; k < TICK; ++k) {
+                for (int l = 0; l < VCHUNK; ++l) {
+                    if (k == ekend[l]) {                       // a stage change: rare
+                        const EnvSeg sg = gs_venv_seg(vt[v0 + l], t0, k, Ks[l].k1000, Ks[l].krel,
+                                                      Ks[l].brk, fade_frames);
+                        eg[l] = sg.g; em[l] = sg.m; ea[l] = sg.a; ekend[l] = sg.kend;
+                    }
+                    const float gg = eg[l];
+                    const bool act = k >= ek0[l];
+                    es[k][l] = act ? gg : 0.0f;
+                    eg[l] = act ? gg * em[l] + ea[l] : gg;
+                }
+            }
+            // filter pass: lanes side by side (a bypassed lane passes x through)
+            for (int k = 0; k < TICK; ++k) {
+                GS_SIMD
+                for (int l = 0; l < VCHUNK; ++l) {
+                    const float x = xs[k][l];
+                    const float v3 = x - z2[l];
+                    const float vv1 = f1[l] * z1[l] + f2[l] * v3;
+                    const float vv2 = (z2[l] + f2[l] * z1[l]) + f3[l] * v3;
+                    z1[l] = 2.0f * vv1 - z1[l];
+                    z2[l] = 2.0f * vv2 - z2[l];
+                    xs[k][l] = byp[l] != 0 ? x : vv2;
+                }
+            }
+            // mix pass: each lane's frame rounded to fixed point, summed in int64
+            long long* p = buf + (long long)(tk - w0) * TICK * nbus;
+            for (int k = 0; k < TICK; ++k) {
+                const float ramp = (float)(k + 1);
+                long long sl = 0, sr = 0, sv = 0, sc = 0;
+                GS_SIMD_REDUCE_MIX
+                for (int l = 0; l < VCHUNK; ++l) {
+                    const float ye = xs[k][l] * es[k][l];
+                    const float yl = ye * (gl0[l] + gld[l] * ramp);
+                    const float yr = ye * (gr0[l] + grd[l] * ramp);
+                    sl += GS_F2LL(yl * MIX_SCALE);
+                    sr += GS_F2LL(yr * MIX_SCALE);
+                    if (SENDS) {
+                        const float mono = (yl + yr) * 0.5f;
+                        sv += GS_F2LL((mono * rv[l]) * MIX_SCALE);
+                        sc += GS_F2LL((mono * ch2[l]) * MIX_SCALE);
+                    }
+                }
+                p[k * nbus] += sl;
+                p[k * nbus + 1] += sr;
+                if (SENDS) {
+                    p[k * nbus + 2] += sv;
+                    p[k * nbus + 3] += sc;
+                }
+            }
+            // filter state of the lanes live in this tick (bypassed: follows the input)
+            for (int l = 0; l < nl; ++l) {
+                if (!lv[l]) continue;
+                vt[v0 + l].s1 = byp[l] ? 0.0f : z1[l];
+                vt[v0 + l].s2 = byp[l] ? xs[TICK - 1][l] : z2[l];
+            }
+        }
+        long long* o = out + (long long)w0 * TICK * nbus;
+        for (int i = 0; i < (w1 - w0) * TICK * nbus; ++i)
+            if (buf[i] != 0) GS_ATOMIC_ADD_LL(o + i, buf[i]);
     }
 }
+
+#define GS_KERNEL_ARGS \
+    Voice* __restrict__ vt, long long n_voices, const float* __restrict__ pool, long long pool_len, \
+    const float* __restrict__ chin, int n_chan, long long win_t0, int n_ticks, float rate, \
+    int fade_frames, int cubic, int sends, long long* __restrict__ out
+
+#define GS_KERNEL_BODY(chunk_fn) \
+    const long long n_chunks = (n_voices + VCHUNK - 1) / VCHUNK; \
+    const long long slice = (long long)n_ticks * TICK * (sends ? 4 : 2); \
+    (void)slice;                   /* used by the shim's GS_OUT_SLICE only */ \
+    GRID_STRIDE_LOOP_DYN(ci, n_chunks) { \
+        const long long v0 = ci * VCHUNK; \
+        const long long v1 = v0 + VCHUNK < n_voices ? v0 + VCHUNK : n_voices; \
+        long long* o = GS_OUT_SLICE(out, slice); \
+        if (sends) \
+            chunk_fn<true>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate, \
+                           fade_frames, cubic, o); \
+        else \
+            chunk_fn<false>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate, \
+                            fade_frames, cubic, o); \
+    }
+
+// out: int64 [n_ticks * TICK][nbus] (nbus = 4 with sends: L, R, reverb, chorus; else 2), zeroed
+// by the caller; in the shim build one such slice per OpenMP thread (GS_OUT_SLICE). chin:
+// float32 [N_CHIN][n_ticks][n_chan]; win_t0: absolute frame of tick 0 (a multiple of TICK).
+extern "C" __global__ void voice_render(GS_KERNEL_ARGS) { GS_KERNEL_BODY(gs_render_chunk_lanes) }
+
+extern "C" __global__ void voice_render_fused(GS_KERNEL_ARGS) { GS_KERNEL_BODY(gs_render_chunk_fused) }
