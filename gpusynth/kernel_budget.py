@@ -20,7 +20,6 @@ exits 0 when every render kernel is within budget, 1 when one is not, 2 when nvc
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -385,10 +384,12 @@ def main(argv=None) -> int:
     import argparse
     import json
     p = argparse.ArgumentParser(prog="python -m gpusynth.kernel_budget",
-                                description="registers, spills and FP64 use of the CUDA kernels (nvcc, no GPU)")
+                                description="registers, spills and FP64 use of the CUDA kernels "
+                                            "(nvcc, no GPU)")
     p.add_argument("--arch", default="sm_90", help="comma list, e.g. sm_80,sm_90")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--no-fmad", action="store_true", help="compile with --fmad=false (as the cupy backend's exact mode)")
+    p.add_argument("--no-fmad", action="store_true",
+                   help="compile with --fmad=false (as the cupy backend's exact mode)")
     a = p.parse_args(argv)
     reps = []
     try:

@@ -233,6 +233,23 @@ def test_voice_order_and_thread_count_invariance(native):
     assert np.abs(oa).max() > 0.1
 
 
+def test_fused_kernel_equals_lane_kernel(native):
+    """voice_render_fused (the GPU's per-voice loop) and voice_render (the CPU's lane passes)
+    compute the same frames operation for operation: equal bits, equal voice state."""
+    rng = np.random.default_rng(23)
+    pb = make_pool(rng)
+    ch = random_chan_in(rng, 9)
+    a = _loaded(native, np.random.default_rng(4), 500, 640, 576, pb)
+    b = _loaded(lambda *x: native(*x, kernel="voice_render_fused"), np.random.default_rng(4), 500,
+                640, 576, pb)
+    for i in range(3):
+        oa, fa = a.render(500, 640 + i * 192, 3, ch[:, 3 * i:3 * i + 3], sends=True)
+        ob, fb = b.render(500, 640 + i * 192, 3, ch[:, 3 * i:3 * i + 3], sends=True)
+        np.testing.assert_array_equal(oa, ob)
+        np.testing.assert_array_equal(fa, fb)
+    np.testing.assert_array_equal(a.read_table(slice(0, 500)), b.read_table(slice(0, 500)))
+
+
 def test_table_ops(native):
     """add_voices / set_times / move / ensure_capacity / read_table match the numpy backend's."""
     rng = np.random.default_rng(5)

@@ -1,12 +1,13 @@
 """AddressSanitizer + UndefinedBehaviorSanitizer run of the render kernels (host shim build).
 
-A small C++ driver includes the inlined kernel source and feeds voice_render / mix_partial /
-mix_final fuzzed voice tables: loop points anywhere in (and around) the sample, zero-length and
-inverted loops, sample bounds past the pool or inverted, huge, negative, infinite and NaN pitches,
-unknown loop modes, channels outside the channel inputs, absurd envelope times, filters far
-outside their range. Every buffer is allocated to its exact size, so any read outside the pool
-(or any other buffer) is an ASan error, and any undefined behaviour aborts (no recovery).
-The kernels must clamp every index whatever the inputs.
+A small C++ driver includes the inlined kernel source and feeds both portable kernels
+(voice_render, the lane passes, and voice_render_fused) fuzzed voice tables: loop points
+anywhere in (and around) the sample, zero-length and inverted loops, sample bounds past the pool
+or inverted, huge, negative, infinite and NaN pitches, unknown loop modes, channels outside the
+channel inputs, absurd envelope times, filters far outside their range. Every buffer is allocated
+to its exact size, so any read outside the pool (or any other buffer) is an ASan error, and any
+undefined behaviour aborts (no recovery). The kernels must clamp every index whatever the inputs.
+The two kernels must also agree bit for bit, sums and voice state (the driver exits 3 or 4).
 """
 from __future__ import annotations
 
@@ -38,82 +39,91 @@ template <class T> static T pick(std::initializer_list<T> l) { return l.begin()[
 int main(int argc, char** argv) {
     rs ^= (uint64_t)atoll(argc > 1 ? argv[1] : "1") * 0x9E3779B97F4A7C15ull;
     const long long NEVER = 1ll << 62;
-    double checksum = 0.0;
+    long long checksum = 0;
     for (int round = 0; round < 12; ++round) {
         const long long P = irange(1, 3000);
         float* pool = (float*)malloc(sizeof(float) * P);            // exact size: ASan sees overruns
         for (long long i = 0; i < P; ++i) pool[i] = (float)uni(-1, 1);
         const long long n = irange(1, 700);
-        const int n_ticks = (int)irange(1, 5), n_chan = (int)irange(1, 4);
+        const int n_ticks = (int)irange(1, 40), n_chan = (int)irange(1, 4);
         const long long B = 64 * irange(0, 50);
-        std::vector<void*> ptrs(NVF);
-        // allocate every field with its exact size; element sizes from the kernels' C types
-        long long* i64[NVF] = {0}; int* i32[NVF] = {0}; float* f32[NVF] = {0};
-        double* f64[NVF] = {0}; signed char* i8[NVF] = {0};
-#define A64(nm) i64[VF_##nm] = (long long*)malloc(8 * n); ptrs[VF_##nm] = i64[VF_##nm];
-#define A32(nm) i32[VF_##nm] = (int*)malloc(4 * n); ptrs[VF_##nm] = i32[VF_##nm];
-#define AD(nm) f64[VF_##nm] = (double*)malloc(8 * n); ptrs[VF_##nm] = f64[VF_##nm];
-#define A8(nm) i8[VF_##nm] = (signed char*)malloc(n); ptrs[VF_##nm] = i8[VF_##nm];
-        A64(start) A64(release) A64(kill) A32(chan) A64(pstart) A64(pend) A64(lstart) A64(lend)
-        A32(lmode) AD(pitch) AD(ml_freq) AD(vl_freq) A64(ipos) AD(fpos) AD(fx1) AD(fx2) AD(fy1)
-        AD(fy2) A8(done)
-        for (int k = 0; k < NVF; ++k)
-            if (!ptrs[k]) { f32[k] = (float*)malloc(4 * n); ptrs[k] = f32[k];
-                            for (long long v = 0; v < n; ++v) f32[k][v] = (float)uni(-2000, 20000); }
+        Voice* vt = (Voice*)malloc(sizeof(Voice) * n);
+        memset(vt, 0, sizeof(Voice) * n);
         for (long long v = 0; v < n; ++v) {
-            long long ps = irange(-5, P + 5), pe = irange(-5, P + 5);
-            if (rnd() % 4) { ps = irange(0, P - 1); pe = irange(ps + 1, P); }
-            i64[VF_pstart][v] = ps; i64[VF_pend][v] = pe;
-            i64[VF_lstart][v] = irange(ps - 20, pe + 20);
-            i64[VF_lend][v] = rnd() % 5 == 0 ? i64[VF_lstart][v] : irange(ps - 20, pe + 20);
-            i32[VF_lmode][v] = pick({0, 1, 3, 2, 7, -1});
-            f64[VF_pitch][v] = pick({uni(-30000, 30000), 1e12, -1e12, (double)INFINITY,
-                                     -(double)INFINITY, (double)NAN, 0.0, 12000.0, -12000.0});
-            f64[VF_ml_freq][v] = uni(0, 0.01); f64[VF_vl_freq][v] = uni(0, 0.01);
-            i64[VF_ipos][v] = rnd() % 3 ? irange(ps - 3, pe + 3) : irange(-1000000000000ll, 1000000000000ll);
-            f64[VF_fpos][v] = uni(0, 1);
-            f64[VF_fx1][v] = f64[VF_fx2][v] = f64[VF_fy1][v] = f64[VF_fy2][v] = uni(-1, 1);
-            i64[VF_start][v] = B + irange(-300, 64 * n_ticks + 64);
-            i64[VF_release][v] = rnd() % 2 ? NEVER : i64[VF_start][v] + irange(-100, 500);
-            i64[VF_kill][v] = rnd() % 4 ? NEVER : i64[VF_start][v] + irange(-100, 500);
-            i32[VF_chan][v] = (int)irange(-3, n_chan + 3);
-            i8[VF_done][v] = rnd() % 10 == 0;
-            f32[VF_gl][v] = f32[VF_gr][v] = rnd() % 2 ? -1.0f : (float)uni(0, 1);
-            f32[VF_q][v] = (float)uni(-100, 1500); f32[VF_fc][v] = (float)uni(-5000, 20000);
-            f32[VF_ve_attack][v] = (float)pick({0.0, -5.0, 1e30, uni(0, 3000)});
-            f32[VF_ve_decay][v] = (float)pick({0.0, -5.0, 1e30, uni(0, 3000)});
-            f32[VF_ve_release][v] = (float)pick({0.0, -5.0, 1e30, uni(0, 3000)});
+            Voice& V = vt[v];
+            V.start = B + irange(-300, 64 * n_ticks + 100);
+            V.release = rnd() % 2 ? NEVER : V.start + irange(-100, 3000);
+            V.kill = rnd() % 4 ? NEVER : V.start + irange(-100, 3000);
+            V.chan = (int)irange(-3, n_chan + 3);
+            V.pstart = irange(-50, P + 50);
+            V.pend = rnd() % 5 ? irange(V.pstart - 5, P + 50) : irange(-100, P + 100);
+            V.lstart = irange(V.pstart - 20, V.pend + 20);
+            V.lend = rnd() % 6 ? irange(V.lstart - 3, V.pend + 20) : irange(-50, P + 50);
+            V.lmode = pick<int>({0, 1, 3, 2, -1, 7});
+            V.pitch = (float)pick<double>({uni(-2400, 2400), uni(-2400, 2400), 0.0, -1e9, 1e9,
+                                           (double)INFINITY, -(double)INFINITY, (double)NAN});
+            V.atten = (float)uni(-100, 1500);
+            V.pan = (float)uni(-800, 800);
+            V.fc = (float)pick<double>({uni(1500, 14000), uni(-5000, 30000), 13500.0});
+            V.q = (float)pick<double>({0.0, uni(0, 960), uni(-100, 1e5)});
+            V.rev = (float)uni(-1, 2); V.cho = (float)uni(-1, 2);
+            V.rev_cc = (float)uni(-1, 2); V.cho_cc = (float)uni(-1, 2);
+            V.ve_delay = (float)pick<double>({0.0, uni(0, 500), 1e7});
+            V.ve_attack = (float)pick<double>({0.0, uni(0, 2000), 1e8});
+            V.ve_hold = (float)pick<double>({0.0, uni(0, 500), 1e7});
+            V.ve_decay = (float)pick<double>({0.0, uni(0, 50000), 1e9});
+            V.ve_sus = (float)uni(0, 1440);
+            V.ve_release = (float)pick<double>({0.0, uni(0, 50000), 1e9});
+            V.me_delay = (float)uni(0, 500); V.me_attack = (float)uni(0, 2000);
+            V.me_hold = (float)uni(0, 500); V.me_decay = (float)uni(0, 50000);
+            V.me_sus = (float)uni(0, 1); V.me_release = (float)uni(0, 50000);
+            V.me_pitch = (float)uni(-2400, 2400); V.me_fc = (float)uni(-10000, 10000);
+            V.ml_delay = (float)uni(0, 1000); V.ml_freq = (float)uni(0, 0.01);
+            V.ml_pitch = (float)uni(-500, 500); V.ml_fc = (float)uni(-5000, 5000);
+            V.ml_vol = (float)uni(-100, 100);
+            V.vl_delay = (float)uni(0, 1000); V.vl_freq = (float)uni(0, 0.01);
+            V.vl_pitch = (float)uni(-500, 500);
+            V.cc1_vib = (float)uni(-100, 100); V.press_vib = (float)uni(-100, 100);
+            V.cc1_ml_pitch = (float)uni(-100, 100); V.cc1_ml_vol = (float)uni(-100, 100);
+            V.cc1_ml_fc = (float)uni(-1000, 1000);
+            V.ipos = rnd() % 8 ? V.pstart : irange(-100, P + 100);
+            V.fpos = (float)uni(0, 0.999);
+            V.gl = rnd() % 2 ? -1.0f : (float)uni(0, 1);
+            V.gr = rnd() % 2 ? -1.0f : (float)uni(0, 1);
+            V.s1 = 0.0f; V.s2 = 0.0f;
+            V.done = (signed char)(rnd() % 20 == 0);
         }
-        std::vector<unsigned long long> tab(NVF);
-        for (int k = 0; k < NVF; ++k) tab[k] = (unsigned long long)(size_t)ptrs[k];
-        const long long cn = (long long)N_CHIN * n_ticks * n_chan;
-        float* chin = (float*)malloc(4 * cn);
-        for (long long i = 0; i < cn; ++i) chin[i] = (float)uni(-300, 300);
-        const long long nf = (long long)n_ticks * TICK;
-        const long long nch = (n + MIX_CHUNK - 1) / MIX_CHUNK;
-        double* partial = (double*)malloc(8 * nch * nf * 4);
-        float* out = (float*)malloc(4 * nf * 4);
-        // two groups when there is more than one mix chunk (as the backends do for huge tables)
-        const long long g = nch > 1 ? MIX_CHUNK : n;
-        for (int blk = 0; blk < 3; ++blk) {
-            for (long long v0 = 0; v0 < n; v0 += g) {
-                const long long nv = v0 + g < n ? g : n - v0;
-                float* yl = (float*)malloc(4 * nv * nf);
-                float* yr = (float*)malloc(4 * nv * nf);
-                float* sends = (float*)malloc(4 * 2 * n_ticks * nv);
-                voice_render(tab.data(), pool, P, chin, n_chan, v0, nv, B + blk * nf, n_ticks,
-                             pick({22050.0, 48000.0, 96000.0}), (int)irange(16, 300),
-                             (int)(rnd() % 2), yl, yr, sends);
-                mix_partial(yl, yr, sends, nv, n_ticks, v0 / MIX_CHUNK, partial);
-                free(yl); free(yr); free(sends);
-            }
-            mix_final(partial, nch, n_ticks, out);
-            for (long long i = 0; i < nf * 4; ++i) if (std::isfinite(out[i])) checksum += out[i];
+        Voice* vt2 = (Voice*)malloc(sizeof(Voice) * n);
+        memcpy(vt2, vt, sizeof(Voice) * n);
+        float* chin = (float*)malloc(sizeof(float) * N_CHIN * n_ticks * n_chan);
+        for (long long i = 0; i < (long long)N_CHIN * n_ticks * n_chan; ++i) chin[i] = (float)uni(-300, 300);
+        const int sends = (int)(rnd() % 2), nbus = sends ? 4 : 2;
+        const int nt = omp_get_max_threads();
+        const long long nf = 64ll * n_ticks;
+        long long* out = (long long*)calloc((size_t)(nt * nf * nbus), sizeof(long long));
+        long long* out2 = (long long*)calloc((size_t)(nt * nf * nbus), sizeof(long long));
+        const int cubic = (int)(rnd() % 2);
+        voice_render(vt, n, pool, P, chin, n_chan, B, n_ticks, 48000.0f, 144, cubic, sends, out);
+        voice_render_fused(vt2, n, pool, P, chin, n_chan, B, n_ticks, 48000.0f, 144, cubic, sends, out2);
+        // both kernels: the same sums (exact int64 mix), the same voice state
+        for (long long i = 0; i < nf * nbus; ++i) {
+            long long a = 0, b = 0;
+            for (int t = 0; t < nt; ++t) { a += out[t * nf * nbus + i]; b += out2[t * nf * nbus + i]; }
+            if (a != b) { printf("mismatch at %lld: %lld vs %lld\n", i, a, b); return 3; }
+            checksum += a;
         }
-        for (int k = 0; k < NVF; ++k) free(ptrs[k]);
-        free(pool); free(chin); free(partial); free(out);
+        if (memcmp(vt, vt2, sizeof(Voice) * n) != 0) {
+            for (long long v = 0; v < n; ++v)
+                if (memcmp(vt + v, vt2 + v, sizeof(Voice)) != 0) {
+                    printf("state mismatch at voice %lld: ipos %lld/%lld fpos %g/%g s1 %g/%g s2 %g/%g done %d/%d\n",
+                           v, vt[v].ipos, vt2[v].ipos, vt[v].fpos, vt2[v].fpos, vt[v].s1, vt2[v].s1,
+                           vt[v].s2, vt2[v].s2, vt[v].done, vt2[v].done);
+                    return 4;
+                }
+        }
+        free(vt); free(vt2); free(pool); free(chin); free(out); free(out2);
     }
-    printf("ok %.6g\n", checksum);
+    printf("ok %lld\n", checksum);
     return 0;
 }
 '''

@@ -149,8 +149,9 @@ def build_library(flags=None, tag: str = "native") -> Path:
 
 def _bind(lib):
     P, LL, I, F = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_int, ctypes.c_float
-    lib.voice_render.argtypes = [P, LL, P, LL, P, I, LL, I, F, I, I, I, P]
-    lib.voice_render.restype = None
+    for fn in (lib.voice_render, lib.voice_render_fused):
+        fn.argtypes = [P, LL, P, LL, P, I, LL, I, F, I, I, I, P]
+        fn.restype = None
     lib.omp_get_max_threads.restype = ctypes.c_int
     return lib
 
@@ -173,13 +174,20 @@ def load_library(flags=None, tag: str = "native"):
         return lib
 
 
+KERNELS = ("voice_render", "voice_render_fused")
+
+
 class NativeRuntime:
-    """The kernels compiled for the CPU, called through ctypes on numpy arrays."""
+    """The kernels compiled for the CPU, called through ctypes on numpy arrays. ``kernel``:
+    voice_render (the lane passes, default) or voice_render_fused (the GPU's formulation)."""
     name = "native"
     xp = np
 
-    def __init__(self, flags=None, tag: str = "native"):
+    def __init__(self, flags=None, tag: str = "native", kernel: str = "voice_render"):
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
         self.lib = load_library(flags, tag)
+        self.fn = getattr(self.lib, kernel)
 
     @staticmethod
     def to_host(a):
@@ -189,12 +197,12 @@ class NativeRuntime:
         nt = max(1, int(self.lib.omp_get_max_threads()))
         out = np.zeros((nt, nf, nbus), np.int64)
         n, plen, nch, t0_, nt_, rate, fade, cubic, snd = int_args(be, n_active, t0, n_ticks, chin, sends)
-        self.lib.voice_render(be.table.ctypes.data, n, be.pool.ctypes.data, plen, chin.ctypes.data,
+        self.fn(be.table.ctypes.data, n, be.pool.ctypes.data, plen, chin.ctypes.data,
                               nch, t0_, nt_, rate, fade, cubic, snd, out.ctypes.data)
         return out.sum(axis=0) if nt > 1 else out[0]
 
 
 class NativeBackend(KernelBackend):
     def __init__(self, sample_rate: int, capacity: int = 1024, interp: str = "cubic",
-                 flags=None, tag: str = "native"):
-        super().__init__(sample_rate, capacity, interp, NativeRuntime(flags, tag))
+                 flags=None, tag: str = "native", kernel: str = "voice_render"):
+        super().__init__(sample_rate, capacity, interp, NativeRuntime(flags, tag, kernel))
