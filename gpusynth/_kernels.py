@@ -23,7 +23,7 @@ SHIM = "host_shim.h"
 MIX_SCALE = float(1 << 24)          # fixed point of the fused mix: 2^24 per full scale
 # portable kernel work decomposition: (voices per work item, ticks per accumulator flush)
 CPU_CHUNK = (32, 16)
-GPU_CHUNK = (16, 1)
+GPU_CHUNK = (4, 1)
 
 _C_TYPES = {"long long": "int64", "float": "float32", "int": "int32", "signed char": "int8",
             "double": "float64"}

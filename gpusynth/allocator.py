@@ -21,6 +21,7 @@ import numpy as np
 from . import envelope
 from .voices import VOICE_DTYPE, NEVER, regions_to_voices, compaction_moves
 
+POOL_FIELDS = ("pstart", "pend", "lstart", "lend", "ipos")
 CONTROL = (("chan", np.int32), ("key", np.int16), ("seq", np.int64), ("released", bool),
            ("sustained", bool), ("sost", bool), ("killed", bool), ("prio", np.uint32),
            ("excl", np.int16), ("silent", np.int64))
@@ -81,6 +82,13 @@ class VoiceAllocator:
         for a in self.h.values():
             a[dst] = a[src]
         self.n -= len(fin)
+
+    def shift_pool(self, delta: int, backend):
+        """Every voice's sample indices move by delta (the pool lost or gained a prefix)."""
+        if self.n:
+            for f in POOL_FIELDS:
+                self.vt[f][:self.n] += delta
+            backend.shift_pool(self.n, delta)
 
     # ---- times ----------------------------------------------------------------------------
     def _update_silent(self, slots):

