@@ -31,7 +31,7 @@ the pedal FluidSynth keeps the retriggered voices (sustained). Both engines thus
 (one per voice started; the last field counts the voices in use).
 Only the held stretch is timed (the note-on burst, process start, bank load and release tails
 are reported apart as overhead_s / process_wall_s):
-  ours        render_song's progress callback stamps every 4096-frame block; wall_s runs from
+  ours        render_song's progress callback stamps every block it renders; wall_s runs from
               the end of the first block (which carries the note-on burst) to the last block
               ending inside the hold (in the subprocess, no process start-up noise);
   FluidSynth  its -v noteon lines carry a wall-clock stamp: wall_s runs from the last chord
@@ -41,7 +41,7 @@ are reported apart as overhead_s / process_wall_s):
     voice_samples = V x frames timed (the same held-voice count for every engine),
     voice_samples_per_s = voice_samples / wall_s,  .._per_core = that / cores.
 Ratios ours/FluidSynth are taken at equal cores and voices. H = min(--seconds,
---max-voice-samples / (V x 48000)), at least 1 s.
+--max-voice-samples / (V x 48000)), at least 2 s.
 
 songs: real General MIDI files (default: ants.mid and Leadsol.mid from the shared test data,
 read in place) and the built-in demo song (written to a temporary .mid), rendered end to end by
@@ -92,6 +92,8 @@ RATE = 48000
 PPQ, TEMPO = 960, 500_000            # 1920 ticks per second
 TICKS_PER_S = PPQ * 1_000_000 // TEMPO
 SHORT_HOLD = 0.25
+MIN_HOLD = 2.0                       # s: several render windows after the first (render_song
+                                     # windows are up to 32768 frames)
 MELODIC = [c for c in range(16) if c != 9]
 KEY_LO, KEY_HI = 21, 108
 MAX_GROUPS_SMF = 127                 # port meta events 0..127
@@ -508,7 +510,7 @@ def fluid_point(V, lay, hold, cores, bank, program, timeout, probe):
 
 
 def hold_for(V, seconds, max_vs):
-    return round(max(1.0, min(seconds, max_vs / (V * RATE))), 3)
+    return round(max(MIN_HOLD, min(seconds, max_vs / (V * RATE))), 3)
 
 
 def bench_polyphony(a):
@@ -908,7 +910,7 @@ def plot(out, path):
             rs = sorted((r for r in poly if (r["engine"], str(r["cores"])) == key),
                         key=lambda r: r["voices"])
             ax.loglog([r["voices"] for r in rs], [r["voice_samples_per_s"] for r in rs], "o-",
-                      label=f"{key[0]} ({key[1]} {'cores' if key[1] != 'gpu' else ''})")
+                      label=f"{key[0]} ({key[1]}{' core' if key[1] == '1' else ' cores' if key[1] != 'gpu' else ''})")
         ax.set_xlabel("held voices")
         ax.set_ylabel("voice-samples per second (steady state)")
         ax.set_title("polyphony sweep, 48 kHz")

@@ -40,6 +40,8 @@ class VoiceAllocator:
         self._grow(max(16, capacity))
         self.pending_new = []          # slot arrays created since the last flush
         self.pending_times = []        # slot arrays whose release/kill changed
+        self._dirty = []               # slot arrays whose closed-form end must be recomputed
+        self._peak_pending = []        # note-on times of steal-free runs (peak polyphony)
         self.stats = {"stolen_voices": 0, "lost_notes": 0, "peak_voices": 0}
 
     # ---- table ----------------------------------------------------------------------------
@@ -59,6 +61,7 @@ class VoiceAllocator:
     def flush(self, backend):
         """Send the window's new voices and time updates to the backend: one packed upload of
         new records, one (release, kill) upload for voices that existed before."""
+        self.update_peak()
         new = np.unique(np.concatenate(self.pending_new)) if self.pending_new else np.zeros(0, np.int64)
         backend.ensure_capacity(self.n)
         if len(new):
@@ -76,6 +79,7 @@ class VoiceAllocator:
         fin = np.unique(np.asarray(finished, np.int64))
         if not len(fin):
             return
+        self._flush_silent()
         src, dst = compaction_moves(self.n, fin)
         backend.move(src, dst)
         self.vt[dst] = self.vt[src]
@@ -92,6 +96,14 @@ class VoiceAllocator:
 
     # ---- times ----------------------------------------------------------------------------
     def _update_silent(self, slots):
+        """Queue slots whose closed-form end changed (computed in one batch when needed)."""
+        self._dirty.append(np.asarray(slots, np.int64))
+
+    def _flush_silent(self):
+        if not self._dirty:
+            return
+        slots = np.unique(np.concatenate(self._dirty))
+        self._dirty = []
         v = self.vt[slots]
         s = envelope.silent_from(v, self.fade)
         one_shot = v["lmode"] == 0
@@ -140,16 +152,21 @@ class VoiceAllocator:
 
     def sounding(self, t) -> np.ndarray:
         """Slots counted against the voice limit at frame t (not killed, not silent by t)."""
+        self._flush_silent()
         n, h = self.n, self.h
         return np.flatnonzero(~h["killed"][:n] & (h["silent"][:n] > t))
 
     # ---- note-on ----------------------------------------------------------------------------
-    def allocate(self, regs, note_of, t, c, key, vel, prio):
+    def allocate(self, regs, note_of, t, c, key, vel, prio, single_time=True):
         """Create voices for region records regs (note_of: index into the run arrays t, c, key,
-        vel; prio: channel priorities of the notes). Steals as needed. Returns (slots, run
-        sequence numbers) of the voices created."""
+        vel; prio: channel priorities of the notes). With ``single_time`` the notes count as
+        simultaneous (one tick): steals as needed at the first note's time. Otherwise the
+        caller guarantees that the limit cannot be reached and the notes may span many ticks.
+        Returns (slots, run sequence numbers) of the voices created."""
         h = self.h
         M = len(regs)
+        if not single_time:
+            return self._allocate_free(regs, note_of, t, c, key, vel, prio)
         if M > self.max_voices:                      # more than the limit at once: oldest lost
             drop = M - self.max_voices
             self.stats["lost_notes"] += len(np.unique(note_of[:drop]))
@@ -165,6 +182,12 @@ class VoiceAllocator:
             self.kill(victims, np.maximum(t_first, self.vt["start"][victims]))
             self.stats["stolen_voices"] += int(steal)
         self.stats["peak_voices"] = max(self.stats["peak_voices"], len(playing) + M - max(steal, 0))
+        slots = self._create(regs, note_of, t, c, key, vel, prio)
+        return slots, note_of.astype(np.int64)
+
+    def _create(self, regs, note_of, t, c, key, vel, prio):
+        h = self.h
+        M = len(regs)
         n = self.n
         self._grow(n + M)
         slots = np.arange(n, n + M, dtype=np.int64)
@@ -181,10 +204,31 @@ class VoiceAllocator:
         self.n = n + M
         self._update_silent(slots)
         self.pending_new.append(slots)
+        return slots
+
+    def _allocate_free(self, regs, note_of, t, c, key, vel, prio):
+        """Voices of notes spread over several ticks when no steal can happen."""
+        slots = self._create(regs, note_of, t, c, key, vel, prio)
+        self._peak_pending.append(t[note_of])
         return slots, note_of.astype(np.int64)
 
+    def update_peak(self):
+        """Peak polyphony at the note-ons of steal-free runs: voices sounding at each note-on
+        time (started, not yet silent, not killed), from the final closed-form ends."""
+        if not self._peak_pending:
+            return
+        times = np.unique(np.concatenate(self._peak_pending))
+        self._peak_pending = []
+        self._flush_silent()
+        n, h = self.n, self.h
+        starts = np.sort(self.vt["start"][:n])
+        ends = np.sort(np.minimum(h["silent"][:n], np.where(h["killed"][:n], self.vt["kill"][:n], NEVER)))
+        count = np.searchsorted(starts, times, side="right") - np.searchsorted(ends, times, side="right")
+        self.stats["peak_voices"] = max(self.stats["peak_voices"], int(count.max()))
+
     # ---- a run of note events -----------------------------------------------------------------
-    def notes(self, t, c, key, vel, is_on, regs, note_of, prio_of_note, pedal_down):
+    def notes(self, t, c, key, vel, is_on, regs, note_of, prio_of_note, pedal_down,
+              single_time=True):
         """Apply a run of note-on/off events (arrays in time order), vectorised: regs/note_of
         are the regions the note-ons resolved to; pedal_down(c) -> bool array per event."""
         h = self.h
@@ -192,7 +236,8 @@ class VoiceAllocator:
         new_slots = np.zeros(0, np.int64)
         new_seq = np.zeros(0, np.int64)
         if len(regs):
-            new_slots, new_seq = self.allocate(regs, note_of, t, c, key, vel, prio_of_note)
+            new_slots, new_seq = self.allocate(regs, note_of, t, c, key, vel, prio_of_note,
+                                               single_time)
         # ---- retrigger / note-off releases, per (channel, key) group in sequence order
         grp = c.astype(np.int64) * 128 + key
         n = self.n

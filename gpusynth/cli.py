@@ -116,7 +116,7 @@ def cmd_render(a):
     t0 = time.perf_counter()
     frames = 0
     try:
-        for pos, block in iter_render(synth, song.events(rate), song.sysex, end, 4096, a.tail_cap):
+        for pos, block in iter_render(synth, song.events(rate), song.sysex, end, 16384, a.tail_cap):
             wav.write(block)
             frames += len(block)
             prog(frames, end, synth)

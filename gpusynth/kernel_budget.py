@@ -1,9 +1,9 @@
 """Register, spill and FP64 budgets of the CUDA kernels, measured with nvcc (no GPU needed).
 
 ``kernel_budget(arch)`` compiles the render module (``_kernels.source_for(*RENDER_SOURCES)``
-with the backend's ``-D`` constants) twice with nvcc: ``-cubin -Xptxas -v`` for registers,
-spills, stack frame and shared memory per kernel, and ``-ptx`` for the instruction mix per
-kernel (``.f64`` instructions, calls). Kernel names are discovered from the ptxas output and
+with the backend's ``-D`` constants) with ``nvcc -cubin -Xptxas -v --keep``: ptxas's report gives
+registers, spills, stack frame and shared memory per kernel, the kept PTX the instruction mix per
+kernel (``.f64`` instructions, calls). ``kernel_budgets(archs)`` runs several arches in parallel. Kernel names are discovered from the ptxas output and
 the PTX ``.entry`` lines, so renaming or adding kernels needs no change here.
 
 Budgets (DESIGN.md sections 5 and 9) apply to the render kernels, i.e. kernels whose name starts
@@ -20,6 +20,9 @@ exits 0 when every render kernel is within budget, 1 when one is not, 2 when nvc
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -28,7 +31,7 @@ import sys
 import tempfile
 
 __all__ = ["MAX_REGISTERS", "MAX_SPILL_BYTES", "MAX_F64_INSTRUCTIONS", "MAX_FORBIDDEN_CALLS",
-           "RENDER_PREFIX", "NVCC_FLAGS", "kernel_budget", "analyze", "parse_ptxas",
+           "RENDER_PREFIX", "NVCC_FLAGS", "kernel_budget", "kernel_budgets", "analyze", "parse_ptxas",
            "parse_ptx", "violations", "occupancy", "find_nvcc"]
 
 MAX_REGISTERS = 128
@@ -73,6 +76,7 @@ def find_nvcc() -> str:
                        "/usr/local/cuda/bin): kernel budgets need the CUDA toolkit's nvcc")
 
 
+@functools.lru_cache(maxsize=None)
 def _nvcc_version(nvcc: str) -> str:
     try:
         out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=60).stdout
@@ -283,6 +287,12 @@ def violations(kernel: dict) -> list[str]:
     return v
 
 
+def _first_error(r) -> str:
+    out = (r.stdout or "") + (r.stderr or "")
+    return next((ln for ln in out.splitlines() if "error" in ln.lower()),
+                (out.strip().splitlines() or ["(no output)"])[0]).strip()
+
+
 def _run(cmd, timeout=600):
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -290,35 +300,90 @@ def _run(cmd, timeout=600):
         raise RuntimeError(f"nvcc timed out after {timeout} s: {' '.join(cmd[:3])} ...") from None
 
 
-def analyze(source: str, arch: str = "sm_90", defines=(), extra_flags=NVCC_FLAGS,
-            render_prefix: str = RENDER_PREFIX, block: int = 128, name: str = "kernel.cu") -> dict:
-    """Compile CUDA C `source` with nvcc (cubin with ptxas -v, and PTX) and return per-kernel
-    figures plus budget violations of the kernels whose name starts with `render_prefix`."""
-    nvcc = find_nvcc()
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "gpusynth", "kernel_budget")
+
+
+def _cache_key(nvcc: str, source: str, flags) -> str:
+    h = hashlib.sha256(source.encode())
+    for part in (nvcc, _nvcc_version(nvcc), *flags):
+        h.update(b"\0" + str(part).encode())
+    return h.hexdigest()
+
+
+def _cache_get(key: str):
+    try:
+        with open(os.path.join(cache_dir(), key + ".json")) as f:
+            d = json.load(f)
+        return d["ptxas"], d["ptx"], d["ptx_command"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _cache_put(key: str, ptxas: str, ptx: str, ptx_cmd) -> None:
+    try:
+        d = cache_dir()
+        os.makedirs(d, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"ptxas": ptxas, "ptx": ptx, "ptx_command": ptx_cmd}, f)
+        os.replace(tmp, os.path.join(d, key + ".json"))
+    except OSError:
+        pass                                   # a read-only home: no cache, same figures
+
+
+def _compile(nvcc, source, arch, defines, extra_flags, name):
+    """(ptxas -v report, PTX text, cubin command, PTX command) of one nvcc -cubin --keep run."""
     with tempfile.TemporaryDirectory(prefix="gpusynth-kb-") as d:
         cu = os.path.join(d, name)
         with open(cu, "w") as f:
             f.write(source)
-        base = [nvcc, f"-arch={arch}", *extra_flags, *defines]
-        cubin_cmd = base[:1] + ["-cubin"] + base[1:] + ["-Xptxas", "-v", cu, "-o",
-                                                         os.path.join(d, "k.cubin")]
-        ptx_cmd = base[:1] + ["-ptx"] + base[1:] + [cu, "-o", os.path.join(d, "k.ptx")]
-        try:                                   # both at once: two cores, half the wait
-            procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True) for c in (cubin_cmd, ptx_cmd)]
-            outs = [p.communicate(timeout=600)[0] for p in procs]
-        except subprocess.TimeoutExpired:
-            for p in procs:
-                p.kill()
-            raise RuntimeError("nvcc timed out after 600 s") from None
-        for p, o, what in zip(procs, outs, ("cubin", "ptx")):
-            if p.returncode != 0:
-                first = next((ln for ln in o.splitlines() if "error" in ln.lower()),
-                             (o.strip().splitlines() or ["(no output)"])[0])
-                raise RuntimeError(f"nvcc -{what} -arch={arch} failed: {first.strip()}")
-        with open(os.path.join(d, "k.ptx")) as f:
-            ptx = f.read()
-    entries, funcs = parse_ptxas(outs[0])
+        cubin_cmd = [nvcc, "-cubin", f"-arch={arch}", *extra_flags, *defines, "-Xptxas", "-v",
+                     "--keep", "--keep-dir", d, cu, "-o", os.path.join(d, "k.cubin")]
+        r = _run(cubin_cmd)
+        if r.returncode != 0:
+            raise RuntimeError(f"nvcc -cubin -arch={arch} failed: {_first_error(r)}")
+        out = (r.stdout or "") + (r.stderr or "")
+        ptx_files = sorted(f for f in os.listdir(d) if f.endswith(".ptx"))
+        if ptx_files:
+            with open(os.path.join(d, ptx_files[0])) as f:
+                ptx = f.read()
+            ptx_cmd = ["(kept by --keep from the cubin run)"]
+        else:                                  # an nvcc that keeps no PTX: compile it apart
+            ptx_cmd = [nvcc, "-ptx", f"-arch={arch}", *extra_flags, *defines, cu, "-o",
+                       os.path.join(d, "k.ptx")]
+            rp = _run(ptx_cmd)
+            if rp.returncode != 0:
+                raise RuntimeError(f"nvcc -ptx -arch={arch} failed: {_first_error(rp)}")
+            with open(os.path.join(d, "k.ptx")) as f:
+                ptx = f.read()
+
+        def clean(cmd):
+            return ["<tmp>" if c == d else c.replace(d + os.sep, "") for c in cmd]
+        return out, ptx, clean(cubin_cmd), clean(ptx_cmd)
+
+
+def analyze(source: str, arch: str = "sm_90", defines=(), extra_flags=NVCC_FLAGS,
+            render_prefix: str = RENDER_PREFIX, block: int = 128, name: str = "kernel.cu",
+            cache: bool = True) -> dict:
+    """Compile CUDA C `source` with nvcc (one ``-cubin -Xptxas -v --keep`` run: ptxas's report
+    and the PTX it assembled) and return per-kernel figures plus budget violations of the
+    kernels whose name starts with `render_prefix`. `cache`: reuse the compiler output of an
+    identical source, flags and nvcc (``$XDG_CACHE_HOME/gpusynth/kernel_budget``)."""
+    nvcc = find_nvcc()
+    flags = [f"-arch={arch}", *extra_flags, *defines, name]
+    key = _cache_key(nvcc, source, flags)
+    hit = _cache_get(key) if cache else None
+    cubin_cmd = [nvcc, "-cubin", f"-arch={arch}", *extra_flags, *defines, "-Xptxas", "-v",
+                 "--keep", "--keep-dir", "<tmp>", name, "-o", "k.cubin"]
+    if hit:
+        out, ptx, ptx_cmd = hit
+    else:
+        out, ptx, cubin_cmd, ptx_cmd = _compile(nvcc, source, arch, defines, extra_flags, name)
+        if cache:
+            _cache_put(key, out, ptx, ptx_cmd)
+    entries, funcs = parse_ptxas(out)
     ptx_info = parse_ptx(ptx)
     kernels = {}
     for nm in sorted(set(entries) | set(ptx_info)):
@@ -333,8 +398,7 @@ def analyze(source: str, arch: str = "sm_90", defines=(), extra_flags=NVCC_FLAGS
     render = [nm for nm, k in kernels.items() if k["render_kernel"]]
     return {
         "arch": arch, "nvcc": nvcc, "nvcc_version": _nvcc_version(nvcc),
-        "cubin_command": [c.replace(d + os.sep, "") for c in cubin_cmd],
-        "ptx_command": [c.replace(d + os.sep, "") for c in ptx_cmd],
+        "cubin_command": cubin_cmd, "ptx_command": ptx_cmd, "cached": bool(hit),
         "budgets": {"applies_to": f"kernels named {render_prefix}*",
                     "max_registers": MAX_REGISTERS, "max_spill_bytes": MAX_SPILL_BYTES,
                     "max_f64_instructions": MAX_F64_INSTRUCTIONS,
@@ -345,7 +409,7 @@ def analyze(source: str, arch: str = "sm_90", defines=(), extra_flags=NVCC_FLAGS
     }
 
 
-def kernel_budget(arch: str = "sm_90", names=None, fmad: bool = True) -> dict:
+def kernel_budget(arch: str = "sm_90", names=None, fmad: bool = True, cache: bool = True) -> dict:
     """Budget figures of the render module for `arch` (``sm_80``, ``sm_90``...).
 
     `names`: kernel source files (default ``_kernels.RENDER_SOURCES``), inlined into one
@@ -358,10 +422,21 @@ def kernel_budget(arch: str = "sm_90", names=None, fmad: bool = True) -> dict:
     except TypeError:                          # the flag may go away with the fused kernel
         defines = list(K.define_flags())
     flags = ("-std=c++11", "--fmad=true" if fmad else "--fmad=false")
-    out = analyze(K.source_for(*names), arch, defines, flags, name="render_module.cu")
+    out = analyze(K.source_for(*names), arch, defines, flags, name="render_module.cu", cache=cache)
     out["sources"] = list(names)
     out["defines"] = defines
     return out
+
+
+def kernel_budgets(archs=("sm_80", "sm_90"), names=None, fmad: bool = True,
+                   cache: bool = True) -> dict:
+    """``{arch: kernel_budget(arch)}``, the architectures compiled in parallel (nvcc is
+    single-threaded; ptxas dominates)."""
+    from concurrent.futures import ThreadPoolExecutor
+    archs = list(archs)
+    with ThreadPoolExecutor(max_workers=max(1, min(len(archs), os.cpu_count() or 1))) as ex:
+        futs = {a: ex.submit(kernel_budget, a, names, fmad, cache) for a in archs}
+        return {a: f.result() for a, f in futs.items()}
 
 
 def _summary_line(rep: dict) -> list[str]:
@@ -384,19 +459,18 @@ def _summary_line(rep: dict) -> list[str]:
 
 def main(argv=None) -> int:
     import argparse
-    import json
     p = argparse.ArgumentParser(prog="python -m gpusynth.kernel_budget",
                                 description="registers, spills and FP64 use of the CUDA kernels "
                                             "(nvcc, no GPU)")
     p.add_argument("--arch", default="sm_90", help="comma list, e.g. sm_80,sm_90")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-cache", action="store_true", help="always run nvcc (no cached output)")
     p.add_argument("--no-fmad", action="store_true",
                    help="compile with --fmad=false (as the cupy backend's exact mode)")
     a = p.parse_args(argv)
-    reps = []
     try:
-        for arch in a.arch.split(","):
-            reps.append(kernel_budget(arch.strip(), fmad=not a.no_fmad))
+        reps = list(kernel_budgets([x.strip() for x in a.arch.split(",")],
+                                   fmad=not a.no_fmad, cache=not a.no_cache).values())
     except RuntimeError as e:
         print(f"kernel_budget: {e}", file=sys.stderr)
         return 2

@@ -74,4 +74,8 @@ def summarize(synth: Synth, frames: int, wall: float) -> dict:
         "backend": rs["backend"], "sample_rate": synth.sample_rate,
         "peak_db": rs["peak_volume_db"],
         "voice_samples_per_s": rs["average_voices"] * frames / wall if wall > 0 else 0.0,
+        # where the time went: inside the backend's render call, and the host around it
+        # (event dispatch, allocation, controller timelines, uploads)
+        "kernel_s": rs["kernel_seconds"], "control_s": rs["control_seconds"],
+        "windows": rs["windows"],
     }

@@ -40,6 +40,10 @@ LIMITS = {"sample_rate": (8000, 192000), "voices": (1, 4_000_000),
 PC_DLS, PC_SOFTWARESYNTH, PC_DLS2 = 0x1, 0x4, 0x200
 
 
+# controllers that change what later notes do: bank select, pedals, sound/notes off, resets
+_ALLOC_CCS = np.array([0, 32, 64, 66, 120, 121, 123, 124, 125, 126, 127])
+
+
 class SynthError(Exception):
     pass
 
@@ -299,25 +303,49 @@ class Synth:
         }
 
     # ------------------------------------------------------------------ note batches
-    def _notes(self, t, c, key, vel, is_on):
-        """Apply a run of note-on/off events (arrays in time order), vectorised."""
+    def _resolve(self, c, key, vel, is_on):
+        """Regions started by the note-ons of a run: (region records, index of each region's
+        note in the run)."""
         on = np.flatnonzero(is_on)
-        regs = np.zeros(0, REGION_DTYPE)
-        note_of = np.zeros(0, np.int64)
         if len(on):
             pid = self._channel_presets()[c[on]]
-            ok = pid >= 0
-            on = on[ok]
-            pid = pid[ok]
+            on = on[pid >= 0]
+            pid = pid[pid >= 0]
             a = self.alloc.stats
             a["notes"] = a.get("notes", 0) + int(np.count_nonzero(vel[on] > 0))
             note, ridx = self.presets.regions_for(pid, key[on], vel[on])
             if len(ridx):
-                regs = self._regions[ridx]
-                note_of = on[note]
+                return self._regions[ridx], on[note]
+        return np.zeros(0, REGION_DTYPE), np.zeros(0, np.int64)
+
+    def _note_run(self, e, t):
+        """Apply a run of note-on/off events (no channel event between them; times t in order,
+        possibly across many ticks). When the voice limit cannot be reached within the run
+        (voices sounding at its start + every region it starts <= the limit), the whole run is
+        allocated in one vectorised pass; otherwise tick by tick, each tick's note-ons at once
+        (stealing decided at that tick from closed-form levels). Both give the same voices."""
+        c = e["chan"].astype(np.int64)
+        key = e["data1"].astype(np.int64)
+        vel = e["data2"].astype(np.int64)
+        is_on = (e["status"] == ev.NOTE_ON) & (e["data2"] > 0)
+        al = self.alloc
+        regs, note_of = self._resolve(c, key, vel, is_on)
+        one_tick = (t[-1] - t[0]) < TICK and (t[0] // TICK) == (t[-1] // TICK)
+        if one_tick or len(al.sounding(int(t[0]))) + len(regs) <= al.max_voices:
+            self._notes(t, c, key, vel, is_on, regs, note_of, single_time=one_tick)
+            return
+        tick = t // TICK
+        cuts = np.flatnonzero(np.diff(tick)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(t)]):
+            m = (note_of >= lo) & (note_of < hi)
+            self._notes(t[lo:hi], c[lo:hi], key[lo:hi], vel[lo:hi], is_on[lo:hi], regs[m],
+                        note_of[m] - lo, single_time=True)
+
+    def _notes(self, t, c, key, vel, is_on, regs, note_of, single_time=True):
         cc64 = self.channels.cc[:, 64]
         self.alloc.notes(t, c, key, vel, is_on, regs, note_of,
-                         self.channels.priority[c[note_of]], lambda ch: cc64[ch] >= 64)
+                         self.channels.priority[c[note_of]], lambda ch: cc64[ch] >= 64,
+                         single_time=single_time)
 
     # ------------------------------------------------------------------ channel messages
     def _on_control(self, c, d1, d2, t):
@@ -389,23 +417,6 @@ class Synth:
                 h(self, int(e["chan"]), int(e["data1"]), int(e["data2"]), t)
         self._ch_inputs = None
 
-    def _apply_events(self, e: np.ndarray, t0: int):
-        """Apply one tick's events in order: runs of notes are vectorised."""
-        t = np.maximum(e["time"], t0)
-        is_note = (e["status"] == ev.NOTE_ON) | (e["status"] == ev.NOTE_OFF)
-        bounds = np.flatnonzero(np.diff(is_note.astype(np.int8))) + 1
-        starts = np.concatenate([[0], bounds])
-        ends = np.concatenate([bounds, [len(e)]])
-        for a, b in zip(starts, ends):
-            if is_note[a]:
-                s = e[a:b]
-                self._notes(t[a:b], s["chan"].astype(np.int64), s["data1"].astype(np.int64),
-                            s["data2"].astype(np.int64),
-                            (s["status"] == ev.NOTE_ON) & (s["data2"] > 0))
-            else:
-                for i in range(a, b):
-                    self._channel_event(e[i], int(t[i]))
-
     # ------------------------------------------------------------------ rendering
     def _chin_snapshot(self) -> np.ndarray:
         if self._ch_inputs is None:
@@ -413,9 +424,19 @@ class Synth:
             self._ch_inputs = np.stack([d[k] for k in CHANNEL_INPUTS]).astype(np.float32)
         return self._ch_inputs
 
+    def _timeline_event(self, chin, e, t, tk, done_tick):
+        """Apply a channel event at tick tk: ticks before it keep the controller snapshot of
+        before. Returns the first tick not yet filled."""
+        if tk > done_tick:
+            chin[:, done_tick:tk] = self._chin_snapshot()[:, None, :]
+            done_tick = tk
+        self._channel_event(e, t)
+        return done_tick
+
     def _render_window(self, T: int):
-        """Render T ticks from the committed position: apply the window's events tick by tick
-        (host only), build the per-tick controller timelines, one backend call."""
+        """Render T ticks from the committed position: apply the window's events in order
+        (host only: runs of notes vectorised across ticks, channel events one by one), build
+        the per-tick controller timelines, one backend call."""
         B = self._block_pos
         N = T * TICK
         t_start = _time.perf_counter()
@@ -425,14 +446,26 @@ class Synth:
         chin = np.empty((len(CHANNEL_INPUTS), T, self.channels.n), np.float32)
         done_tick = 0
         if len(blk):
-            tick_of = (np.maximum(blk["time"], B) - B) // TICK
-            ticks = np.unique(tick_of)
-            bounds = np.searchsorted(tick_of, ticks, side="left")
-            bounds = np.append(bounds, len(blk))
-            for j, tk in enumerate(ticks):
-                chin[:, done_tick:tk] = self._chin_snapshot()[:, None, :]
-                self._apply_events(blk[bounds[j]:bounds[j + 1]], B + int(tk) * TICK)
-                done_tick = int(tk)
+            # events stamped before the committed position play at its start
+            t_ev = np.maximum(blk["time"], B)
+            tick_of = (t_ev - B) // TICK
+            is_note = (blk["status"] == ev.NOTE_ON) | (blk["status"] == ev.NOTE_OFF)
+            st, d1 = blk["status"], blk["data1"]
+            # channel events that change what a note does (preset, pedals, cuts, resets) split
+            # the note runs; the others (volume, pan, bend, mod wheel, RPN data...) only shape
+            # the controller timelines and are applied beside the notes
+            splits = np.flatnonzero(~is_note & ((st != ev.CONTROL) | np.isin(d1, _ALLOC_CCS)))
+            a = 0
+            for i in np.append(splits, len(blk)):
+                for j in np.flatnonzero(~is_note[a:i]) + a:
+                    done_tick = self._timeline_event(chin, blk[j], int(t_ev[j]), int(tick_of[j]), done_tick)
+                notes = np.flatnonzero(is_note[a:i]) + a
+                if len(notes):
+                    self._note_run(blk[notes], t_ev[notes])
+                if i == len(blk):
+                    break
+                done_tick = self._timeline_event(chin, blk[i], int(t_ev[i]), int(tick_of[i]), done_tick)
+                a = i + 1
         chin[:, done_tick:] = self._chin_snapshot()[:, None, :]
         al = self.alloc
         al.flush(self.backend)

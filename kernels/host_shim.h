@@ -32,7 +32,7 @@
     _Pragma("omp parallel for schedule(static)") \
     for (long long i = 0; i < (long long)(n); ++i)
 #define GRID_STRIDE_LOOP_DYN(i, n) \
-    _Pragma("omp parallel for schedule(dynamic, 16)") \
+    _Pragma("omp parallel for schedule(dynamic, 1)") \
     for (long long i = 0; i < (long long)(n); ++i)
 
 // The fused mix: each OpenMP thread adds into its own slice of the output (no atomics needed);

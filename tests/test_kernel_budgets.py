@@ -28,16 +28,24 @@ extern "C" __global__ void helper_dbl(double* y, int n) {
 """
 
 
-@pytest.fixture(scope="module", params=["sm_80", "sm_90"])
-def render_budget(request):
+ARCHS = ("sm_80", "sm_90")
+
+
+@pytest.fixture(scope="module")
+def render_budgets():
     if NVCC is not None:
         pytest.skip(NVCC)
-    return KB.kernel_budget(request.param)
+    return KB.kernel_budgets(ARCHS)          # both arches compiled at once
+
+
+@pytest.fixture(params=ARCHS)
+def render_budget(request, render_budgets):
+    return render_budgets[request.param]
 
 
 @needs_nvcc
 def test_parser_flags_double_pow_and_passes_float_kernel():
-    rep = KB.analyze(SNIPPET, "sm_90")
+    rep = KB.analyze(SNIPPET, "sm_90", cache=False)
     ks = rep["kernels"]
     assert set(ks) == {"voice_render_dbl", "voice_render_flt", "helper_dbl"}
     dbl, flt = ks["voice_render_dbl"], ks["voice_render_flt"]
