@@ -41,7 +41,7 @@ are reported apart as overhead_s / process_wall_s):
     voice_samples = V x frames timed (the same held-voice count for every engine),
     voice_samples_per_s = voice_samples / wall_s,  .._per_core = that / cores.
 Ratios ours/FluidSynth are taken at equal cores and voices. H = min(--seconds,
---max-voice-samples / (V x 48000)), at least 2 s.
+--max-voice-samples / (V x 48000)), at least 2 s (a few render windows past the first).
 
 songs: real General MIDI files (default: ants.mid and Leadsol.mid from the shared test data,
 read in place) and the built-in demo song (written to a temporary .mid), rendered end to end by
@@ -804,12 +804,10 @@ def cupy_kernel_info(block=128):
                     regs_per_sm=props.get("regsPerMultiprocessor"),
                     max_threads_per_sm=props.get("maxThreadsPerMultiProcessor"))
         src = K.source_for(*K.RENDER_SOURCES)
-        try:
-            defines = list(K.define_flags(frame_major=True))
-        except TypeError:
-            defines = list(K.define_flags())
+        from gpusynth.kernel_budget import gpu_define_flags
+        defines = gpu_define_flags(K)
         names = re.findall(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?'
-                           r'void\s+(\w+)', src)
+                           r'void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(', src)
         kernels = {}
         for fmad in (True, False):
             opts = tuple(defines) + ("-std=c++11",) + (() if fmad else ("--fmad=false",))
@@ -909,8 +907,9 @@ def plot(out, path):
         for key in sorted({(r["engine"], str(r["cores"])) for r in poly}):
             rs = sorted((r for r in poly if (r["engine"], str(r["cores"])) == key),
                         key=lambda r: r["voices"])
+            unit = "" if key[1] == "gpu" else " core" if key[1] == "1" else " cores"
             ax.loglog([r["voices"] for r in rs], [r["voice_samples_per_s"] for r in rs], "o-",
-                      label=f"{key[0]} ({key[1]}{' core' if key[1] == '1' else ' cores' if key[1] != 'gpu' else ''})")
+                      label=f"{key[0]} ({key[1]}{unit})")
         ax.set_xlabel("held voices")
         ax.set_ylabel("voice-samples per second (steady state)")
         ax.set_title("polyphony sweep, 48 kHz")

@@ -105,7 +105,7 @@ fi
 export DRY PY OUTDIR
 export -f env_info
 step env 40 bash -c env_info
-step kernel 90 "$PY" bench/bench.py kernel --out "$OUTDIR/kernel.json"
+step kernel 120 "$PY" bench/bench.py kernel --out "$OUTDIR/kernel.json"
 step pytest-gpu 160 "$PY" -m pytest -q -m gpu tests/ -p no:cacheprovider \
     --junitxml="$OUTDIR/pytest-gpu.xml"
 step polyphony-cupy 240 "$PY" bench/bench.py polyphony "${SWEEP[@]}" --timeout 150 \

@@ -1,10 +1,12 @@
 """Register, spill and FP64 budgets of the CUDA kernels, measured with nvcc (no GPU needed).
 
 ``kernel_budget(arch)`` compiles the render module (``_kernels.source_for(*RENDER_SOURCES)``
-with the backend's ``-D`` constants) with ``nvcc -cubin -Xptxas -v --keep``: ptxas's report gives
-registers, spills, stack frame and shared memory per kernel, the kept PTX the instruction mix per
-kernel (``.f64`` instructions, calls). ``kernel_budgets(archs)`` runs several arches in parallel. Kernel names are discovered from the ptxas output and
-the PTX ``.entry`` lines, so renaming or adding kernels needs no change here.
+with the GPU build's ``-D`` constants) with ``nvcc -cubin -Xptxas -v --keep``: ptxas's report
+gives registers, spills, stack frame and shared memory per kernel, the kept PTX the instruction
+mix per kernel (``.f64`` instructions, calls). ``kernel_budgets(archs)`` runs several arches in
+parallel; compiler output is cached per source, flags and nvcc (``--no-cache`` to bypass).
+Kernel names are discovered from the ptxas output and the PTX ``.entry`` lines, so renaming or
+adding kernels needs no change here. The stack frame (local arrays) is reported, not budgeted.
 
 Budgets (DESIGN.md sections 5 and 9) apply to the render kernels, i.e. kernels whose name starts
 with ``voice_render``: at most MAX_REGISTERS registers, MAX_SPILL_BYTES bytes of spill stores and
@@ -14,7 +16,7 @@ as ``__internal_accurate_pow`` or ``__internal_trig_reduction_slowpathd``, any `
 and double-precision ``pow/exp/log/sin/cos`` and relatives when they are not inlined). Double
 math that nvcc inlines shows up only in the ``.f64`` count.
 
-    python -m gpusynth.kernel_budget [--arch sm_90[,sm_80]] [--json]
+    python -m gpusynth.kernel_budget [--arch sm_90[,sm_80]] [--json] [--no-cache] [--no-fmad]
 
 exits 0 when every render kernel is within budget, 1 when one is not, 2 when nvcc is missing.
 """
@@ -31,8 +33,8 @@ import sys
 import tempfile
 
 __all__ = ["MAX_REGISTERS", "MAX_SPILL_BYTES", "MAX_F64_INSTRUCTIONS", "MAX_FORBIDDEN_CALLS",
-           "RENDER_PREFIX", "NVCC_FLAGS", "kernel_budget", "kernel_budgets", "analyze", "parse_ptxas",
-           "parse_ptx", "violations", "occupancy", "find_nvcc"]
+           "RENDER_PREFIX", "NVCC_FLAGS", "kernel_budget", "kernel_budgets", "analyze",
+           "parse_ptxas", "parse_ptx", "violations", "occupancy", "find_nvcc", "gpu_define_flags"]
 
 MAX_REGISTERS = 128
 MAX_SPILL_BYTES = 0
@@ -409,18 +411,27 @@ def analyze(source: str, arch: str = "sm_90", defines=(), extra_flags=NVCC_FLAGS
     }
 
 
+def gpu_define_flags(K=None) -> list:
+    """The -D constants of the GPU build (``define_flags(gpu=True)``; older spellings tried)."""
+    if K is None:
+        from . import _kernels as K
+    for kw in ({"gpu": True}, {"frame_major": True}, {}):
+        try:
+            return list(K.define_flags(**kw))
+        except TypeError:
+            continue
+    raise RuntimeError("gpusynth._kernels.define_flags accepts neither gpu= nor frame_major=")
+
+
 def kernel_budget(arch: str = "sm_90", names=None, fmad: bool = True, cache: bool = True) -> dict:
     """Budget figures of the render module for `arch` (``sm_80``, ``sm_90``...).
 
     `names`: kernel source files (default ``_kernels.RENDER_SOURCES``), inlined into one
-    translation unit by ``_kernels.source_for`` and compiled with the backend's ``-D``
-    constants (``_kernels.define_flags(frame_major=True)``). JSON-able result."""
+    translation unit by ``_kernels.source_for`` and compiled with the GPU build's ``-D``
+    constants (``_kernels.define_flags(gpu=True)``). JSON-able result."""
     from . import _kernels as K
     names = tuple(names) if names else tuple(K.RENDER_SOURCES)
-    try:
-        defines = list(K.define_flags(frame_major=True))
-    except TypeError:                          # the flag may go away with the fused kernel
-        defines = list(K.define_flags())
+    defines = gpu_define_flags(K)
     flags = ("-std=c++11", "--fmad=true" if fmad else "--fmad=false")
     out = analyze(K.source_for(*names), arch, defines, flags, name="render_module.cu", cache=cache)
     out["sources"] = list(names)
