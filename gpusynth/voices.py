@@ -79,6 +79,10 @@ VOICE_FIELDS = [
     ("gr", np.float32, "state: right gain of the previous tick"),
     ("s1", np.float32, "state: filter integrator 1 (TPT state-variable filter)"),
     ("s2", np.float32, "state: filter integrator 2"),
+    ("cfc", np.float32, "state: cutoff (cents) the cached filter coefficients are for"),
+    ("ca1", np.float32, "state: cached filter coefficient a1"),
+    ("ca2", np.float32, "state: cached filter coefficient a2"),
+    ("ca3", np.float32, "state: cached filter coefficient a3"),
     # --- 4- and 1-byte tail ---
     ("chan", np.int32, "channel index group*16+ch"),
     ("lmode", np.int32, "0 none, 1 forward, 3 until release"),
@@ -163,9 +167,9 @@ def regions_to_voices(reg: np.ndarray, key: np.ndarray, vel: np.ndarray, chan: n
     out["s1"] = np.zeros(n, np.float32)
     out["s2"] = np.zeros(n, np.float32)
     out["done"] = np.zeros(n, np.int8)
-    rec = np.zeros(n, VOICE_DTYPE)
-    for nm in VOICE_DTYPES:
-        rec[nm] = out[nm]
+    rec = np.zeros(n, VOICE_DTYPE)          # the filter cache (cfc, ca*) starts empty
+    for nm, val in out.items():
+        rec[nm] = val
     return rec
 
 

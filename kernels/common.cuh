@@ -105,6 +105,10 @@ struct Voice {
     float gr;
     float s1;
     float s2;
+    float cfc;
+    float ca1;
+    float ca2;
+    float ca3;
     int chan;
     int lmode;
     signed char done;
@@ -132,6 +136,9 @@ static_assert(sizeof(Voice) == VOICE_BYTES, "struct Voice differs from voices.VO
 // float -> nearest integer (ties to even), as numpy's rint
 #ifndef GS_F2LL
 #define GS_F2LL(x) __float2ll_rn(x)
+#endif
+#ifndef GS_F2I
+#define GS_F2I(x) __float2int_rn(x)
 #endif
 
 // ---- small helpers ---------------------------------------------------------------------------

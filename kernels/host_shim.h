@@ -41,9 +41,12 @@
 #define GS_ATOMIC_ADD_LL(p, v) (*(p) += (v))
 // lanes of the portable kernel's passes: independent across lanes (vectorise them)
 #define GS_SIMD _Pragma("omp simd")
+// a pass kept out of line so that the vectoriser sees it whole (no aliasing across the caller)
+#define GS_NOINLINE __attribute__((noinline))
 #define GS_SIMD_REDUCE_MIX _Pragma("omp simd reduction(+:sl, sr, sv, sc)")
 // float -> nearest integer, ties to even (cvtss2si with -fno-math-errno), as numpy's rint
 #define GS_F2LL(x) ((long long)__builtin_llrintf(x))
+#define GS_F2I(x) ((int)__builtin_rintf(x))   /* vroundps + vcvttps2dq: vectorises */
 
 static inline float __int_as_float(int i) {
     float f;

@@ -25,6 +25,9 @@
 // gives each OpenMP thread its own slice of `out`; on the GPU the adds are integer atomics).
 #include "common.cuh"
 
+#ifndef GS_NOINLINE
+#define GS_NOINLINE
+#endif
 #ifndef GS_SIMD
 #define GS_SIMD
 #define GS_SIMD_REDUCE_MIX
@@ -87,7 +90,7 @@ struct GsTick {
 };
 
 template <bool SENDS>
-__device__ __forceinline__ void gs_tick(const Voice& V, const GsVoiceK& K, const float* __restrict__ ch,
+__device__ __forceinline__ void gs_tick(Voice& V, const GsVoiceK& K, const float* __restrict__ ch,
                                         long long cstride, long long t0, float rate, float gl,
                                         float gr, GsTick& T) {
     const long long start = V.start;
@@ -129,13 +132,23 @@ __device__ __forceinline__ void gs_tick(const Voice& V, const GsVoiceK& K, const
     T.fa2 = 0.0f;
     T.fa3 = 0.0f;
     if (!T.is_open) {
-        float hz = 8.175798915643707f * gs_exp2(fc * GS_INV_1200);
-        hz = gs_clampf(hz, 5.0f, 0.45f * rate);
-        const float g = tanf(GS_PI_F * hz / rate);
-        const float qk = gs_exp2(-((V.q * 0.1f) - 3.01f) * GS_LOG2_10_20);   // 1/Q
-        T.fa1 = 1.0f / (1.0f + g * (g + qk));
-        T.fa2 = g * T.fa1;
-        T.fa3 = g * T.fa2;
+        if (gl >= 0.0f && fc == V.cfc) {        // same cutoff as last tick: cached (most voices)
+            T.fa1 = V.ca1;
+            T.fa2 = V.ca2;
+            T.fa3 = V.ca3;
+        } else {
+            float hz = 8.175798915643707f * gs_exp2(fc * GS_INV_1200);
+            hz = gs_clampf(hz, 5.0f, 0.45f * rate);
+            const float g = tanf(GS_PI_F * hz / rate);
+            const float qk = gs_exp2(-((V.q * 0.1f) - 3.01f) * GS_LOG2_10_20);   // 1/Q
+            T.fa1 = 1.0f / (1.0f + g * (g + qk));
+            T.fa2 = g * T.fa1;
+            T.fa3 = g * T.fa2;
+            V.cfc = fc;
+            V.ca1 = T.fa1;
+            V.ca2 = T.fa2;
+            V.ca3 = T.fa3;
+        }
     }
     // gains: ramped linearly across the tick from the previous tick's
     const bool fresh = gl < 0.0f;
@@ -166,44 +179,71 @@ __device__ __forceinline__ float gs_source(const float* __restrict__ pool, const
     return x0 + (x1 - x0) * frac;
 }
 
-// The source frames of one voice's tick into x[k * stride] (k0 <= k < TICK). When the tick
-// reads neither across a loop end nor outside the region (almost every tick), the frames need
-// no wrap and no clamp: a straight loop the compiler can pipeline (or vectorise with gathers).
-// Otherwise frame by frame through gs_source. Both give the same values.
+// The source frames of one voice's tick into x[k * stride] (k0 <= k < TICK), in runs: while
+// the four points of a frame lie inside the region and before the loop end, frames need no
+// wrap and no clamp (a straight loop the compiler pipelines, or vectorises with gathers); the
+// few frames at a loop end or a region edge go through gs_source one by one. Positions are
+// the same either way (base + floor(p) is the wrapped index inside a run), and so are the values.
+__device__ __forceinline__ long long gs_pos(float fpos, float inc, int j) {
+    return (long long)(fpos + inc * (float)j);
+}
+
+__device__ __forceinline__ void gs_run_cubic(const float* __restrict__ q, float fpos, float inc, int k0,
+                                             int ka, int kb, float* __restrict__ x, int stride) {
+    for (int kk = ka; kk <= kb; ++kk) {
+        const float p = fpos + inc * (float)(kk - k0);
+        const long long fl = (long long)p;
+        const float frac = p - (float)fl;
+        const float xm = q[fl - 1], x0 = q[fl], x1 = q[fl + 1], x2 = q[fl + 2];
+        x[kk * stride] = x0 + 0.5f * frac * ((x1 - xm) + frac * ((((2.0f * xm - 5.0f * x0) + 4.0f * x1) - x2)
+                                             + frac * ((3.0f * (x0 - x1) + x2) - xm)));
+    }
+}
+
 __device__ __forceinline__ void gs_source_tick(const float* __restrict__ pool, const GsVoiceK& K,
                                                const GsTick& T, long long ipos, float fpos,
                                                int cubic, float* __restrict__ x, int stride,
                                                bool* ended) {
-    const long long first = ipos + (long long)fpos;
-    const long long last = ipos + (long long)(fpos + T.inc * (float)(TICK - 1 - T.k0));
-    const bool fast = first - 1 >= K.lo && last + 2 <= K.hi && (!T.looping || last + 2 < K.le)
-                      && (T.looping || last + 2 < K.pe);
-    if (fast) {
-        const float* __restrict__ q = pool + ipos;
-        if (cubic) {
-            for (int k = T.k0; k < TICK; ++k) {
-                const float p = fpos + T.inc * (float)(k - T.k0);
-                const long long fl = (long long)p;
-                const float frac = p - (float)fl;
-                const float xm = q[fl - 1], x0 = q[fl], x1 = q[fl + 1], x2 = q[fl + 2];
-                x[k * stride] = x0 + 0.5f * frac * ((x1 - xm) + frac * ((((2.0f * xm - 5.0f * x0) + 4.0f * x1) - x2)
-                                                   + frac * ((3.0f * (x0 - x1) + x2) - xm)));
+    const int k0 = T.k0;
+    const float inc = T.inc;
+    // a straight run needs index - 1 >= lo and index + 2 <= limit
+    const long long limit = T.looping ? (K.le - 1 < K.hi ? K.le - 1 : K.hi) : K.hi;
+    long long base = ipos;              // wrapped index of frame k = base + gs_pos(k - k0)
+    int k = k0;
+    *ended = false;
+    while (k < TICK) {
+        const long long i0 = base + gs_pos(fpos, inc, k - k0);
+        if (i0 - 1 >= K.lo && i0 + 2 <= limit) {
+            // the run ends before the first frame whose index + 2 passes the limit: estimate
+            // it, then settle it exactly with the frames' own position arithmetic
+            float est = ((float)(limit - 2 - base) + 1.0f - fpos) / inc;   // frames since k0
+            est = est < (float)TICK ? est : (float)TICK;
+            int lo_k = k0 + (int)est;
+            lo_k = lo_k < TICK - 1 ? lo_k : TICK - 1;
+            lo_k = lo_k > k ? lo_k : k;
+            while (lo_k + 1 < TICK && base + gs_pos(fpos, inc, lo_k + 1 - k0) + 2 <= limit) ++lo_k;
+            while (lo_k > k && base + gs_pos(fpos, inc, lo_k - k0) + 2 > limit) --lo_k;
+            const float* __restrict__ q = pool + base;
+            if (cubic) {
+                gs_run_cubic(q, fpos, inc, k0, k, lo_k, x, stride);
+            } else {
+                for (int kk = k; kk <= lo_k; ++kk) {
+                    const float p = fpos + inc * (float)(kk - k0);
+                    const long long fl = (long long)p;
+                    const float frac = p - (float)fl;
+                    x[kk * stride] = q[fl] + (q[fl + 1] - q[fl]) * frac;
+                }
             }
-        } else {
-            for (int k = T.k0; k < TICK; ++k) {
-                const float p = fpos + T.inc * (float)(k - T.k0);
-                const long long fl = (long long)p;
-                const float frac = p - (float)fl;
-                const float x0 = q[fl], x1 = q[fl + 1];
-                x[k * stride] = x0 + (x1 - x0) * frac;
-            }
+            k = lo_k + 1;
+            continue;
         }
-        *ended = false;
-        return;
+        // one frame the general way (loop wrap, clamps, end of a one-shot sample)
+        const float p = fpos + inc * (float)(k - k0);
+        x[k * stride] = gs_source(pool, K, ipos, p, T.looping, cubic, ended);
+        const long long fl = (long long)p;
+        base = gs_wrap(ipos + fl, T.looping, K.ls, K.le, K.L) - fl;
+        ++k;
     }
-    for (int k = T.k0; k < TICK; ++k)
-        x[k * stride] = gs_source(pool, K, ipos, fpos + T.inc * (float)(k - T.k0), T.looping,
-                                  cubic, ended);
 }
 
 // end of a voice's tick: position, gains, done flag
@@ -317,6 +357,46 @@ __device__ __forceinline__ void gs_render_chunk_fused(
     }
 }
 
+// nearest integer, ties to even (numpy's rint): int64, or int32 where the caller knows it fits
+template <class I> __device__ __forceinline__ I gs_round(float x);
+template <> __device__ __forceinline__ long long gs_round<long long>(float x) { return GS_F2LL(x); }
+template <> __device__ __forceinline__ int gs_round<int>(float x) { return GS_F2I(x); }
+
+// mix of the lanes' frames of one tick into p[k * nbus + bus]: each lane's frame rounded to the
+// nearest multiple of 2^-24 full scale, the lanes summed in I (int, when the caller has checked
+// that nothing can overflow, or long long), then added to the int64 accumulator
+template <bool SENDS, class I>
+GS_NOINLINE __device__ void gs_mix_lanes(
+    const float (*__restrict__ xs)[VCHUNK], const float (*__restrict__ es)[VCHUNK],
+    const float* __restrict__ gl0, const float* __restrict__ gld, const float* __restrict__ gr0,
+    const float* __restrict__ grd, const float* __restrict__ rv, const float* __restrict__ ch2,
+    long long* __restrict__ p, int nbus)
+{
+    for (int k = 0; k < TICK; ++k) {
+        const float ramp = (float)(k + 1);
+        I sl = 0, sr = 0, sv = 0, sc = 0;
+        GS_SIMD_REDUCE_MIX
+        for (int l = 0; l < VCHUNK; ++l) {
+            const float ye = xs[k][l] * es[k][l];
+            const float yl = ye * (gl0[l] + gld[l] * ramp);
+            const float yr = ye * (gr0[l] + grd[l] * ramp);
+            sl += gs_round<I>(yl * MIX_SCALE);
+            sr += gs_round<I>(yr * MIX_SCALE);
+            if (SENDS) {
+                const float mono = (yl + yr) * 0.5f;
+                sv += gs_round<I>((mono * rv[l]) * MIX_SCALE);
+                sc += gs_round<I>((mono * ch2[l]) * MIX_SCALE);
+            }
+        }
+        p[k * nbus] += sl;
+        p[k * nbus + 1] += sr;
+        if (SENDS) {
+            p[k * nbus + 2] += sv;
+            p[k * nbus + 3] += sc;
+        }
+    }
+}
+
 // ---- the lane render (voice_render) --------------------------------------------------------------
 // The VCHUNK voices of a work item advance tick by tick together. Per tick: each live voice
 // fills its lane of x (source frames) with scalar code; then the envelope (a multiply-add per
@@ -339,7 +419,7 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
     int byp[VCHUNK];
     bool lv[VCHUNK];
     GsVoiceK Ks[VCHUNK];
-    float eg[VCHUNK], em[VCHUNK], ea[VCHUNK];
+    float eg[VCHUNK], em[VCHUNK], ea[VCHUNK], emx[VCHUNK], ym[VCHUNK];
     int ek0[VCHUNK], ekend[VCHUNK];
     for (int w0 = 0; w0 < n_ticks; w0 += SUBW) {
         const int w1 = w0 + SUBW < n_ticks ? w0 + SUBW : n_ticks;
@@ -389,17 +469,31 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
             }
             if (!live) continue;
             // envelope pass: lanes side by side (the per-frame multiply-add chains interleave)
-            for (int l = 0; l < VCHUNK; ++l) { eg[l] = 0.0f; em[l] = 1.0f; ea[l] = 0.0f; }
+            // (frames where some lane starts a new segment are flagged in a 64-bit mask; the
+            // per-frame step itself is branch-free across lanes)
+            unsigned long long changes = 0;
+            for (int l = 0; l < VCHUNK; ++l) {
+                eg[l] = 0.0f; em[l] = 1.0f; ea[l] = 0.0f; emx[l] = 0.0f; ym[l] = 0.0f;
+                if (ekend[l] >= 0 && ekend[l] < TICK) changes |= 1ull << ekend[l];
+            }
             for (int k = 0; k < TICK; ++k) {
-                for (int l = 0; l < VCHUNK; ++l) {
-                    if (k == ekend[l]) {                       // a stage change: rare
+                if ((changes >> k) & 1ull) {
+                    for (int l = 0; l < VCHUNK; ++l) {
+                        if (k != ekend[l]) continue;           // a stage change: rare
                         const EnvSeg sg = gs_venv_seg(vt[v0 + l], t0, k, Ks[l].k1000, Ks[l].krel,
                                                       Ks[l].brk, fade_frames);
                         eg[l] = sg.g; em[l] = sg.m; ea[l] = sg.a; ekend[l] = sg.kend;
+                        if (sg.kend < TICK) changes |= 1ull << sg.kend;
                     }
+                }
+                GS_SIMD
+                for (int l = 0; l < VCHUNK; ++l) {
                     const float gg = eg[l];
-                    const bool act = k >= ek0[l];
-                    es[k][l] = act ? gg : 0.0f;
+                    const int act = k >= ek0[l];
+                    const float e = act ? gg : 0.0f;
+                    es[k][l] = e;
+                    const float ae = e < 0.0f ? -e : e;
+                    emx[l] = emx[l] > ae ? emx[l] : ae;
                     eg[l] = act ? gg * em[l] + ea[l] : gg;
                 }
             }
@@ -413,34 +507,32 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                     const float vv2 = (z2[l] + f2[l] * z1[l]) + f3[l] * v3;
                     z1[l] = 2.0f * vv1 - z1[l];
                     z2[l] = 2.0f * vv2 - z2[l];
-                    xs[k][l] = byp[l] != 0 ? x : vv2;
+                    const float y = byp[l] != 0 ? x : vv2;
+                    xs[k][l] = y;
+                    const float ay = y < 0.0f ? -y : y;
+                    ym[l] = ym[l] > ay ? ym[l] : ay;                // NaN sticks (a > NaN is false)
                 }
             }
-            // mix pass: each lane's frame rounded to fixed point, summed in int64
+            // mix pass: each lane's frame rounded to fixed point, summed exactly. When every
+            // lane's frames stay below 128 / VCHUNK x full scale this tick (VCHUNK lanes of
+            // |q| < 2^31 / VCHUNK sum below 2^31) the sums run in int32 (vectorised), else in
+            // int64: the same integers either way.
+            bool small = true;
+            for (int l = 0; l < VCHUNK; ++l) {
+                float gm = gl0[l] < 0.0f ? -gl0[l] : gl0[l];
+                const float ge = gl0[l] + gld[l] * (float)TICK;
+                gm = gm > (ge < 0.0f ? -ge : ge) ? gm : (ge < 0.0f ? -ge : ge);
+                const float rm0 = gr0[l] < 0.0f ? -gr0[l] : gr0[l];
+                const float re = gr0[l] + grd[l] * (float)TICK;
+                gm = gm > rm0 ? gm : rm0;
+                gm = gm > (re < 0.0f ? -re : re) ? gm : (re < 0.0f ? -re : re);
+                small = small && (ym[l] * emx[l] * gm < 128.0f / VCHUNK);   // false for NaN / inf
+            }
             long long* p = buf + (long long)(tk - w0) * TICK * nbus;
-            for (int k = 0; k < TICK; ++k) {
-                const float ramp = (float)(k + 1);
-                long long sl = 0, sr = 0, sv = 0, sc = 0;
-                GS_SIMD_REDUCE_MIX
-                for (int l = 0; l < VCHUNK; ++l) {
-                    const float ye = xs[k][l] * es[k][l];
-                    const float yl = ye * (gl0[l] + gld[l] * ramp);
-                    const float yr = ye * (gr0[l] + grd[l] * ramp);
-                    sl += GS_F2LL(yl * MIX_SCALE);
-                    sr += GS_F2LL(yr * MIX_SCALE);
-                    if (SENDS) {
-                        const float mono = (yl + yr) * 0.5f;
-                        sv += GS_F2LL((mono * rv[l]) * MIX_SCALE);
-                        sc += GS_F2LL((mono * ch2[l]) * MIX_SCALE);
-                    }
-                }
-                p[k * nbus] += sl;
-                p[k * nbus + 1] += sr;
-                if (SENDS) {
-                    p[k * nbus + 2] += sv;
-                    p[k * nbus + 3] += sc;
-                }
-            }
+            if (small)
+                gs_mix_lanes<SENDS, int>(xs, es, gl0, gld, gr0, grd, rv, ch2, p, nbus);
+            else
+                gs_mix_lanes<SENDS, long long>(xs, es, gl0, gld, gr0, grd, rv, ch2, p, nbus);
             // filter state of the lanes live in this tick (bypassed: follows the input)
             for (int l = 0; l < nl; ++l) {
                 if (!lv[l]) continue;
