@@ -192,7 +192,7 @@ __device__ __forceinline__ void gs_run_cubic(const float* __restrict__ q, float 
                                              int ka, int kb, float* __restrict__ x, int stride) {
     for (int kk = ka; kk <= kb; ++kk) {
         const float p = fpos + inc * (float)(kk - k0);
-        const long long fl = (long long)p;
+        const int fl = (int)p;              // p < 2^17 within a tick: 32-bit gather indices
         const float frac = p - (float)fl;
         const float xm = q[fl - 1], x0 = q[fl], x1 = q[fl + 1], x2 = q[fl + 2];
         x[kk * stride] = x0 + 0.5f * frac * ((x1 - xm) + frac * ((((2.0f * xm - 5.0f * x0) + 4.0f * x1) - x2)
@@ -229,7 +229,7 @@ __device__ __forceinline__ void gs_source_tick(const float* __restrict__ pool, c
             } else {
                 for (int kk = k; kk <= lo_k; ++kk) {
                     const float p = fpos + inc * (float)(kk - k0);
-                    const long long fl = (long long)p;
+                    const int fl = (int)p;
                     const float frac = p - (float)fl;
                     x[kk * stride] = q[fl] + (q[fl + 1] - q[fl]) * frac;
                 }
