@@ -22,7 +22,7 @@ RENDER_SOURCES = ("voice_render.cu",)
 SHIM = "host_shim.h"
 MIX_SCALE = float(1 << 24)          # fixed point of the fused mix: 2^24 per full scale
 # portable kernel work decomposition: (voices per work item, ticks per accumulator flush)
-CPU_CHUNK = (32, 16)
+CPU_CHUNK = (16, 16)
 GPU_CHUNK = (4, 1)
 
 _C_TYPES = {"long long": "int64", "float": "float32", "int": "int32", "signed char": "int8",

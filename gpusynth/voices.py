@@ -83,6 +83,8 @@ VOICE_FIELDS = [
     ("ca1", np.float32, "state: cached filter coefficient a1"),
     ("ca2", np.float32, "state: cached filter coefficient a2"),
     ("ca3", np.float32, "state: cached filter coefficient a3"),
+    ("catt", np.float32, "state: attenuation (cB) the gains gl/gr were computed for"),
+    ("cpan", np.float32, "state: pan (0.1 %) the gains gl/gr were computed for"),
     # --- 4- and 1-byte tail ---
     ("chan", np.int32, "channel index group*16+ch"),
     ("lmode", np.int32, "0 none, 1 forward, 3 until release"),

@@ -109,6 +109,8 @@ struct Voice {
     float ca1;
     float ca2;
     float ca3;
+    float catt;
+    float cpan;
     int chan;
     int lmode;
     signed char done;

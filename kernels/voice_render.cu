@@ -113,11 +113,18 @@ __device__ __forceinline__ void gs_tick(Voice& V, const GsVoiceK& K, const float
     T.inc = gs_exp2(cl * GS_INV_1200);
     const float fc = (V.fc + me * V.me_fc) + ml * (V.ml_fc + cmod * V.cc1_ml_fc);
     const float att = (V.atten + ch_gain) - ml * (V.ml_vol + cmod * V.cc1_ml_vol);
-    const float amp = gs_cb_gain(gs_maxf(att, 0.0f));
     const float pan = gs_clampf(V.pan + ch_pan, -500.0f, 500.0f);
-    const float ang = (pan + 500.0f) * GS_PI_2000;
-    T.gl_new = amp * cosf(ang);
-    T.gr_new = amp * sinf(ang);
+    if (gl >= 0.0f && att == V.catt && pan == V.cpan) {   // unchanged: last tick's gains
+        T.gl_new = gl;
+        T.gr_new = gr;
+    } else {
+        const float amp = gs_cb_gain(gs_maxf(att, 0.0f));
+        const float ang = (pan + 500.0f) * GS_PI_2000;
+        T.gl_new = amp * cosf(ang);
+        T.gr_new = amp * sinf(ang);
+        V.catt = att;
+        V.cpan = pan;
+    }
     T.rev = 0.0f;
     T.cho = 0.0f;
     if (SENDS) {
@@ -418,9 +425,10 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
     float gl0[VCHUNK], gld[VCHUNK], gr0[VCHUNK], grd[VCHUNK], rv[VCHUNK], ch2[VCHUNK];
     int byp[VCHUNK];
     bool lv[VCHUNK];
-    GsVoiceK Ks[VCHUNK];
+    GsVoiceK Ks[VCHUNK];                 // per-voice constants: fixed for the whole call
     float eg[VCHUNK], em[VCHUNK], ea[VCHUNK], emx[VCHUNK], ym[VCHUNK];
     int ek0[VCHUNK], ekend[VCHUNK];
+    for (int l = 0; l < nl; ++l) gs_voice_k(vt[v0 + l], pool_len, n_chan, Ks[l]);
     for (int w0 = 0; w0 < n_ticks; w0 += SUBW) {
         const int w1 = w0 + SUBW < n_ticks ? w0 + SUBW : n_ticks;
         const long long w_end = win_t0 + (long long)w1 * TICK;
@@ -445,8 +453,7 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                     continue;
                 }
                 Voice& V = vt[v0 + l];
-                GsVoiceK K;
-                gs_voice_k(V, pool_len, n_chan, K);
+                const GsVoiceK& K = Ks[l];
                 GsTick T;
                 gs_tick<SENDS>(V, K, chin + (long long)tk * n_chan + K.c, cstride, t0, rate, V.gl,
                                V.gr, T);
@@ -454,7 +461,6 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                 bool ended = false;
                 for (int k = 0; k < T.k0; ++k) xs[k][l] = 0.0f;
                 gs_source_tick(pool, K, T, V.ipos, V.fpos, cubic, &xs[0][l], VCHUNK, &ended);
-                Ks[l] = K;
                 ek0[l] = T.k0;
                 ekend[l] = T.k0;         // the envelope pass sets up the first segment there
                 f1[l] = T.fa1; f2[l] = T.fa2; f3[l] = T.fa3; z1[l] = V.s1; z2[l] = V.s2;
