@@ -157,20 +157,22 @@ class VoiceAllocator:
         return np.flatnonzero(~h["killed"][:n] & (h["silent"][:n] > t))
 
     # ---- note-on ----------------------------------------------------------------------------
-    def allocate(self, regs, note_of, t, c, key, vel, prio, single_time=True):
+    def allocate(self, regs, note_of, t, c, key, vel, prio, single_time=True, templates=None):
         """Create voices for region records regs (note_of: index into the run arrays t, c, key,
         vel; prio: channel priorities of the notes). With ``single_time`` the notes count as
         simultaneous (one tick): steals as needed at the first note's time. Otherwise the
         caller guarantees that the limit cannot be reached and the notes may span many ticks.
+        ``templates``: the regions' voice templates (voices.region_templates), else computed.
         Returns (slots, run sequence numbers) of the voices created."""
         h = self.h
         M = len(regs)
         if not single_time:
-            return self._allocate_free(regs, note_of, t, c, key, vel, prio)
+            return self._allocate_free(regs, note_of, t, c, key, vel, prio, templates)
         if M > self.max_voices:                      # more than the limit at once: oldest lost
             drop = M - self.max_voices
             self.stats["lost_notes"] += len(np.unique(note_of[:drop]))
             regs, note_of = regs[drop:], note_of[drop:]
+            templates = templates[drop:] if templates is not None else None
             M = len(regs)
         t_first = int(t[note_of[0]])
         playing = self.sounding(t_first)
@@ -182,17 +184,17 @@ class VoiceAllocator:
             self.kill(victims, np.maximum(t_first, self.vt["start"][victims]))
             self.stats["stolen_voices"] += int(steal)
         self.stats["peak_voices"] = max(self.stats["peak_voices"], len(playing) + M - max(steal, 0))
-        slots = self._create(regs, note_of, t, c, key, vel, prio)
+        slots = self._create(regs, note_of, t, c, key, vel, prio, templates)
         return slots, note_of.astype(np.int64)
 
-    def _create(self, regs, note_of, t, c, key, vel, prio):
+    def _create(self, regs, note_of, t, c, key, vel, prio, templates=None):
         h = self.h
         M = len(regs)
         n = self.n
         self._grow(n + M)
         slots = np.arange(n, n + M, dtype=np.int64)
         self.vt[slots] = regions_to_voices(regs, key[note_of], vel[note_of], c[note_of],
-                                           t[note_of], self.rate)
+                                           t[note_of], self.rate, template=templates)
         h["chan"][slots] = c[note_of]
         h["key"][slots] = key[note_of]
         h["seq"][slots] = self._seq + np.arange(M)
@@ -206,9 +208,9 @@ class VoiceAllocator:
         self.pending_new.append(slots)
         return slots
 
-    def _allocate_free(self, regs, note_of, t, c, key, vel, prio):
+    def _allocate_free(self, regs, note_of, t, c, key, vel, prio, templates=None):
         """Voices of notes spread over several ticks when no steal can happen."""
-        slots = self._create(regs, note_of, t, c, key, vel, prio)
+        slots = self._create(regs, note_of, t, c, key, vel, prio, templates)
         self._peak_pending.append(t[note_of])
         return slots, note_of.astype(np.int64)
 
@@ -228,7 +230,7 @@ class VoiceAllocator:
 
     # ---- a run of note events -----------------------------------------------------------------
     def notes(self, t, c, key, vel, is_on, regs, note_of, prio_of_note, pedal_down,
-              single_time=True):
+              single_time=True, templates=None):
         """Apply a run of note-on/off events (arrays in time order), vectorised: regs/note_of
         are the regions the note-ons resolved to; pedal_down(c) -> bool array per event."""
         h = self.h
@@ -237,7 +239,7 @@ class VoiceAllocator:
         new_seq = np.zeros(0, np.int64)
         if len(regs):
             new_slots, new_seq = self.allocate(regs, note_of, t, c, key, vel, prio_of_note,
-                                               single_time)
+                                               single_time, templates)
         # ---- retrigger / note-off releases, per (channel, key) group in sequence order
         grp = c.astype(np.int64) * 128 + key
         n = self.n

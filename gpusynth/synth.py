@@ -31,7 +31,7 @@ from .backend.numpy_backend import fade_frames
 from .banks.model import Bank, REGION_DTYPE
 from .channels import ChannelState
 from .presets import PresetMap
-from .voices import TICK, CHANNEL_INPUTS
+from .voices import TICK, CHANNEL_INPUTS, region_templates
 
 DEFAULTS = {"sample_rate": 48000, "voices": 512, "channel_groups": 2, "audio_channels": 2}
 LIMITS = {"sample_rate": (8000, 192000), "voices": (1, 4_000_000),
@@ -181,7 +181,7 @@ class Synth:
             self.presets = PresetMap()
         self.presets.build(order, base_pool=base)
         self._pool_base = len(base) if keep else 0
-        self._regions = self.presets.regions
+        self._set_regions()
         self.backend.upload_pool(self.presets.pool)
         self._ch_pid = None
 
@@ -191,10 +191,15 @@ class Synth:
         if base == 0 or np.any(al.vt["pstart"][:al.n] < base):
             return
         self.presets.build(sorted(self._banks, key=lambda b: b[2]))
-        self._regions = self.presets.regions
+        self._set_regions()
         al.shift_pool(-base, self.backend)
         self.backend.upload_pool(self.presets.pool)
         self._pool_base = 0
+
+    def _set_regions(self):
+        self._regions = self.presets.regions
+        # each region's voice record minus what the key and velocity change: one gather per note
+        self._templates = region_templates(self._regions, self.sample_rate)
 
     def _lookup_preset(self, bank: int, program: int, drum: bool) -> int:
         return self.presets.lookup(bank, program, drum)
@@ -304,8 +309,8 @@ class Synth:
 
     # ------------------------------------------------------------------ note batches
     def _resolve(self, c, key, vel, is_on):
-        """Regions started by the note-ons of a run: (region records, index of each region's
-        note in the run)."""
+        """Regions started by the note-ons of a run: (region records, their voice templates,
+        index of each region's note in the run)."""
         on = np.flatnonzero(is_on)
         if len(on):
             pid = self._channel_presets()[c[on]]
@@ -315,8 +320,8 @@ class Synth:
             a["notes"] = a.get("notes", 0) + int(np.count_nonzero(vel[on] > 0))
             note, ridx = self.presets.regions_for(pid, key[on], vel[on])
             if len(ridx):
-                return self._regions[ridx], on[note]
-        return np.zeros(0, REGION_DTYPE), np.zeros(0, np.int64)
+                return self._regions[ridx], self._templates[ridx], on[note]
+        return np.zeros(0, REGION_DTYPE), None, np.zeros(0, np.int64)
 
     def _note_run(self, e, t):
         """Apply a run of note-on/off events (no channel event between them; times t in order,
@@ -329,23 +334,23 @@ class Synth:
         vel = e["data2"].astype(np.int64)
         is_on = (e["status"] == ev.NOTE_ON) & (e["data2"] > 0)
         al = self.alloc
-        regs, note_of = self._resolve(c, key, vel, is_on)
+        regs, tmpl, note_of = self._resolve(c, key, vel, is_on)
         one_tick = (t[-1] - t[0]) < TICK and (t[0] // TICK) == (t[-1] // TICK)
         if one_tick or len(al.sounding(int(t[0]))) + len(regs) <= al.max_voices:
-            self._notes(t, c, key, vel, is_on, regs, note_of, single_time=one_tick)
+            self._notes(t, c, key, vel, is_on, regs, tmpl, note_of, single_time=one_tick)
             return
         tick = t // TICK
         cuts = np.flatnonzero(np.diff(tick)) + 1
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(t)]):
             m = (note_of >= lo) & (note_of < hi)
             self._notes(t[lo:hi], c[lo:hi], key[lo:hi], vel[lo:hi], is_on[lo:hi], regs[m],
-                        note_of[m] - lo, single_time=True)
+                        tmpl[m] if tmpl is not None else None, note_of[m] - lo, single_time=True)
 
-    def _notes(self, t, c, key, vel, is_on, regs, note_of, single_time=True):
+    def _notes(self, t, c, key, vel, is_on, regs, tmpl, note_of, single_time=True):
         cc64 = self.channels.cc[:, 64]
         self.alloc.notes(t, c, key, vel, is_on, regs, note_of,
                          self.channels.priority[c[note_of]], lambda ch: cc64[ch] >= 64,
-                         single_time=single_time)
+                         single_time=single_time, templates=tmpl)
 
     # ------------------------------------------------------------------ channel messages
     def _on_control(self, c, d1, d2, t):

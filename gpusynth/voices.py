@@ -107,71 +107,79 @@ def _tc_samples(tc, rate, lo=-12000.0, hi=8000.0):
     return (sec * rate).astype(np.float32)
 
 
-def regions_to_voices(reg: np.ndarray, key: np.ndarray, vel: np.ndarray, chan: np.ndarray,
-                      time: np.ndarray, rate: float, pool_offset: np.ndarray | int = 0) -> dict:
-    """Resolve flattened regions (REGION_DTYPE records, one per new voice) plus the note's key,
-    velocity, channel and start time into voice records (VOICE_DTYPE, vectorised)."""
+def region_templates(reg: np.ndarray, rate: float, pool_offset: np.ndarray | int = 0) -> np.ndarray:
+    """The part of each region's voice record that depends on neither the note's key nor its
+    velocity (VOICE_DTYPE, one per region): computed once per bank set, gathered per note-on."""
     assert reg.dtype == REGION_DTYPE
     n = len(reg)
-    f64 = np.float64
-    k = np.where(reg["fixed_key"] >= 0, reg["fixed_key"], key).astype(f64)
-    v = np.where(reg["fixed_vel"] >= 0, reg["fixed_vel"], vel).astype(f64)
     off = np.asarray(pool_offset, dtype=np.int64)
-    out = {}
-    out["start"] = np.asarray(time, np.int64)
-    out["release"] = np.full(n, NEVER, np.int64)
-    out["kill"] = np.full(n, NEVER, np.int64)
-    out["chan"] = np.asarray(chan, np.int32)
-    out["pstart"] = reg["start"].astype(np.int64) + off
-    out["pend"] = reg["end"].astype(np.int64) + off
-    out["lstart"] = reg["loop_start"].astype(np.int64) + off
-    out["lend"] = reg["loop_end"].astype(np.int64) + off
-    out["lmode"] = reg["loop_mode"].astype(np.int32)
-    out["pitch"] = (reg["scale_tuning"].astype(f64) * (k - reg["root_key"]) + reg["tune"]
-                    + 1200.0 * np.log2(reg["sample_rate"].astype(f64) / float(rate)))
-    out["atten"] = (reg["atten"] + units.midi_concave_atten_cb(v, 1.0) * reg["vel_atten"]).astype(np.float32)
-    out["pan"] = np.clip(reg["pan"], -500, 500).astype(np.float32)
-    out["fc"] = (reg["fc"] + np.where(v >= reg["vel_fc_min"], reg["vel_fc"] * (1.0 - v / 127.0), 0.0)
-                 ).astype(np.float32)
-    out["q"] = np.clip(reg["q"], 0, 960).astype(np.float32)
-    out["rev"] = np.clip(reg["rev_send"] / 1000.0, 0, 1).astype(np.float32)
-    out["cho"] = np.clip(reg["cho_send"] / 1000.0, 0, 1).astype(np.float32)
-    out["rev_cc"] = np.clip(reg["rev_cc"] / 1000.0, 0, 1).astype(np.float32)
-    out["cho_cc"] = np.clip(reg["cho_cc"] / 1000.0, 0, 1).astype(np.float32)
-    kd = 60.0 - k
+    rec = np.zeros(n, VOICE_DTYPE)          # the filter and gain caches start empty
+    rec["release"] = NEVER
+    rec["kill"] = NEVER
+    rec["pstart"] = reg["start"].astype(np.int64) + off
+    rec["pend"] = reg["end"].astype(np.int64) + off
+    rec["lstart"] = reg["loop_start"].astype(np.int64) + off
+    rec["lend"] = reg["loop_end"].astype(np.int64) + off
+    rec["ipos"] = rec["pstart"]
+    rec["lmode"] = reg["loop_mode"]
+    rec["pan"] = np.clip(reg["pan"], -500, 500)
+    rec["q"] = np.clip(reg["q"], 0, 960)
+    for f, src in (("rev", "rev_send"), ("cho", "cho_send"), ("rev_cc", "rev_cc"), ("cho_cc", "cho_cc")):
+        rec[f] = np.clip(reg[src] / 1000.0, 0, 1)
     for p in ("ve", "me"):
         # SF2's default delay of -12000 tc (1 ms) counts as none, as FluidSynth does (its
         # envelope counts whole 64-frame blocks): drum transients start on their sample
-        out[p + "_delay"] = _tc_samples(np.where(reg[p + "_delay"] <= -12000, -32768.0,
+        rec[p + "_delay"] = _tc_samples(np.where(reg[p + "_delay"] <= -12000, -32768.0,
                                                  reg[p + "_delay"]), rate, hi=5000.0)
-        out[p + "_attack"] = _tc_samples(np.where(reg[p + "_attack"] <= -32767, -32768.0,
-                                                  reg[p + "_attack"] + reg[p + "_vel_attack"] * v / 128.0), rate)
-        out[p + "_hold"] = _tc_samples(np.where(reg[p + "_hold"] <= -32767, -32768.0,
-                                                reg[p + "_hold"] + kd * reg[p + "_key_hold"]), rate, hi=5000.0)
-        out[p + "_decay"] = _tc_samples(np.where(reg[p + "_decay"] <= -32767, -32768.0,
-                                                 reg[p + "_decay"] + kd * reg[p + "_key_decay"]), rate)
-        out[p + "_release"] = _tc_samples(reg[p + "_release"], rate)
-    out["ve_sus"] = np.clip(reg["ve_sustain"], 0, 1440).astype(np.float32)
-    out["me_sus"] = (1.0 - np.clip(reg["me_sustain"], 0, 1000) / 1000.0).astype(np.float32)
-    out["me_pitch"] = reg["me_pitch"].astype(np.float32)
-    out["me_fc"] = reg["me_fc"].astype(np.float32)
-    out["ml_delay"] = _tc_samples(reg["ml_delay"], rate, hi=5000.0)
-    out["ml_freq"] = np.clip(units.abs_cents_to_hz(np.clip(reg["ml_freq"], -16000, 4500)), 0, 100) / rate
-    out["vl_delay"] = _tc_samples(reg["vl_delay"], rate, hi=5000.0)
-    out["vl_freq"] = np.clip(units.abs_cents_to_hz(np.clip(reg["vl_freq"], -16000, 4500)), 0, 100) / rate
+        rec[p + "_release"] = _tc_samples(reg[p + "_release"], rate)
+    rec["ve_sus"] = np.clip(reg["ve_sustain"], 0, 1440)
+    rec["me_sus"] = 1.0 - np.clip(reg["me_sustain"], 0, 1000) / 1000.0
+    rec["me_pitch"] = reg["me_pitch"]
+    rec["me_fc"] = reg["me_fc"]
+    rec["ml_delay"] = _tc_samples(reg["ml_delay"], rate, hi=5000.0)
+    rec["ml_freq"] = np.clip(units.abs_cents_to_hz(np.clip(reg["ml_freq"], -16000, 4500)), 0, 100) / rate
+    rec["vl_delay"] = _tc_samples(reg["vl_delay"], rate, hi=5000.0)
+    rec["vl_freq"] = np.clip(units.abs_cents_to_hz(np.clip(reg["vl_freq"], -16000, 4500)), 0, 100) / rate
     for nm in ("ml_pitch", "ml_fc", "ml_vol", "vl_pitch", "cc1_vib", "press_vib",
                "cc1_ml_pitch", "cc1_ml_vol", "cc1_ml_fc"):
-        out[nm] = reg[nm].astype(np.float32)
-    out["ipos"] = out["pstart"].copy()
-    out["fpos"] = np.zeros(n, np.float32)
-    out["gl"] = np.full(n, -1.0, np.float32)
-    out["gr"] = np.full(n, -1.0, np.float32)
-    out["s1"] = np.zeros(n, np.float32)
-    out["s2"] = np.zeros(n, np.float32)
-    out["done"] = np.zeros(n, np.int8)
-    rec = np.zeros(n, VOICE_DTYPE)          # the filter cache (cfc, ca*) starts empty
-    for nm, val in out.items():
-        rec[nm] = val
+        rec[nm] = reg[nm]
+    rec["gl"] = -1.0
+    rec["gr"] = -1.0
+    return rec
+
+
+_KEYVEL_HI = np.array([8000.0, 8000.0, 5000.0, 5000.0, 8000.0, 8000.0])[:, None]
+
+
+def regions_to_voices(reg: np.ndarray, key: np.ndarray, vel: np.ndarray, chan: np.ndarray,
+                      time: np.ndarray, rate: float, pool_offset: np.ndarray | int = 0,
+                      template: np.ndarray | None = None) -> np.ndarray:
+    """Resolve flattened regions (REGION_DTYPE records, one per new voice) plus the note's key,
+    velocity, channel and start time into voice records (VOICE_DTYPE, vectorised).
+    ``template``: the regions' rows of region_templates (else computed here)."""
+    assert reg.dtype == REGION_DTYPE
+    f64 = np.float64
+    rec = region_templates(reg, rate, pool_offset) if template is None else template.copy()
+    k = np.where(reg["fixed_key"] >= 0, reg["fixed_key"], key).astype(f64)
+    v = np.where(reg["fixed_vel"] >= 0, reg["fixed_vel"], vel).astype(f64)
+    rec["start"] = time
+    rec["chan"] = chan
+    rec["pitch"] = (reg["scale_tuning"].astype(f64) * (k - reg["root_key"]) + reg["tune"]
+                    + 1200.0 * np.log2(reg["sample_rate"].astype(f64) / float(rate)))
+    rec["atten"] = reg["atten"] + units.midi_concave_atten_cb(v, 1.0) * reg["vel_atten"]
+    rec["fc"] = reg["fc"] + np.where(v >= reg["vel_fc_min"], reg["vel_fc"] * (1.0 - v / 127.0), 0.0)
+    kd = 60.0 - k
+    # attack (velocity), hold and decay (key) of both envelopes: timecents -> frames at once
+    tc = np.stack([np.where(reg[p + "_attack"] <= -32767, -32768.0,
+                            reg[p + "_attack"] + reg[p + "_vel_attack"] * v / 128.0)
+                   for p in ("ve", "me")]
+                  + [np.where(reg[p + "_" + s] <= -32767, -32768.0,
+                              reg[p + "_" + s] + kd * reg[p + "_key_" + s])
+                     for s in ("hold", "decay") for p in ("ve", "me")])
+    fr = (np.where(tc <= -32767.0, 0.0, np.exp2(np.clip(tc, -12000.0, _KEYVEL_HI) / 1200.0))
+          * rate).astype(np.float32)
+    rec["ve_attack"], rec["me_attack"] = fr[0], fr[1]
+    rec["ve_hold"], rec["me_hold"], rec["ve_decay"], rec["me_decay"] = fr[2], fr[3], fr[4], fr[5]
     return rec
 
 

@@ -2,7 +2,7 @@
 # Installs everything gpusynth's tests and benchmarks need on a fresh Debian machine
 # (idempotent: quick when everything is already there).
 set -euo pipefail
-APT_PKGS="fluidsynth timgm6mb-soundfont libportaudio2 jackd2 libsndfile1"
+APT_PKGS="fluidsynth timgm6mb-soundfont csound-soundfont libportaudio2 jackd2 libsndfile1"
 missing=""
 for p in $APT_PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
