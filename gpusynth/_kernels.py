@@ -150,10 +150,8 @@ def defines(gpu: bool = True) -> tuple:
     return tuple(d)
 
 
-def define_flags(gpu: bool = True, frame_major: bool | None = None) -> list[str]:
-    """-D flags; ``frame_major`` is the old name of ``gpu`` (kept for callers)."""
-    if frame_major is not None:
-        gpu = frame_major
+def define_flags(gpu: bool = True) -> list[str]:
+    """-D flags of the GPU (True) or CPU (False) build."""
     return [f"-D{k}={v}" for k, v in defines(bool(gpu))]
 
 
@@ -164,6 +162,3 @@ def source_hash(*parts: str, names=RENDER_SOURCES) -> str:
         h.update(b"\0" + p.encode())
     return h.hexdigest()
 
-
-def field_names() -> list[str]:
-    return list(VOICE_DTYPE.names)

@@ -86,7 +86,6 @@ def segment_gains(v, t0: int, k0, fade: int, tick: int):
     t0 (frames before k0, the voice's first frame in the tick, are 0)."""
     n = len(v)
     k = np.arange(tick)
-    t = t0 + k[None, :]                                     # [n, tick] absolute frames
     start, rel_t, kill = v["start"][:, None], v["release"][:, None], v["kill"][:, None]
     # breakpoints (tick-relative): stage changes before the note-off, note-off, kill, fade end
     cands = [start + b.astype(np.int64)[:, None] for b in stage_breaks(v)]

@@ -412,15 +412,10 @@ def analyze(source: str, arch: str = "sm_90", defines=(), extra_flags=NVCC_FLAGS
 
 
 def gpu_define_flags(K=None) -> list:
-    """The -D constants of the GPU build (``define_flags(gpu=True)``; older spellings tried)."""
+    """The -D constants of the GPU build."""
     if K is None:
         from . import _kernels as K
-    for kw in ({"gpu": True}, {"frame_major": True}, {}):
-        try:
-            return list(K.define_flags(**kw))
-        except TypeError:
-            continue
-    raise RuntimeError("gpusynth._kernels.define_flags accepts neither gpu= nor frame_major=")
+    return list(K.define_flags(gpu=True))
 
 
 def kernel_budget(arch: str = "sm_90", names=None, fmad: bool = True, cache: bool = True) -> dict:

@@ -92,13 +92,7 @@ VOICE_FIELDS = [
 ]
 VOICE_DTYPES = {n: np.dtype(t) for n, t, _ in VOICE_FIELDS}
 VOICE_DTYPE = np.dtype([(n, t) for n, t, _ in VOICE_FIELDS], align=True)
-STATE_FIELDS = ("ipos", "fpos", "gl", "gr", "s1", "s2", "done")
 CHANNEL_INPUTS = ["ch_pitch", "ch_gain", "ch_pan", "ch_mod", "ch_press", "ch_rev", "ch_cho"]
-
-
-def new_table(n: int) -> np.ndarray:
-    """An empty (zeroed) voice table of n records."""
-    return np.zeros(n, VOICE_DTYPE)
 
 
 def _tc_samples(tc, rate, lo=-12000.0, hi=8000.0):

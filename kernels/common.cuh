@@ -154,7 +154,6 @@ __device__ __forceinline__ float gs_clampf(float x, float lo, float hi) {
 }
 __device__ __forceinline__ float gs_maxf(float a, float b) { return a < b ? b : a; }
 __device__ __forceinline__ float gs_minf(float a, float b) { return b < a ? b : a; }
-__device__ __forceinline__ long long gs_minll(long long a, long long b) { return b < a ? b : a; }
 
 // floor modulo for a positive divisor
 __device__ __forceinline__ long long gs_floormod(long long a, long long m) {

@@ -274,6 +274,18 @@ __device__ __forceinline__ void gs_tick_end(const Voice& V, const GsVoiceK& K, c
 }
 
 // ---- the fused per-voice render (voice_render_fused) ------------------------------------------
+// A work item's private int64 sums of ticks [w0, w1): cleared, then added to the shared output.
+__device__ __forceinline__ void gs_zero(long long* __restrict__ buf, int w0, int w1, int nbus) {
+    for (int i = 0; i < (w1 - w0) * TICK * nbus; ++i) buf[i] = 0;
+}
+
+__device__ __forceinline__ void gs_flush(const long long* __restrict__ buf, long long* __restrict__ out,
+                                         int w0, int w1, int nbus) {
+    long long* o = out + (long long)w0 * TICK * nbus;
+    for (int i = 0; i < (w1 - w0) * TICK * nbus; ++i)
+        if (buf[i] != 0) GS_ATOMIC_ADD_LL(o + i, buf[i]);
+}
+
 // Render voice V for ticks [tka, tkb) of the window that starts at absolute frame win_t0.
 template <bool SENDS, class Acc>
 __device__ __forceinline__ void gs_render_voice(
@@ -350,17 +362,14 @@ __device__ __forceinline__ void gs_render_chunk_fused(
         for (long long v = v0; v < v1; ++v) {
             if (vt[v].done || vt[v].start >= w_end) continue;
             if (!any) {
-                for (int i = 0; i < (w1 - w0) * TICK * nbus; ++i) buf[i] = 0;
+                gs_zero(buf, w0, w1, nbus);
                 any = true;
             }
             acc.tk0 = w0;
             gs_render_voice<SENDS>(vt[v], pool, pool_len, chin, n_chan, n_ticks, win_t0, w0, w1,
                                    rate, fade_frames, cubic, acc);
         }
-        if (!any) continue;
-        long long* o = out + (long long)w0 * TICK * nbus;
-        for (int i = 0; i < (w1 - w0) * TICK * nbus; ++i)
-            if (buf[i] != 0) GS_ATOMIC_ADD_LL(o + i, buf[i]);
+        if (any) gs_flush(buf, out, w0, w1, nbus);
     }
 }
 
@@ -435,7 +444,7 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
         bool any = false;
         for (long long v = v0; v < v1; ++v) any = any || (!vt[v].done && vt[v].start < w_end);
         if (!any) continue;
-        for (int i = 0; i < (w1 - w0) * TICK * nbus; ++i) buf[i] = 0;
+        gs_zero(buf, w0, w1, nbus);
         for (int tk = w0; tk < w1; ++tk) {
             const long long t0 = win_t0 + (long long)tk * TICK;
             int live = 0;
@@ -546,9 +555,7 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                 vt[v0 + l].s2 = byp[l] ? xs[TICK - 1][l] : z2[l];
             }
         }
-        long long* o = out + (long long)w0 * TICK * nbus;
-        for (int i = 0; i < (w1 - w0) * TICK * nbus; ++i)
-            if (buf[i] != 0) GS_ATOMIC_ADD_LL(o + i, buf[i]);
+        gs_flush(buf, out, w0, w1, nbus);
     }
 }
 

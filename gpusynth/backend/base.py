@@ -96,9 +96,3 @@ def check_chin(chin: np.ndarray, n_ticks: int) -> np.ndarray:
     if chin.shape[2] == 0:
         chin = np.zeros((len(CHANNEL_INPUTS), n_ticks, 1), np.float32)
     return chin
-
-
-def stack_channel_inputs(chan_in: dict, n_ticks: int) -> np.ndarray:
-    """{name: [n_ticks, channels]} -> the [N_CHIN, n_ticks, channels] array of check_chin."""
-    return check_chin(np.stack([np.asarray(chan_in[k], np.float32).reshape(n_ticks, -1)
-                                for k in CHANNEL_INPUTS]), n_ticks)

@@ -21,7 +21,6 @@ import numpy as np
 
 from .. import _kernels as K
 from .._kernels import BackendUnavailable
-from ..voices import VOICE_DTYPES, TICK
 from .kernel_backend import KernelBackend, int_args
 
 __all__ = ["CupyBackend", "BackendUnavailable", "import_cupy", "compile_module", "KERNELS"]
