@@ -118,7 +118,10 @@ class VoiceAllocator:
         t = np.broadcast_to(np.asarray(t, np.int64), slots.shape)
         self.vt[field][slots] = np.minimum(self.vt[field][slots], t)
         self.pending_times.append(slots)
-        self._update_silent(slots)
+        if field == "kill":       # the end of the fade: no envelope to evaluate
+            self.h["silent"][slots] = np.minimum(self.h["silent"][slots], self.vt["kill"][slots] + self.fade)
+        else:
+            self._update_silent(slots)
         return slots
 
     def release(self, slots, t):
@@ -178,9 +181,15 @@ class VoiceAllocator:
         playing = self.sounding(t_first)
         steal = len(playing) + M - self.max_voices
         if steal > 0:
-            lvl = envelope.level_at(self.vt[playing], t_first, self.fade)
-            order = np.lexsort((h["seq"][playing], lvl, ~h["released"][playing], h["prio"][playing]))
-            victims = playing[order[:steal]]
+            # score: channel priority, then released before held, then the closed-form level,
+            # then age. Levels are needed only in the (priority, released) group the cut falls in
+            grp_key = h["prio"][playing].astype(np.int64) * 2 + ~h["released"][playing]
+            cut = np.partition(grp_key, steal - 1)[steal - 1]
+            sure = playing[grp_key < cut]
+            group = playing[grp_key == cut]
+            lvl = envelope.level_at(self.vt[group], t_first, self.fade)
+            order = np.lexsort((h["seq"][group], lvl))
+            victims = np.concatenate([sure, group[order[:steal - len(sure)]]])
             self.kill(victims, np.maximum(t_first, self.vt["start"][victims]))
             self.stats["stolen_voices"] += int(steal)
         self.stats["peak_voices"] = max(self.stats["peak_voices"], len(playing) + M - max(steal, 0))

@@ -138,11 +138,12 @@ def silent_from(v, fade: int, done_level: float = 1e-5):
     dec_cb = 200.0 * -np.log10(done_level)              # 1000 cB for 1e-5
     t_dec = np.where(sus >= dec_cb, start + d + a + h + dec_cb / k1000, np.inf)
     rel = v["release"]
-    has_rel = rel < NEVER
-    g_rel = exact(v, np.where(has_rel, rel, v["start"]), fade).astype(np.float64)
-    with np.errstate(divide="ignore"):
+    t_rel = np.full(len(v), np.inf)
+    r = np.flatnonzero(rel < NEVER)
+    if len(r):                   # released: the level at the note-off, then krel cB per frame
+        g_rel = exact(v[r], rel[r], fade).astype(np.float64)
         need = np.maximum(np.log10(np.maximum(g_rel, 1e-30) / done_level), 0.0) * 200.0
-    t_rel = np.where(has_rel, rel.astype(np.float64) + need / krel, np.inf)
+        t_rel[r] = rel[r].astype(np.float64) + need / krel[r]
     kill = v["kill"]
     t_kill = np.where(kill < NEVER, kill.astype(np.float64) + fade, np.inf)
     t = np.minimum(np.minimum(t_dec, t_rel), t_kill)
