@@ -11,7 +11,8 @@
 #                            sm_80 + sm_90, if nvcc exists) and CuPy's own view on this GPU
 #                            (RawKernel num_regs, local memory, occupancy at 128 threads)
 #   pytest-gpu.txt/.xml      python -m pytest -q -m gpu tests/
-#   polyphony-cupy.json/.png the cupy polyphony sweep 1,024 .. 4,000,000 held voices
+#   polyphony-cupy.json/.png the cupy polyphony sweep 1,024 .. 4,000,000 held voices (smem kernel)
+#   polyphony-cupy-fused.json the portable kernel on the middle of the sweep
 #   summary.txt              one line per step: status, exit code, seconds
 # --dry: the same steps on a CPU-only machine (native backend, small sweep) to check the script.
 set -u
@@ -98,8 +99,10 @@ EOF
 
 if [ "$DRY" = 1 ]; then
     SWEEP=(--backends native --voices 64,256 --seconds 1 --cores 2 --no-fluidsynth)
+    SWEEP_FUSED=(--backends native --voices 64 --seconds 1 --cores 2 --no-fluidsynth)
 else
     SWEEP=(--backends cupy --voices 1024,16384,262144,1048576,4000000 --seconds 2 --no-fluidsynth)
+    SWEEP_FUSED=(--backends cupy --voices 16384,262144,1048576 --seconds 2 --no-fluidsynth)
 fi
 
 export DRY PY OUTDIR
@@ -108,8 +111,12 @@ step env 40 bash -c env_info
 step kernel 120 "$PY" bench/bench.py kernel --out "$OUTDIR/kernel.json"
 step pytest-gpu 160 "$PY" -m pytest -q -m gpu tests/ -p no:cacheprovider \
     --junitxml="$OUTDIR/pytest-gpu.xml"
-step polyphony-cupy 240 "$PY" bench/bench.py polyphony "${SWEEP[@]}" --timeout 150 \
-    --out "$OUTDIR/polyphony-cupy.json" --plot "$OUTDIR/polyphony-cupy.png"
+# the CuPy backend's two kernels (GPUSYNTH_CUPY_KERNEL): the shared-memory fast path over the
+# whole sweep, its portable twin (int64 atomics per thread) on the middle of it
+GPUSYNTH_CUPY_KERNEL=smem step polyphony-cupy 150 "$PY" bench/bench.py polyphony "${SWEEP[@]}" \
+    --timeout 100 --out "$OUTDIR/polyphony-cupy.json" --plot "$OUTDIR/polyphony-cupy.png"
+GPUSYNTH_CUPY_KERNEL=fused step polyphony-cupy-fused 90 "$PY" bench/bench.py polyphony \
+    "${SWEEP_FUSED[@]}" --timeout 60 --out "$OUTDIR/polyphony-cupy-fused.json"
 [ -f "$OUTDIR/pytest-gpu.log" ] && cp "$OUTDIR/pytest-gpu.log" "$OUTDIR/pytest-gpu.txt"
 
 echo "total: $(( $(date +%s) - START ))s" | tee -a "$SUMMARY"

@@ -23,6 +23,10 @@
 //                       per-frame buffers: the GPU's kernel (a thread per voice).
 // Both sum SUBW ticks at a time into a private int64 buffer and then add it to `out` (the shim
 // gives each OpenMP thread its own slice of `out`; on the GPU the adds are integer atomics).
+// A third, GPU-only entry point, voice_render_smem, runs the fused loop with a thread per voice
+// and reduces each tick across the block on chip (warp sums, then shared-memory integer
+// atomics, then one global atomic per block, frame and bus): the same integers, so the same
+// output bit for bit as its portable twin voice_render_fused (tests/test_gpu.py compares them).
 #include "common.cuh"
 
 #ifndef GS_NOINLINE
@@ -586,3 +590,138 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
 extern "C" __global__ void voice_render(GS_KERNEL_ARGS) { GS_KERNEL_BODY(gs_render_chunk_lanes) }
 
 extern "C" __global__ void voice_render_fused(GS_KERNEL_ARGS) { GS_KERNEL_BODY(gs_render_chunk_fused) }
+
+#ifndef GPUSYNTH_HOST
+// ---- GPU fast path (voice_render_smem) ---------------------------------------------------------
+// Sum of a fixed-point value over the warp, exact when every lane's |q| < 2^41 (128 x full
+// scale): 16-bit low parts and the high parts are reduced apart (neither sum can overflow 32 bits).
+__device__ __forceinline__ long long gs_warp_sum(long long q) {
+    unsigned lo = (unsigned)(q & 0xFFFF);
+    int hi = (int)(q >> 16);
+#if __CUDA_ARCH__ >= 800
+    lo = __reduce_add_sync(0xffffffffu, lo);
+    hi = __reduce_add_sync(0xffffffffu, hi);
+#else
+    for (int o = 16; o > 0; o >>= 1) {
+        lo += __shfl_xor_sync(0xffffffffu, lo, o);
+        hi += __shfl_xor_sync(0xffffffffu, hi, o);
+    }
+#endif
+    return ((long long)hi << 16) + (long long)lo;
+}
+
+// every lane of the warp calls this for the same frame k: the warp's sum of each bus goes to the
+// block's shared accumulator (lanes with a huge value add their own, still exactly)
+__device__ __forceinline__ void gs_smem_put(long long* acc, int k, int nbus, const long long* q) {
+    const int lane = threadIdx.x & 31;
+    for (int b = 0; b < nbus; ++b) {
+        const long long qb = q[b];
+        const bool big = qb >= (1ll << 41) || qb <= -(1ll << 41);
+        if (__any_sync(0xffffffffu, big)) {
+            if (qb != 0) atomicAdd((unsigned long long*)&acc[k * nbus + b], (unsigned long long)qb);
+        } else {
+            const long long s = gs_warp_sum(qb);
+            if (lane == 0 && s != 0) atomicAdd((unsigned long long*)&acc[k * nbus + b], (unsigned long long)s);
+        }
+    }
+}
+
+template <bool SENDS>
+__device__ __forceinline__ void gs_render_block_smem(
+    Voice* __restrict__ vt, long long n_voices, const float* __restrict__ pool, long long pool_len,
+    const float* __restrict__ chin, int n_chan, long long win_t0, int n_ticks, float rate,
+    int fade_frames, int cubic, long long* __restrict__ out, long long* acc)
+{
+    const int nbus = SENDS ? 4 : 2;
+    const long long cstride = (long long)n_ticks * n_chan;
+    // blocks stride over the table together, so every thread of a block runs the same loop
+    for (long long base = (long long)blockIdx.x * blockDim.x; base < n_voices;
+         base += (long long)gridDim.x * blockDim.x) {
+        const long long v = base + threadIdx.x;
+        const bool has = v < n_voices && !vt[v].done;
+        Voice& V = vt[has ? v : base];
+        GsVoiceK K;
+        long long ipos = 0;
+        float fpos = 0.0f, gl = 0.0f, gr = 0.0f, s1 = 0.0f, s2 = 0.0f;
+        signed char done = has ? 0 : 1;
+        if (has) {
+            gs_voice_k(V, pool_len, n_chan, K);
+            ipos = V.ipos; fpos = V.fpos; gl = V.gl; gr = V.gr; s1 = V.s1; s2 = V.s2;
+        }
+        for (int tk = 0; tk < n_ticks; ++tk) {
+            const long long t0 = win_t0 + (long long)tk * TICK;
+            const bool live = !done && V.start < t0 + TICK;
+            if (!__syncthreads_or(live)) continue;            // the whole block is silent
+            for (int i = threadIdx.x; i < TICK * nbus; i += blockDim.x) acc[i] = 0;
+            __syncthreads();
+            GsTick T;
+            EnvSeg seg;
+            float g = 0.0f, x = 0.0f;
+            bool ended = false;
+            T.k0 = TICK;
+            if (live) {
+                gs_tick<SENDS>(V, K, chin + (long long)tk * n_chan + K.c, cstride, t0, rate, gl, gr, T);
+                seg = gs_venv_seg(V, t0, T.k0, K.k1000, K.krel, K.brk, fade_frames);
+                g = seg.g;
+            }
+            for (int k = 0; k < TICK; ++k) {                  // every lane, every frame
+                long long q[4] = {0, 0, 0, 0};
+                if (live && k >= T.k0) {
+                    if (k == seg.kend) {
+                        seg = gs_venv_seg(V, t0, k, K.k1000, K.krel, K.brk, fade_frames);
+                        g = seg.g;
+                    }
+                    x = gs_source(pool, K, ipos, fpos + T.inc * (float)(k - T.k0), T.looping,
+                                  cubic, &ended);
+                    float y = x;
+                    if (!T.is_open) {
+                        const float v3 = x - s2;
+                        const float v1 = T.fa1 * s1 + T.fa2 * v3;
+                        const float v2 = (s2 + T.fa2 * s1) + T.fa3 * v3;
+                        s1 = 2.0f * v1 - s1;
+                        s2 = 2.0f * v2 - s2;
+                        y = v2;
+                    }
+                    const float ye = y * g;
+                    g = g * seg.m + seg.a;
+                    const float ramp = (float)(k + 1);
+                    const float l = ye * (T.glp + T.dgl * ramp), r = ye * (T.grp + T.dgr * ramp);
+                    q[0] = GS_F2LL(l * MIX_SCALE);
+                    q[1] = GS_F2LL(r * MIX_SCALE);
+                    if (SENDS) {
+                        const float mono = (l + r) * 0.5f;
+                        q[2] = GS_F2LL((mono * T.rev) * MIX_SCALE);
+                        q[3] = GS_F2LL((mono * T.cho) * MIX_SCALE);
+                    }
+                }
+                gs_smem_put(acc, k, nbus, q);
+            }
+            if (live) {
+                if (T.is_open) {
+                    s1 = 0.0f;
+                    s2 = x;
+                }
+                gs_tick_end(V, K, T, t0, fade_frames, ended, ipos, fpos, gl, gr, done);
+            }
+            __syncthreads();
+            long long* o = out + (long long)tk * TICK * nbus;
+            for (int i = threadIdx.x; i < TICK * nbus; i += blockDim.x)
+                if (acc[i] != 0) atomicAdd((unsigned long long*)(o + i), (unsigned long long)acc[i]);
+            __syncthreads();                                  // before the next tick clears acc
+        }
+        if (has) {
+            V.ipos = ipos; V.fpos = fpos; V.gl = gl; V.gr = gr; V.s1 = s1; V.s2 = s2; V.done = done;
+        }
+    }
+}
+
+extern "C" __global__ void voice_render_smem(GS_KERNEL_ARGS) {
+    __shared__ long long acc[TICK * 4];
+    if (sends)
+        gs_render_block_smem<true>(vt, n_voices, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate,
+                                   fade_frames, cubic, out, acc);
+    else
+        gs_render_block_smem<false>(vt, n_voices, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate,
+                                    fade_frames, cubic, out, acc);
+}
+#endif  // GPUSYNTH_HOST

@@ -80,6 +80,24 @@ def test_cupy_window_size_and_order_invariance(cupy_backend):
     np.testing.assert_array_equal(oa, c.render(900, 640, 8, ch)[0])
 
 
+@pytest.mark.parametrize("sends", [False, True])
+def test_smem_fast_path_equals_its_portable_twin(cupy_backend, sends):
+    """voice_render_smem (block reduction on chip) and voice_render_fused (the portable kernel)
+    give the same bits and the same voice state; so does the CPU's lane kernel on the GPU."""
+    rng = np.random.default_rng(31)
+    pool, bounds = make_pool(rng)
+    ch = random_chan_in(rng, 8)
+    outs, tables = [], []
+    for kernel in ("fused", "smem", "lanes"):
+        b = _loaded(cupy_backend, 1500, 6, pool, bounds, kernel=kernel)
+        outs.append([b.render(1500, 640 + 256 * i, 4, ch[:, 4 * i:4 * i + 4], sends=sends)[0]
+                     for i in range(2)])
+        tables.append(b.read_table(slice(0, 1500)))
+    for o, t in zip(outs[1:], tables[1:]):
+        np.testing.assert_array_equal(np.concatenate(outs[0]), np.concatenate(o))
+        np.testing.assert_array_equal(tables[0], t)
+
+
 def test_cupy_table_ops(cupy_backend):
     from gpusynth.backend.numpy_backend import NumpyBackend
     rng = np.random.default_rng(5)
@@ -134,12 +152,13 @@ def _steady(n, bounds, rng_seed=0):
     return f
 
 
-def test_throughput(cupy_backend):
+@pytest.mark.parametrize("kernel", ["smem", "fused"])
+def test_throughput(cupy_backend, kernel):
     """Voice-samples per second at a few polyphonies (printed; asserts only finite output)."""
     rng = np.random.default_rng(0)
     pool, bounds = make_pool(rng)
     for n in (2000, 100_000, 1_000_000):
-        b = cupy_backend(RATE, n, "cubic")
+        b = cupy_backend(RATE, n, "cubic", kernel=kernel)
         b.upload_pool(pool)
         b.add_voices(np.arange(n), _steady(n, bounds))
         ch = random_chan_in(rng, 64)
@@ -151,7 +170,7 @@ def test_throughput(cupy_backend):
             out, _ = b.render(n, 4096 * (r + 1), 64, ch)
             ts.append(time.perf_counter() - t)
         t = min(ts)
-        print(f"cupy {n:>9,} voices x 4096 frames: {t * 1e3:8.2f} ms, "
+        print(f"cupy/{kernel} {n:>9,} voices x 4096 frames: {t * 1e3:8.2f} ms, "
               f"{n * 4096 / t / 1e6:10.1f} M voice-samples/s, {n * 4096 / t / RATE:,.0f} "
               "real-time voices")
         assert np.isfinite(out).all()

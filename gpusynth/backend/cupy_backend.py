@@ -6,16 +6,20 @@ process), the launcher, and device -> host copies. Per window the host uploads t
 records, the (release, kill) updates and the channel inputs, and copies back two things: the
 mixed window and the done flags of the active slots (two synchronisations).
 
-The kernel is the portable ``voice_render`` the native backend runs, with the GPU work
-decomposition of gpusynth._kernels.GPU_CHUNK (a thread per chunk of voices, one int64 atomic
-per thread, frame and bus and tick). It mixes in int64 fixed point, so its output equals the
-native backend's up to float32 rounding differences of the GPU's sinf/cosf/tanf (tested in
-tests/test_gpu.py). A shared-memory fast path (a block's voices reduced on chip before one
-atomic per block) is not written yet: see the kernel issue's note. cupy is imported lazily:
-without it, or without a device, constructing the backend raises BackendUnavailable with a
-one-line reason.
+Kernels (``kernel=`` or ``$GPUSYNTH_CUPY_KERNEL``): ``fused`` (default) is the portable
+``voice_render_fused`` (the same source the native build compiles; a thread per
+gpusynth._kernels.GPU_CHUNK voices, int64 atomics per thread, frame, bus and tick); ``smem`` is
+the GPU-only fast path ``voice_render_smem`` (a thread per voice, each tick reduced across the
+block on chip before one atomic per block, frame and bus); ``lanes`` is the CPU's
+``voice_render``. All mix in int64 fixed point, so they give the same output bit for bit, and
+the native backend's up to the GPU's sinf/cosf/tanf rounding (tests/test_gpu.py). None has run
+on a GPU yet; once bench/gpu-check.sh has shown ``smem`` equal and faster, it should become the
+default. cupy is imported lazily: without it, or without a device, constructing the backend
+raises BackendUnavailable with a one-line reason.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -28,7 +32,8 @@ __all__ = ["CupyBackend", "BackendUnavailable", "import_cupy", "compile_module",
 THREADS = 128
 # no fused multiply-adds: the same rounding as the native build (-ffp-contract=off) and numpy
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++11")
-KERNELS = {"portable": "voice_render"}
+KERNELS = {"fused": "voice_render_fused", "smem": "voice_render_smem", "lanes": "voice_render"}
+KERNEL_ENV = "GPUSYNTH_CUPY_KERNEL"
 
 _modules: dict = {}
 
@@ -77,11 +82,13 @@ def _grid(n: int) -> tuple:
 class CupyRuntime:
     name = "cupy"
 
-    def __init__(self, fmad: bool = False, kernel: str = "portable"):
+    def __init__(self, fmad: bool = False, kernel: str | None = None):
+        kernel = kernel or os.environ.get(KERNEL_ENV) or "fused"
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
         self.xp = self.cp = import_cupy()
         self.mod = compile_module(fmad)
+        self.kernel_key = kernel
         self.kernel_name = KERNELS[kernel]
         self.kernel = self.mod.get_function(self.kernel_name)
 
@@ -94,7 +101,8 @@ class CupyRuntime:
         chin_d = cp.asarray(chin)
         n, plen, nch, t0_, nt_, rate, fade, cubic, snd = int_args(be, n_active, t0, n_ticks, chin, sends)
         i64, i32 = np.int64, np.int32
-        self.kernel(_grid(-(-n // K.GPU_CHUNK[0])), (THREADS,),
+        per_thread = 1 if self.kernel_key == "smem" else K.GPU_CHUNK[0]
+        self.kernel(_grid(-(-n // per_thread)), (THREADS,),
                     (be.table, i64(n), be.pool, i64(plen), chin_d, i32(nch), i64(t0_), i32(nt_),
                      np.float32(rate), i32(fade), i32(cubic), i32(snd), out))
         return out
@@ -102,5 +110,5 @@ class CupyRuntime:
 
 class CupyBackend(KernelBackend):
     def __init__(self, sample_rate: int, capacity: int = 1024, interp: str = "cubic",
-                 fmad: bool = False, kernel: str = "portable"):
+                 fmad: bool = False, kernel: str | None = None):
         super().__init__(sample_rate, capacity, interp, CupyRuntime(fmad, kernel))
