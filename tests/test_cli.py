@@ -51,6 +51,9 @@ def test_render_writes_wav_and_stats(tmp_path):
         assert k in st
     assert st["notes"] == 40 and st["backend"] == "numpy"
     assert st["duration_s"] == pytest.approx(len(data) / rate)
+    # where the time went: kernel (the backend's render call) + control (the host around it)
+    assert st["windows"] >= 1 and st["kernel_s"] > 0 and st["control_s"] >= 0
+    assert st["kernel_s"] + st["control_s"] <= st["wall_s"] * 1.01
     # the file ends after the last release tail decayed: the last 20 ms are below -90 dBFS
     # (16-bit: at most 1 LSB) and there is audio shortly before the end of the song
     assert np.max(np.abs(data[-int(0.02 * rate):])) <= 1
