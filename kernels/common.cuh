@@ -261,8 +261,9 @@ __device__ __forceinline__ void gs_venv_breaks(const Voice& V, float k1000, floa
 }
 
 // The segment of the envelope that starts at tick-relative frame k (absolute t = t0 + k).
+// (rdec, rrel: the per-frame gain ratios of decay and release, gs_cb_gain(k1000 / krel))
 __device__ __forceinline__ EnvSeg gs_venv_seg(const Voice& V, long long t0, int k, float k1000,
-                                              float krel, const float brk[4], int fade_frames) {
+                                              float krel, float rdec, float rrel, const float brk[4], int fade_frames) {
     const long long t = t0 + k;
     EnvSeg s;
     // next breakpoint after k: stage boundaries, release, kill, kill + fade, tick end
@@ -283,14 +284,14 @@ __device__ __forceinline__ EnvSeg gs_venv_seg(const Voice& V, long long t0, int 
         const float ge = gs_venv_exact(V, nb, k1000, krel, fade_frames);
         s.a = (ge - s.g) / (float)(nb - t);
     } else if (t >= V.release) {            // release: dB-linear
-        s.m = gs_cb_gain(krel);
+        s.m = rrel;
     } else {
         const float u = (float)(t - V.start);
         const float x = u - V.ve_delay;
         if (x >= 0.0f) {
             const float y = (x - V.ve_attack) - V.ve_hold;
             if (x + 1.0f < V.ve_attack) s.a = 1.0f / gs_maxf(V.ve_attack, 1.0f);   // attack
-            else if (y >= 0.0f && y * k1000 < V.ve_sus) s.m = gs_cb_gain(k1000);    // decay
+            else if (y >= 0.0f && y * k1000 < V.ve_sus) s.m = rdec;                 // decay
         }
     }
     return s;

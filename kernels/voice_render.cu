@@ -63,7 +63,7 @@ struct GsLocalAcc {
 // ---- per voice: constants of a render call --------------------------------------------------
 struct GsVoiceK {
     long long ls, le, L, pe, lo, hi;
-    float k1000, krel, attack_end, trel;
+    float k1000, krel, rdec, rrel, attack_end, trel;
     float brk[4];
     int c;
 };
@@ -81,6 +81,8 @@ __device__ __forceinline__ void gs_voice_k(const Voice& V, long long pool_len, i
     if (K.hi < K.lo) K.hi = K.lo;
     K.k1000 = 1000.0f / gs_maxf(V.ve_decay, 1.0f);
     K.krel = 1000.0f / gs_maxf(V.ve_release, 1.0f);
+    K.rdec = gs_cb_gain(K.k1000);            // per-frame ratios of the dB-linear stages
+    K.rrel = gs_cb_gain(K.krel);
     gs_venv_breaks(V, K.k1000, K.brk);
     K.attack_end = (V.ve_delay + V.ve_attack) + V.ve_hold;
     K.trel = (float)(V.release - V.start);
@@ -106,8 +108,14 @@ __device__ __forceinline__ void gs_tick(Voice& V, const GsVoiceK& K, const float
     const long long since = t0 > start ? t0 - start : 0;
     const bool rel_c = t0 >= V.release;
     const float me = gs_menv((float)since, rel_c, K.trel, V);
-    const float ml = gs_tri_lfo(since, V.ml_delay, V.ml_freq);
-    const float vl = gs_tri_lfo(since, V.vl_delay, V.vl_freq);
+    // an LFO that moves nothing this tick is not evaluated (its terms below are exactly 0)
+    const bool ml_on = V.ml_pitch != 0.0f || V.ml_fc != 0.0f || V.ml_vol != 0.0f
+                       || (cmod != 0.0f && (V.cc1_ml_pitch != 0.0f || V.cc1_ml_fc != 0.0f
+                                            || V.cc1_ml_vol != 0.0f));
+    const bool vl_on = V.vl_pitch != 0.0f || (cmod != 0.0f && V.cc1_vib != 0.0f)
+                       || (cpress != 0.0f && V.press_vib != 0.0f);
+    const float ml = ml_on ? gs_tri_lfo(since, V.ml_delay, V.ml_freq) : 0.0f;
+    const float vl = vl_on ? gs_tri_lfo(since, V.vl_delay, V.vl_freq) : 0.0f;
     const float cents = (((V.pitch + ch_pitch) + me * V.me_pitch)
                          + ml * (V.ml_pitch + cmod * V.cc1_ml_pitch))
                         + vl * ((V.vl_pitch + cmod * V.cc1_vib) + cpress * V.press_vib);
@@ -323,13 +331,13 @@ __device__ __forceinline__ void gs_render_voice(
         if (V.start >= t0 + TICK) continue;               // not started in this tick
         GsTick T;
         gs_tick<SENDS>(V, K, chin + (long long)tk * n_chan + K.c, cstride, t0, rate, gl, gr, T);
-        EnvSeg seg = gs_venv_seg(V, t0, T.k0, K.k1000, K.krel, K.brk, fade_frames);
+        EnvSeg seg = gs_venv_seg(V, t0, T.k0, K.k1000, K.krel, K.rdec, K.rrel, K.brk, fade_frames);
         float g = seg.g;
         bool ended = false;
         float x = 0.0f;
         for (int k = T.k0; k < TICK; ++k) {
             if (k == seg.kend) {
-                seg = gs_venv_seg(V, t0, k, K.k1000, K.krel, K.brk, fade_frames);
+                seg = gs_venv_seg(V, t0, k, K.k1000, K.krel, K.rdec, K.rrel, K.brk, fade_frames);
                 g = seg.g;
             }
             x = gs_source(pool, K, ipos, fpos + T.inc * (float)(k - T.k0), T.looping, cubic, &ended);
@@ -513,8 +521,9 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                 if ((changes >> k) & 1ull) {
                     for (int l = 0; l < VCHUNK; ++l) {
                         if (k != ekend[l]) continue;           // a stage change: rare
-                        const EnvSeg sg = gs_venv_seg(vt[v0 + l], t0, k, Ks[l].k1000, Ks[l].krel,
-                                                      Ks[l].brk, fade_frames);
+                        const GsVoiceK& Kl = Ks[l];
+                        const EnvSeg sg = gs_venv_seg(vt[v0 + l], t0, k, Kl.k1000, Kl.krel, Kl.rdec,
+                                                      Kl.rrel, Kl.brk, fade_frames);
                         eg[l] = sg.g; em[l] = sg.m; ea[l] = sg.a; ekend[l] = sg.kend;
                         if (sg.kend < TICK) changes |= 1ull << sg.kend;
                     }
@@ -675,14 +684,14 @@ __device__ __forceinline__ void gs_render_block_smem(
             T.k0 = TICK;
             if (live) {
                 gs_tick<SENDS>(V, K, chin + (long long)tk * n_chan + K.c, cstride, t0, rate, gl, gr, T);
-                seg = gs_venv_seg(V, t0, T.k0, K.k1000, K.krel, K.brk, fade_frames);
+                seg = gs_venv_seg(V, t0, T.k0, K.k1000, K.krel, K.rdec, K.rrel, K.brk, fade_frames);
                 g = seg.g;
             }
             for (int k = 0; k < TICK; ++k) {                  // every lane, every frame
                 long long q[4] = {0, 0, 0, 0};
                 if (live && k >= T.k0) {
                     if (k == seg.kend) {
-                        seg = gs_venv_seg(V, t0, k, K.k1000, K.krel, K.brk, fade_frames);
+                        seg = gs_venv_seg(V, t0, k, K.k1000, K.krel, K.rdec, K.rrel, K.brk, fade_frames);
                         g = seg.g;
                     }
                     x = gs_source(pool, K, ipos, fpos + T.inc * (float)(k - T.k0), T.looping,
