@@ -300,6 +300,33 @@ __device__ __forceinline__ void gs_tick_end(const Voice& V, const GsVoiceK& K, c
 }
 
 // ---- the fused per-voice render (voice_render_fused) ------------------------------------------
+// One frame k of a voice's tick, fused: the envelope segment (set up again at a stage change),
+// the source frame (x, ended), the filter (s1, s2), the stepped gain (g). Returns the frame
+// times the envelope, before the pan gains.
+__device__ __forceinline__ float gs_fused_frame(const Voice& V, const GsVoiceK& K, const GsTick& T,
+                                                const float* __restrict__ pool, long long ipos,
+                                                float fpos, int k, long long t0, int cubic,
+                                                int fade_frames, EnvSeg& seg, float& g, float& s1,
+                                                float& s2, float& x, bool& ended) {
+    if (k == seg.kend) {
+        seg = gs_venv_seg(V, t0, k, K.k1000, K.krel, K.rdec, K.rrel, K.brk, fade_frames);
+        g = seg.g;
+    }
+    x = gs_source(pool, K, ipos, fpos + T.inc * (float)(k - T.k0), T.looping, cubic, &ended);
+    float y = x;
+    if (!T.is_open) {
+        const float v3 = x - s2;
+        const float v1 = T.fa1 * s1 + T.fa2 * v3;
+        const float v2 = (s2 + T.fa2 * s1) + T.fa3 * v3;
+        s1 = 2.0f * v1 - s1;
+        s2 = 2.0f * v2 - s2;
+        y = v2;
+    }
+    const float ye = y * g;
+    g = g * seg.m + seg.a;
+    return ye;
+}
+
 // A work item's private int64 sums of ticks [w0, w1): cleared, then added to the shared output.
 __device__ __forceinline__ void gs_zero(long long* __restrict__ buf, int w0, int w1, int nbus) {
     for (int i = 0; i < (w1 - w0) * TICK * nbus; ++i) buf[i] = 0;
@@ -336,22 +363,8 @@ __device__ __forceinline__ void gs_render_voice(
         bool ended = false;
         float x = 0.0f;
         for (int k = T.k0; k < TICK; ++k) {
-            if (k == seg.kend) {
-                seg = gs_venv_seg(V, t0, k, K.k1000, K.krel, K.rdec, K.rrel, K.brk, fade_frames);
-                g = seg.g;
-            }
-            x = gs_source(pool, K, ipos, fpos + T.inc * (float)(k - T.k0), T.looping, cubic, &ended);
-            float y = x;
-            if (!T.is_open) {
-                const float v3 = x - s2;
-                const float v1 = T.fa1 * s1 + T.fa2 * v3;
-                const float v2 = (s2 + T.fa2 * s1) + T.fa3 * v3;
-                s1 = 2.0f * v1 - s1;
-                s2 = 2.0f * v2 - s2;
-                y = v2;
-            }
-            const float ye = y * g;
-            g = g * seg.m + seg.a;
+            const float ye = gs_fused_frame(V, K, T, pool, ipos, fpos, k, t0, cubic, fade_frames,
+                                            seg, g, s1, s2, x, ended);
             const float ramp = (float)(k + 1);
             acc.template put<SENDS>(tk, k, ye * (T.glp + T.dgl * ramp), ye * (T.grp + T.dgr * ramp),
                                     T.rev, T.cho);
@@ -690,23 +703,8 @@ __device__ __forceinline__ void gs_render_block_smem(
             for (int k = 0; k < TICK; ++k) {                  // every lane, every frame
                 long long q[4] = {0, 0, 0, 0};
                 if (live && k >= T.k0) {
-                    if (k == seg.kend) {
-                        seg = gs_venv_seg(V, t0, k, K.k1000, K.krel, K.rdec, K.rrel, K.brk, fade_frames);
-                        g = seg.g;
-                    }
-                    x = gs_source(pool, K, ipos, fpos + T.inc * (float)(k - T.k0), T.looping,
-                                  cubic, &ended);
-                    float y = x;
-                    if (!T.is_open) {
-                        const float v3 = x - s2;
-                        const float v1 = T.fa1 * s1 + T.fa2 * v3;
-                        const float v2 = (s2 + T.fa2 * s1) + T.fa3 * v3;
-                        s1 = 2.0f * v1 - s1;
-                        s2 = 2.0f * v2 - s2;
-                        y = v2;
-                    }
-                    const float ye = y * g;
-                    g = g * seg.m + seg.a;
+                    const float ye = gs_fused_frame(V, K, T, pool, ipos, fpos, k, t0, cubic,
+                                                    fade_frames, seg, g, s1, s2, x, ended);
                     const float ramp = (float)(k + 1);
                     const float l = ye * (T.glp + T.dgl * ramp), r = ye * (T.grp + T.dgr * ramp);
                     q[0] = GS_F2LL(l * MIX_SCALE);
