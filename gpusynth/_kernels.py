@@ -20,7 +20,6 @@ from .voices import VOICE_DTYPE, CHANNEL_INPUTS, TICK
 # the files the render path needs, in translation-unit order
 RENDER_SOURCES = ("voice_render.cu",)
 SHIM = "host_shim.h"
-MIX_SCALE = float(1 << 24)          # fixed point of the fused mix: 2^24 per full scale
 # portable kernel work decomposition: (voices per work item, ticks per accumulator flush)
 CPU_CHUNK = (16, 16)
 GPU_CHUNK = (4, 1)
@@ -139,7 +138,7 @@ def check_schema():
 def defines(gpu: bool = True) -> tuple:
     """(name, value) constants for -D, deterministic order. ``gpu`` picks the portable
     kernel's work decomposition (a voice per thread on a GPU, chunks of voices on the CPU)."""
-    from .backend.numpy_backend import DONE_LEVEL, FILTER_OPEN_CENTS
+    from .backend.numpy_backend import DONE_LEVEL, FILTER_OPEN_CENTS, MIX_SCALE
     vchunk, subw = GPU_CHUNK if gpu else CPU_CHUNK
     d = [("TICK", str(TICK)), ("DONE_LEVEL", repr(float(DONE_LEVEL)) + "f"),
          ("FILTER_OPEN_CENTS", repr(float(FILTER_OPEN_CENTS)) + "f"),

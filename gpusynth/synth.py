@@ -284,7 +284,6 @@ class Synth:
     def _reset_voices(self):
         self.alloc = VoiceAllocator(self.max_voices, self.sample_rate, fade_frames(self.sample_rate),
                                     min(2 * self.max_voices + 64, 4096))
-        self.h = self.alloc.h
 
     def _reset_stats(self):
         self.stats = {"voices_sum": 0.0, "ticks": 0, "peak_level": 0.0, "render_s": 0.0,
