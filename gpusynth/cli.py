@@ -55,11 +55,20 @@ def _load_bank(path):
         raise CliError(str(e)) from None
 
 
-class Progress:
-    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+def _si(x: float) -> str:
+    for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.1f}{suf}"
+    return f"{x:.0f}"
 
-    def __init__(self, enabled):
+
+class Progress:
+    """A one-line progress bar on stderr (only when stderr is a terminal): audio position,
+    real-time factor, notes per second, voices."""
+
+    def __init__(self, enabled, total_notes=0):
         self.enabled = enabled
+        self.total_notes = total_notes
         self.t0 = time.perf_counter()
         self.last = 0.0
 
@@ -72,73 +81,103 @@ class Progress:
         self.last = now
         rate = synth.sample_rate
         frac = min(done / total, 1.0) if total > 0 else 1.0
-        width = 30
+        width = 24
         bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-        speed = (done / rate) / max(now - self.t0, 1e-9)
+        el = max(now - self.t0, 1e-9)
+        notes = synth.running_stats()["notes"]
         sys.stderr.write(f"\r[{bar}] {frac * 100:5.1f}%  {done / rate:7.1f}s  "
-                         f"x{speed:5.1f} real time  voices {synth.active_voices:6d}")
+                         f"x{(done / rate) / el:5.2f} real time  {_si(notes / el):>6s} notes/s  "
+                         f"voices {synth.active_voices:7d} ")
         sys.stderr.flush()
+
+    def second_pass(self, done, total):
+        if self.enabled:
+            sys.stderr.write(f"\rnormalizing {100 * done / max(total, 1):5.1f}%" + " " * 60)
+            sys.stderr.flush()
 
     def finish(self):
         if self.enabled:
-            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.write("\r" + " " * 100 + "\r")
             sys.stderr.flush()
 
 
+def _subtype(a):
+    if a.float and a.sample_format not in (None, "float"):
+        raise CliError(f"--float conflicts with --sample-format {a.sample_format}")
+    return "float" if a.float else a.sample_format
+
+
 def cmd_render(a):
-    from .render import open_synth, iter_render, summarize
+    from .render import open_synth, render_file, default_voices
     from .synth import SynthError
+    from .output import OutputError, container, FLOAT_NOTES
     backend, why = _backend_choice(a.backend)
-    song = _load_song("--demo" if a.demo else a.input)
-    bank = _load_bank(a.bank)
-    try:
-        from hostsink.outputs import WavFileOutput
-    except ImportError as e:
-        raise CliError(f"cannot import the WAV writer: {e}")
     out_dir = os.path.dirname(os.path.abspath(a.output))
     if not os.path.isdir(out_dir):
         raise CliError(f"{a.output}: cannot write: directory {out_dir} does not exist")
     try:
-        synth, eff = open_synth(bank, backend, a.rate, a.voices, interp=a.interp, gain=a.gain,
-                                song=song)
+        container(a.output)
+    except OutputError as e:
+        raise CliError(str(e)) from None
+    subtype = _subtype(a)
+    song = _load_song("--demo" if a.demo else a.input)
+    for w in getattr(song, "warnings", [])[:20]:
+        if not a.quiet:
+            print(f"warning: {w}", file=sys.stderr)
+    bank = _load_bank(a.bank)
+    limits = {}
+    if a.min_velocity:
+        limits["min_velocity"] = a.min_velocity
+    if a.key_voices:
+        limits["max_key_voices"] = a.key_voices
+    if a.max_note_length:
+        limits["max_note_s"] = a.max_note_length
+    voices = a.voices if a.voices is not None else default_voices(backend)
+    try:
+        synth, eff = open_synth(bank, backend, a.rate, voices, interp=a.interp, gain=a.gain,
+                                song=song, **limits)
+    except TypeError as e:
+        raise CliError(f"this build does not support {', '.join(limits)}: {e}") from None
     except (ValueError, SynthError) as e:
         raise CliError(str(e)) from None
     if eff["clamped"]:
         print(f"note: clamped {', '.join(eff['clamped'])} -> "
               + ", ".join(f"{k}={eff[k]}" for k in eff["clamped"]), file=sys.stderr)
-    try:
-        wav = WavFileOutput(a.output, eff["sample_rate"], float32=a.float)
-    except OSError as e:
-        raise CliError(f"{a.output}: cannot write: {e.strerror or e}") from None
     rate = eff["sample_rate"]
-    end = int(round(song.duration_s * rate))
-    prog = Progress(sys.stderr.isatty() and not a.quiet)
-    t0 = time.perf_counter()
-    frames = 0
+    prog = Progress(sys.stderr.isatty() and not a.quiet, getattr(song, "n_notes", 0))
     try:
-        for pos, block in iter_render(synth, song.events(rate), song.sysex, end, 16384, a.tail_cap):
-            wav.write(block)
-            frames += len(block)
-            prog(frames, end, synth)
-    except KeyboardInterrupt:
+        st = render_file(song, a.output, subtype=subtype, normalize_db=a.normalize,
+                         chunk=16384, tail_cap_s=a.tail_cap, progress=prog, synth=synth)
+    except KeyboardInterrupt as e:
         prog.finish()
-        wav.close()
+        frames = getattr(e, "frames", 0)
         print(f"interrupted: wrote {frames / rate:.1f} s to {a.output}", file=sys.stderr)
         return 130
+    except OutputError as e:
+        prog.finish()
+        raise CliError(str(e)) from None
     except OSError as e:
+        prog.finish()
         raise CliError(f"{a.output}: write failed: {e.strerror or e}") from None
-    wall = time.perf_counter() - t0
-    wav.close()
     prog.finish()
-    st = summarize(synth, frames, wall)
     st["backend_reason"] = why
     st["input"] = "demo" if a.demo else a.input
     st["output"] = a.output
     if not a.quiet:
+        extra = ""
+        if st["float_default"]:
+            extra = (f"; {st['output_format']} because the input has more than "
+                     f"{FLOAT_NOTES:,} notes (--sample-format pcm16 for 16-bit)")
+        elif subtype is None or a.normalize is not None:
+            extra = f"; {st['output_format']}"
+        if a.normalize is not None:
+            extra += f", normalized to {a.normalize:g} dBFS ({st['normalize_gain_db']:+.1f} dB)"
+        else:
+            extra += f", peak {st['peak_db']:.1f} dBFS"
         print(f"{st['output']}: {st['duration_s']:.2f} s of audio in {st['wall_s']:.2f} s "
               f"({st['realtime_factor']:.1f}x real time) on {st['backend']}; "
-              f"{st['notes']} notes, peak {st['peak_voices']} voices, "
-              f"{st['stolen_voices']} stolen, peak {st['peak_db']:.1f} dBFS")
+              f"{st['notes']:,} notes ({_si(st['notes_per_s'])}/s), peak {st['peak_voices']:,} "
+              f"of {st['voices_limit']:,} voices, {st['stolen_voices']:,} stolen{extra}")
     if a.stats_json:
         try:
             with open(a.stats_json, "w") as f:
@@ -201,14 +240,28 @@ def build_parser():
     r = sub.add_parser("render", help="render a MIDI file to WAV")
     r.add_argument("input", nargs="?", help="Standard MIDI File")
     r.add_argument("--demo", action="store_true", help="render the bundled demo song")
-    r.add_argument("-o", "--output", required=True, help="output WAV path")
+    r.add_argument("-o", "--output", required=True,
+                   help="output file: .wav (RF64 past 4 GiB), .w64, .flac, .aiff, .caf")
     r.add_argument("--bank", help="SF2, SF3 or DLS bank (default: the built-in GM bank)")
     r.add_argument("--backend", help="auto|cupy|native|numpy (default: $GPUSYNTH_BACKEND or auto)")
     r.add_argument("--rate", type=int, default=48000, help="sample rate (8000-192000)")
-    r.add_argument("--voices", type=int, default=512, help="voice limit (stealing above it)")
+    r.add_argument("--voices", type=int, default=None,
+                   help="voice limit, stealing above it (default: numpy 512, native 4096, "
+                        "cupy 65536; at most 4,000,000)")
     r.add_argument("--interp", choices=["linear", "cubic"], default="cubic")
     r.add_argument("--gain", type=float, default=0.5, help="master gain (linear)")
-    r.add_argument("--float", action="store_true", help="write 32-bit float WAV")
+    r.add_argument("--sample-format", choices=["pcm16", "pcm24", "float"], default=None,
+                   help="sample format (default: float when the input has more than a "
+                        "million notes, else pcm16)")
+    r.add_argument("--float", action="store_true", help="same as --sample-format float")
+    r.add_argument("--normalize", type=float, nargs="?", const=-1.0, default=None,
+                   metavar="DBFS", help="peak-normalise in a second pass (default -1 dBFS)")
+    r.add_argument("--min-velocity", type=int, default=0, metavar="V",
+                   help="ignore note-ons with velocity below V (black MIDI)")
+    r.add_argument("--key-voices", type=int, default=0, metavar="N",
+                   help="at most N notes sounding per channel and key (0: no cap)")
+    r.add_argument("--max-note-length", type=float, default=0.0, metavar="S",
+                   help="release notes held longer than S seconds (0: no limit)")
     r.add_argument("--tail-cap", type=float, default=30.0, help="max seconds of release tail")
     r.add_argument("--stats-json", help="write run statistics as JSON")
     r.add_argument("-q", "--quiet", action="store_true")

@@ -41,3 +41,42 @@ def event_array(rows) -> np.ndarray:
     for i, r in enumerate(rows):
         e[i]["time"], e[i]["chan"], e[i]["status"], e[i]["data1"], e[i]["data2"] = r[:5]
     return e
+
+
+class ArrayCursor:
+    """A streaming source (``Synth.stream``) over events already in memory: ``read(until,
+    max_events)`` returns the next events with time < until (at most max_events) and the
+    payloads their ``sysex`` fields index; ``position``: every event before it has been
+    returned; ``done``: none left. Events are sorted stably by time first."""
+
+    def __init__(self, events: np.ndarray, sysex=None):
+        e = np.asarray(events)
+        if e.dtype != EVENT_DTYPE:
+            raise TypeError("events must be an EVENT_DTYPE array")
+        self._e = e[np.argsort(e["time"], kind="stable")]
+        self._sysex = list(sysex or [])
+        self._i = 0
+        self.position = int(self._e["time"][0]) if len(self._e) else 0
+
+    @property
+    def done(self) -> bool:
+        return self._i >= len(self._e)
+
+    def read(self, until: int, max_events: int | None = None):
+        t = self._e["time"]
+        j = int(np.searchsorted(t, until, side="left"))
+        if max_events is not None:
+            j = min(j, self._i + max(1, int(max_events)))
+        out = self._e[self._i:j].copy()
+        self._i = j
+        if j >= len(t):
+            self.position = max(self.position, int(until))
+        else:
+            # complete up to the next event's time (or until, when everything before it is out)
+            self.position = max(self.position, min(int(until), int(t[j])))
+        sx = np.flatnonzero(out["status"] == SYSEX)
+        payloads = []
+        for k, i in enumerate(sx):
+            payloads.append(self._sysex[int(out["sysex"][i])])
+            out["sysex"][i] = k
+        return out, payloads

@@ -1,43 +1,73 @@
-"""Offline rendering of a MIDI song through a Synth (used by `gpusynth render`, tests, bench)."""
+"""Offline rendering of a MIDI song through a Synth (used by `gpusynth render`, tests, bench).
+
+Everything streams: the song's events are pulled from a cursor window by window
+(``Synth.stream``), the audio goes to the caller block by block, so memory holds one window
+of events and one block of audio whatever the length of the song or its note count.
+"""
 from __future__ import annotations
 
 import time
 
 import numpy as np
 
+from .events import ArrayCursor
 from .synth import Synth
 
 SILENCE = 10.0 ** (-90.0 / 20.0)     # -90 dBFS: the release tail counts as decayed below this
 
+# voice limit when none is given: what each backend renders comfortably (numpy is the slow
+# reference; native renders 4,096 voices at ~3x real time on 2 cores; a GPU takes far more)
+DEFAULT_VOICES = {"numpy": 512, "native": 4096, "cupy": 65536}
 
-def open_synth(bank=None, backend="numpy", rate=48000, voices=512, groups=None, interp="cubic",
-               gain=0.5, song=None):
-    """A ready Synth with the bank downloaded (the built-in GM bank when bank is None)."""
+
+def default_voices(backend: str) -> int:
+    return DEFAULT_VOICES.get(backend, 512)
+
+
+def open_synth(bank=None, backend="numpy", rate=48000, voices=None, groups=None, interp="cubic",
+               gain=0.5, song=None, **options):
+    """A ready Synth with the bank downloaded (the built-in GM bank when bank is None).
+    ``voices`` None: the backend's default (DEFAULT_VOICES). ``options``: further Synth
+    keyword arguments (e.g. the black-MIDI note limits)."""
     if bank is None:
         from .banks.builtin import load_builtin
         bank = load_builtin()
     elif not hasattr(bank, "regions"):
         from .banks import load_bank
         bank = load_bank(bank)
-    s = Synth(backend=backend, interp=interp, gain=gain)
+    s = Synth(backend=backend, interp=interp, gain=gain, **options)
+    if voices is None:
+        voices = default_voices(backend)
     g = groups or (song.channel_groups if song is not None else 2)
     eff = s.open({"sample_rate": rate, "voices": voices, "channel_groups": max(1, g)})
     s.download(bank)
     return s, eff
 
 
-def iter_render(synth: Synth, events, sysex, end_frame: int, chunk: int = 32768,
-                tail_cap_s: float = 30.0):
+def song_source(song, rate: int):
+    """A streaming event source for ``song``: its cursor (gpusynth.smf) or, for an object that
+    only has ``events(rate)``/``sysex``, an ArrayCursor over them."""
+    if hasattr(song, "cursor"):
+        return song.cursor(rate)
+    return ArrayCursor(song.events(rate), getattr(song, "sysex", None))
+
+
+def iter_render(synth: Synth, source, end_frame: int, chunk: int = 32768,
+                tail_cap_s: float = 30.0, sysex=None):
     """Yield (position, float32 block [n, 2]) until the song has ended and every release tail
-    has decayed below -90 dBFS (or no voice is left), or tail_cap_s after the last event."""
-    synth.play(events, sysex)
+    has decayed below -90 dBFS (or no voice is left), or tail_cap_s after the last event.
+    ``source``: a streaming cursor (``Synth.stream``) or an EVENT_DTYPE array (with ``sysex``,
+    its payload list)."""
+    if not hasattr(source, "read"):
+        source = ArrayCursor(source, sysex)
+    synth.stream(source)
     cap = end_frame + int(tail_cap_s * synth.sample_rate)
     pos = 0
     while True:
         block = synth.render(chunk, pos)
         yield pos, block
         pos += chunk
-        if pos >= end_frame and synth.pending_events == 0:
+        if pos >= end_frame and synth.pending_events == 0 and synth.source_done:
             if synth.active_voices == 0:
                 break
             if float(np.max(np.abs(block))) < SILENCE and not synth.has_held_notes():
@@ -46,21 +76,77 @@ def iter_render(synth: Synth, events, sysex, end_frame: int, chunk: int = 32768,
                 break
 
 
-def render_song(song, bank=None, backend="numpy", rate=48000, voices=512, chunk=32768,
-                interp="cubic", gain=0.5, tail_cap_s=30.0, progress=None):
-    """Render a parsed Song (gpusynth.smf.Song) to float32 stereo. Returns (audio, stats)."""
-    synth, _ = open_synth(bank, backend, rate, voices, interp=interp, gain=gain, song=song)
-    ev = song.events(rate)
+def render_song(song, bank=None, backend="numpy", rate=48000, voices=None, chunk=32768,
+                interp="cubic", gain=0.5, tail_cap_s=30.0, progress=None, **options):
+    """Render a parsed Song (gpusynth.smf.Song) to float32 stereo in memory (streaming the
+    events). Returns (audio, stats). For long renders write to a file instead
+    (``render_file``), which keeps memory bounded."""
+    synth, _ = open_synth(bank, backend, rate, voices, interp=interp, gain=gain, song=song,
+                          **options)
     end = int(round(song.duration_s * rate))
     t0 = time.perf_counter()
     blocks = []
-    for pos, b in iter_render(synth, ev, song.sysex, end, chunk, tail_cap_s):
+    for pos, b in iter_render(synth, song_source(song, rate), end, chunk, tail_cap_s):
         blocks.append(b)
         if progress:
             progress(pos + len(b), end, synth)
     wall = time.perf_counter() - t0
     audio = np.concatenate(blocks) if blocks else np.zeros((0, 2), np.float32)
     return audio, summarize(synth, len(audio), wall)
+
+
+def render_file(song, path, bank=None, backend="numpy", rate=48000, voices=None,
+                subtype=None, normalize_db=None, chunk=16384, interp="cubic", gain=0.5,
+                tail_cap_s=30.0, progress=None, synth=None, **options):
+    """Render ``song`` to the audio file ``path`` (format from its extension, see
+    gpusynth.output), streaming: memory stays one window of events and one block of audio.
+    ``subtype`` None: float when the song has more than output.FLOAT_NOTES notes, else 16-bit
+    (FLAC: 24/16-bit). ``normalize_db``: peak-normalise to this level (dBFS) in a second pass.
+    ``synth``: an already opened Synth (else one is opened with the other arguments).
+    Returns stats (summarize) plus ``output_format``, ``float_default`` and
+    ``normalize_gain_db``. Interrupting (KeyboardInterrupt) closes the file with what was
+    rendered; the exception propagates with ``.frames`` set."""
+    from .output import open_writer, default_subtype
+    if synth is None:
+        synth, _ = open_synth(bank, backend, rate, voices, interp=interp, gain=gain, song=song,
+                              **options)
+    rate = synth.sample_rate
+    float_default = subtype is None and default_subtype(path, song.n_notes) == "float"
+    subtype = subtype or default_subtype(path, song.n_notes)
+    writer = open_writer(path, rate, subtype)
+    norm = None
+    if normalize_db is not None:
+        from .output import Normalizer
+        norm = Normalizer(path, normalize_db)
+    sink = norm or writer
+    end = int(round(song.duration_s * rate))
+    t0 = time.perf_counter()
+    frames = 0
+    try:
+        for pos, block in iter_render(synth, song_source(song, rate), end, chunk, tail_cap_s):
+            sink.write(block)
+            frames += len(block)
+            if progress:
+                progress(frames, end, synth)
+    except BaseException as e:
+        if norm is not None:
+            norm.discard()
+        writer.close()
+        if isinstance(e, KeyboardInterrupt):
+            e.frames = frames
+        raise
+    wall = time.perf_counter() - t0
+    st = summarize(synth, frames, wall)
+    if norm is not None:
+        norm.finish(writer)
+        st["normalize_gain_db"] = norm.gain_db
+        st["peak_db"] = normalize_db
+        st["wall_s_with_normalize"] = time.perf_counter() - t0
+    else:
+        writer.close()
+    st["output_format"] = writer.description
+    st["float_default"] = float_default
+    return st
 
 
 def summarize(synth: Synth, frames: int, wall: float) -> dict:
@@ -70,7 +156,10 @@ def summarize(synth: Synth, frames: int, wall: float) -> dict:
         "duration_s": dur, "wall_s": wall,
         "realtime_factor": dur / wall if wall > 0 else float("inf"),
         "peak_voices": rs["peak_voices"], "notes": rs["notes"],
+        "notes_per_s": rs["notes"] / wall if wall > 0 else 0.0,
         "stolen_voices": rs["stolen_voices"], "lost_notes": rs["lost_notes"],
+        "skipped_notes": rs.get("skipped_notes", 0),
+        "voices_limit": synth.max_voices,
         "backend": rs["backend"], "sample_rate": synth.sample_rate,
         "peak_db": rs["peak_volume_db"],
         "voice_samples_per_s": rs["average_voices"] * frames / wall if wall > 0 else 0.0,

@@ -104,6 +104,8 @@ class Synth:
         self.channels = ChannelState(self.groups)
         self._ch_inputs = None
         self._queue = ev.make_events(0)
+        self._source = None
+        self._source_max = 1 << 20
         self._sysex = {}
         self._sysex_next = 0
         self._pos = 0               # next frame render() returns
@@ -242,8 +244,54 @@ class Synth:
                 self._sysex[self._sysex_next] = bytes(sysex[j])
                 e["sysex"][i] = self._sysex_next
                 self._sysex_next += 1
-        q = np.concatenate([self._queue, e])
-        self._queue = q[np.argsort(q["time"], kind="stable")]
+        q = self._queue
+        t = e["time"]
+        if len(t) > 1 and np.any(t[1:] < t[:-1]):
+            e = e[np.argsort(t, kind="stable")]
+        if len(q) == 0:
+            self._queue = e
+        elif e["time"][0] >= q["time"][-1]:           # the streaming case: appended in order
+            self._queue = np.concatenate([q, e])
+        else:
+            q = np.concatenate([q, e])
+            self._queue = q[np.argsort(q["time"], kind="stable")]
+
+    def stream(self, source, max_events: int = 1 << 20):
+        """Pull events from ``source`` as rendering reaches them, instead of queueing them all
+        up front: any object with ``read(until, max_events) -> (events, sysex)`` (events with
+        sample time < until not yet returned, in time order, EVENT_DTYPE, sysex indexing the
+        returned payload list), ``position`` (every event before it has been returned) and
+        ``done`` -- a ``gpusynth.smf`` cursor, or ``gpusynth.events.ArrayCursor``. Before each
+        window the synth reads the window's events (at most ``max_events`` per read; a denser
+        stretch shortens the window), so memory holds one window of events, never the song.
+        The output is the same as ``play(all events)``."""
+        with self._lock:
+            self._need_open()
+            self._source = source
+            self._source_max = int(max_events)
+
+    @property
+    def source_done(self) -> bool:
+        """No streamed source is attached, or it has returned every event."""
+        return self._source is None or bool(self._source.done)
+
+    def _pull(self, end: int) -> int:
+        """Queue the source's events before frame ``end``; returns the frame before which every
+        event is queued (``end``, or less where a read was capped)."""
+        src = self._source
+        if src is None:
+            return end
+        first_block = self._block_pos + self.block_ticks * TICK
+        while not src.done and src.position < end:
+            before = src.position
+            events, sysex = src.read(end, self._source_max)
+            if len(events):
+                self._play(events, sysex)
+            if src.position >= first_block and src.position < end:
+                break           # a capped read: the window stops where the events are complete
+            if src.position == before and not len(events):
+                break           # a source that does not advance: do not spin
+        return end if src.done else min(end, int(src.position))
 
     # ------------------------------------------------------------------ sink (DirectMusic)
     def set_sink(self, sink):
@@ -523,6 +571,10 @@ class Synth:
             need = -(-(n - self._buf_len) // TICK)
             bt = self.block_ticks
             T = min(-(-need // bt) * bt, self.max_window_ticks)
+            if self._source is not None:
+                ready = self._pull(self._block_pos + T * TICK)
+                # a capped read: shorten the window to the ticks whose events are all queued
+                T = max(bt, min(T, (ready - self._block_pos) // (TICK * bt) * bt))
             b = self._render_window(T)
             if b.shape[1] < 4:
                 b = np.concatenate([b, np.zeros((len(b), 4 - b.shape[1]), np.float32)], axis=1)

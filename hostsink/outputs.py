@@ -16,15 +16,15 @@ Offline outputs (``realtime = False``) get whole blocks through ``write(block)``
 WAV sample format: 16-bit PCM by default; a float32 sample ``x`` becomes
 ``int16(rint(clip(x, -1, 1) * 32767))`` (NaN -> 0, rint = round half to even, the
 product computed exactly in float64), so +1.0 -> 32767 and -1.0 -> -32767 (-32768 is
-never produced).  ``float32=True`` writes WAVE_FORMAT_IEEE_FLOAT (format tag 3) with a
-``fact`` chunk, samples stored unchanged (bit-exact).
+never produced); 24-bit PCM the same with 8388607.  ``float32=True`` (subtype ``float``)
+writes WAVE_FORMAT_IEEE_FLOAT (format tag 3) with a ``fact`` chunk, samples stored unchanged
+(bit-exact). Files past 4 GiB become RF64 on close (see WavFileOutput).
 """
 from __future__ import annotations
 
 import os
 import struct
 import threading
-import wave
 from typing import List, Optional, Union
 
 import numpy as np
@@ -265,6 +265,14 @@ def to_pcm16(audio: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2")
 
 
+def to_pcm24(audio: np.ndarray) -> np.ndarray:
+    """float -> packed little-endian 24-bit bytes (uint8 [..., 3]): rint(clip(x) * 8388607)."""
+    x = np.asarray(audio, dtype=np.float64)
+    x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+    v = np.rint(np.clip(x, -1.0, 1.0) * 8388607.0).astype("<i4")
+    return v.view(np.uint8).reshape(v.shape + (4,))[..., :3]
+
+
 def _as_stereo_float32(block: np.ndarray) -> np.ndarray:
     a = np.asarray(block)
     if a.ndim != 2 or a.shape[1] != 2:
@@ -272,57 +280,80 @@ def _as_stereo_float32(block: np.ndarray) -> np.ndarray:
     return a
 
 
+SUBTYPES = {"pcm16": (WAVE_FORMAT_PCM, 16), "pcm24": (WAVE_FORMAT_PCM, 24),
+            "float": (WAVE_FORMAT_IEEE_FLOAT, 32)}
+_U32 = 0xFFFFFFFF
+
+
 class WavFileOutput:
     """Streaming stereo WAV writer: ``write(block)`` per (N, 2) float block, then ``close()``.
 
-    16-bit PCM through the stdlib ``wave`` module, or 32-bit IEEE float
-    (``float32=True``) with a hand-written header whose sizes are patched on close.
-    Usable as a context manager.  WAV (RIFF) files are limited to 4 GiB.
+    ``subtype``: ``"pcm16"`` (default), ``"pcm24"`` or ``"float"`` (32-bit IEEE float, samples
+    stored unchanged; ``float32=True`` is the same). The header reserves a 28-byte ``JUNK``
+    chunk right after ``WAVE`` (EBU Tech 3306): when the data outgrows the 4 GiB a RIFF size
+    field can hold, ``close()`` turns the file into RF64 (``RF64`` + a ``ds64`` chunk in the
+    reserved place) instead of failing; smaller files stay plain WAV that every reader takes.
+    Usable as a context manager.
     """
 
     realtime = False
     needs_service = False
     clock = None
+    riff_limit = _U32        # the largest RIFF size field; past it the file becomes RF64
 
-    def __init__(self, path: Union[str, os.PathLike], rate: int, float32: bool = False):
+    def __init__(self, path: Union[str, os.PathLike], rate: int, float32: bool = False,
+                 subtype: Optional[str] = None):
         self.path = os.fspath(path)
         self.sample_rate = int(rate)
-        self.float32 = bool(float32)
+        subtype = subtype or ("float" if float32 else "pcm16")
+        if subtype not in SUBTYPES:
+            raise ValueError(f"WAV subtype must be one of {', '.join(SUBTYPES)}, not {subtype!r}")
+        self.subtype = subtype
+        self.float32 = subtype == "float"
+        self._tag, self._bits = SUBTYPES[subtype]
+        self._align = 2 * self._bits // 8
         self.frames_written = 0
         self.frames_consumed = 0
         self.underruns = self.underrun_frames = self.xruns = 0
         self.device_latency_s = 0.0
+        self.rf64 = False
         self._closed = False
-        if self.float32:
-            self._f = open(self.path, "wb")
-            self._write_float_header(0)
-        else:
-            self._w = wave.open(self.path, "wb")
-            self._w.setnchannels(2)
-            self._w.setsampwidth(2)
-            self._w.setframerate(self.sample_rate)
+        self._f = open(self.path, "wb")
+        self._f.write(self._header(0))
 
-    def _write_float_header(self, frames: int) -> None:
-        data_bytes = frames * 8
-        riff_size = 4 + (8 + 18) + (8 + 4) + (8 + data_bytes)
-        if riff_size > 0xFFFFFFFF:
-            raise OverflowError("WAV file would exceed 4 GiB")
-        self._f.write(b"RIFF" + struct.pack("<I", riff_size) + b"WAVE")
-        self._f.write(b"fmt " + struct.pack("<IHHIIHHH", 18, WAVE_FORMAT_IEEE_FLOAT, 2,
-                                            self.sample_rate, self.sample_rate * 8, 8, 32, 0))
-        self._f.write(b"fact" + struct.pack("<II", 4, frames))
-        self._f.write(b"data" + struct.pack("<I", data_bytes))
+    def _header(self, frames: int) -> bytes:
+        data_bytes = frames * self._align
+        if self._tag == WAVE_FORMAT_IEEE_FLOAT:
+            fmt = struct.pack("<HHIIHHH", self._tag, 2, self.sample_rate,
+                              self.sample_rate * self._align, self._align, self._bits, 0)
+            fact = b"fact" + struct.pack("<II", 4, min(frames, _U32))
+        else:
+            fmt = struct.pack("<HHIIHH", self._tag, 2, self.sample_rate,
+                              self.sample_rate * self._align, self._align, self._bits)
+            fact = b""
+        fmt = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+        body_before_data = 4 + 36 + len(fmt) + len(fact) + 8      # WAVE + JUNK/ds64 + ... + data hdr
+        riff_size = body_before_data + data_bytes + (data_bytes & 1)
+        if riff_size <= self.riff_limit:
+            head = b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + b"JUNK" + \
+                struct.pack("<I", 28) + bytes(28)
+            data_hdr = b"data" + struct.pack("<I", data_bytes)
+        else:
+            head = b"RF64" + struct.pack("<I", _U32) + b"WAVE" + b"ds64" + \
+                struct.pack("<IQQQI", 28, riff_size, data_bytes, frames, 0)
+            data_hdr = b"data" + struct.pack("<I", _U32)
+        return head + fmt + fact + data_hdr
 
     def write(self, block: np.ndarray) -> None:
         if self._closed:
             raise ValueError("write to a closed WavFileOutput")
         a = _as_stereo_float32(block)
-        if self.float32:
-            if (self.frames_written + len(a)) * 8 + 58 > 0xFFFFFFFF:
-                raise OverflowError("WAV file would exceed 4 GiB")
+        if self.subtype == "float":
             self._f.write(np.ascontiguousarray(a, dtype="<f4").tobytes())
+        elif self.subtype == "pcm16":
+            self._f.write(to_pcm16(a).tobytes())
         else:
-            self._w.writeframesraw(to_pcm16(a).tobytes())
+            self._f.write(np.ascontiguousarray(to_pcm24(a)).tobytes())
         self.frames_written += len(a)
         self.frames_consumed = self.frames_written
 
@@ -330,12 +361,13 @@ class WavFileOutput:
         if self._closed:
             return
         self._closed = True
-        if self.float32:
-            self._f.seek(0)
-            self._write_float_header(self.frames_written)
-            self._f.close()
-        else:
-            self._w.close()  # patches the header sizes
+        if (self.frames_written * self._align) & 1:
+            self._f.write(b"\0")
+        head = self._header(self.frames_written)
+        self.rf64 = head[:4] == b"RF64"
+        self._f.seek(0)
+        self._f.write(head)
+        self._f.close()
 
     # the sink calls start/stop around offline rendering; nothing to do
     def start(self, ring=None, t_start=None) -> None:
@@ -354,9 +386,10 @@ class WavFileOutput:
         self.close()
 
 
-def write_wav(path, audio: np.ndarray, rate: int, float32: bool = False) -> None:
-    """Write a whole (N, 2) float array as a stereo WAV (16-bit PCM, or IEEE float32)."""
-    with WavFileOutput(path, rate, float32=float32) as w:
+def write_wav(path, audio: np.ndarray, rate: int, float32: bool = False,
+              subtype: Optional[str] = None) -> None:
+    """Write a whole (N, 2) float array as a stereo WAV (16-bit PCM, 24-bit PCM or float32)."""
+    with WavFileOutput(path, rate, float32=float32, subtype=subtype) as w:
         w.write(audio)
 
 
@@ -368,14 +401,18 @@ def read_wav(path) -> "tuple[np.ndarray, int]":
     """
     with open(path, "rb") as f:
         raw = f.read()
-    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
-        raise ValueError("not a RIFF/WAVE file")
-    pos, fmt, data = 12, None, None
+    if raw[:4] not in (b"RIFF", b"RF64") or raw[8:12] != b"WAVE":
+        raise ValueError("not a RIFF/WAVE or RF64 file")
+    pos, fmt, data, ds64_data = 12, None, None, None
     while pos + 8 <= len(raw):
         cid = raw[pos:pos + 4]
         size = struct.unpack("<I", raw[pos + 4:pos + 8])[0]
+        if cid == b"data" and size == _U32 and ds64_data is not None:
+            size = ds64_data
         body = raw[pos + 8:pos + 8 + size]
-        if cid == b"fmt ":
+        if cid == b"ds64" and raw[:4] == b"RF64" and size >= 16:
+            ds64_data = struct.unpack("<Q", body[8:16])[0]
+        elif cid == b"fmt ":
             fmt = struct.unpack("<HHIIHH", body[:16])
         elif cid == b"data":
             data = body

@@ -73,7 +73,9 @@ def test_float_output(tmp_path):
     out = tmp_path / "f.wav"
     assert run("render", mid, "-o", out, "--float", "-q").returncode == 0
     raw = out.read_bytes()
-    assert raw[:4] == b"RIFF" and raw[20:22] == (3).to_bytes(2, "little")   # IEEE float
+    # RIFF, a 28-byte JUNK chunk (room for RF64's ds64), then fmt with tag 3 (IEEE float)
+    assert raw[:4] == b"RIFF" and raw[12:16] == b"JUNK" and raw[48:52] == b"fmt "
+    assert raw[56:58] == (3).to_bytes(2, "little")
 
 
 @pytest.mark.parametrize("name", ["test-not-a-midi-file.mid", "test-empty-file.mid"])

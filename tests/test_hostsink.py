@@ -531,13 +531,49 @@ def test_wav_output_equals_direct_render(tmp_path, float32):
         assert data.dtype == np.float32 and np.array_equal(data, ref)
         raw = p_sink.read_bytes()
         assert raw[:4] == b"RIFF" and struct.unpack("<I", raw[4:8])[0] == len(raw) - 8
-        assert raw[12:16] == b"fmt " and struct.unpack("<H", raw[20:22])[0] == 3
-        assert b"fact" in raw[:64]
+        assert raw[12:16] == b"JUNK" and raw[48:52] == b"fmt "    # RF64 reserve, then fmt
+        assert struct.unpack("<H", raw[56:58])[0] == 3
+        assert b"fact" in raw[:96]
     else:
         assert data.dtype == np.int16 and np.array_equal(data, to_pcm16(ref))
         with wave.open(str(p_sink)) as wf:
             assert (wf.getnchannels(), wf.getsampwidth(), wf.getframerate(), wf.getnframes()) \
                 == (2, 2, RATE, n)
+
+
+@pytest.mark.parametrize("subtype", ["pcm16", "pcm24", "float"])
+def test_wav_becomes_rf64_past_the_riff_limit(tmp_path, subtype):
+    """Past the 4 GiB a RIFF size holds, close() rewrites the header as RF64 (the JUNK chunk
+    reserved at the start becomes ds64); the limit is lowered here so the test writes 64 KB.
+    libsndfile (soundfile) must read the result, and so must read_wav."""
+    sf = pytest.importorskip("soundfile")
+    audio = SineSource().render(8000, 0)
+    small, big = tmp_path / "small.wav", tmp_path / "big.wav"
+    write_wav(small, audio, RATE, subtype=subtype)
+    w = WavFileOutput(big, RATE, subtype=subtype)
+    w.riff_limit = 1000
+    w.write(audio[:3000])
+    w.write(audio[3000:])
+    w.close()
+    assert w.rf64
+    a, b = small.read_bytes(), big.read_bytes()
+    assert a[:4] == b"RIFF" and b[:4] == b"RF64" and b[12:16] == b"ds64"
+    nb = 8000 * w._align
+    assert len(a) == len(b) and a[-nb:] == b[-nb:]     # same samples, only the header differs
+    riff, data_size, frames = struct.unpack("<QQQ", b[20:44])
+    assert riff == len(b) - 8 and frames == 8000 and data_size == 8000 * w._align
+    want = {"pcm16": lambda x: to_pcm16(x).astype(np.int64) << 16,
+            "pcm24": lambda x: np.rint(np.clip(x.astype(np.float64), -1, 1) * 8388607)
+            .astype(np.int64) << 8,
+            "float": lambda x: x}[subtype](audio)
+    for p in (small, big):
+        got, sr = sf.read(str(p), dtype="float32" if subtype == "float" else "int32")
+        assert sr == RATE and got.shape == (8000, 2)
+        assert np.array_equal(got, want)
+        data, _ = read_wav(p)
+        assert data.shape == (8000, 2)
+    with pytest.raises(ValueError, match="subtype"):
+        WavFileOutput(tmp_path / "x.wav", RATE, subtype="pcm8")
 
 
 def test_wav_through_play_offline(tmp_path):
