@@ -6,7 +6,8 @@
   python bench/bench.py kernel    [--arch sm_80,sm_90]
   python bench/bench.py all       (polyphony + songs + kernel; each section ~10 min at most on
                                    2 cores with the defaults)
-  python bench/bench.py blackmidi [--notes 200000] [--seconds 120] (not part of `all`)
+  python bench/bench.py blackmidi [--sizes 1M,10M] [--render-max 10M] [--limit 4096]
+                                  [--cores 2] [--density 50000] (not part of `all`)
   common: --plot out.png (needs matplotlib), --out results.json (also written to a file)
 
 The machines these run on are shared and noisy, so every comparison is made in the same run:
@@ -837,7 +838,8 @@ def cupy_kernel_info(block=128):
 # -------------------------------------------------------------------------- black MIDI
 
 def blackmidi_file(path, notes=200_000, seconds=60.0, seed=1):
-    """A generated black-MIDI file: `notes` short notes on 16 channels, dense random chords."""
+    """A small generated black-MIDI file (16 tracks, slow Python writer; kept for tests and
+    profiling). The bench itself uses gpusynth.blackgen (bounded memory, any size)."""
     rng = np.random.default_rng(seed)
     ppq, tempo = 480, 500_000
     ticks_total = int(seconds * 2 * ppq)
@@ -859,30 +861,155 @@ def blackmidi_file(path, notes=200_000, seconds=60.0, seed=1):
     return path
 
 
+_INGEST = r"""
+import json, sys, time
+from gpusynth.smf import load_smf
+t0 = time.perf_counter()
+song = load_smf(sys.argv[1])
+t1 = time.perf_counter()
+cur = song.cursor(48000)
+n = on = 0
+while not cur.done:
+    e, _ = cur.read(cur.position + 16384)
+    n += len(e)
+    on += int(((e["status"] == 0x90) & (e["data2"] > 0)).sum())
+t2 = time.perf_counter()
+print(json.dumps({"scan_s": t1 - t0, "read_s": t2 - t1, "events": n, "note_ons": on,
+                  "file_notes": song.n_notes, "duration_s": song.duration_s,
+                  "decoder": getattr(song, "decoder", "?")}))
+"""
+
+
+def run_rss(cmd, cores, timeout, env=None):
+    """Run pinned to `cores` CPUs; returns (wall s, peak RSS MB of that child, returncode,
+    stdout, stderr) -- the peak from wait4's rusage, so it is this child's alone."""
+    import resource  # noqa: F401  (wait4 returns a struct_rusage)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
+        p = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env or _env(cores),
+                             preexec_fn=_pin(cores))
+        deadline = time.time() + timeout
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.time() > deadline:
+                p.kill()
+                pid, status, ru = os.wait4(p.pid, 0)
+                break
+            time.sleep(0.05)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        fe.seek(0)
+        return wall, ru.ru_maxrss / 1024.0, p.returncode, fo.read(), fe.read()
+
+
+def _black_file(d, notes, a):
+    from gpusynth.blackgen import write_black_midi
+    path = os.path.join(d, f"black-{notes}-{a.tracks}t-{int(a.density)}.mid")
+    if not os.path.exists(path):
+        t0 = time.perf_counter()
+        info = write_black_midi(path + ".tmp", notes, a.tracks, a.density)
+        os.replace(path + ".tmp", path)
+        log(f"generated {path}: {info} in {time.perf_counter() - t0:.1f} s")
+    return path
+
+
 def bench_blackmidi(a):
+    """Black MIDI at scale: for each size, ingest (scan + reading every event through a cursor
+    in 16384-frame windows) in its own process: notes/s and peak RSS; then end-to-end renders
+    by the CLI (`gpusynth render FILE -o OUT.wav --voices LIMIT`): real-time factor (audio
+    seconds / process wall) and the process' peak RSS; FluidSynth renders the smallest file at
+    the same polyphony and cores (-o synth.polyphony=LIMIT, at most 65535)."""
+    from gpusynth.blackgen import parse_count
     backends = a.backends.split(",") if a.backends else ["native"]
     bank = a.bank or default_bank()
-    results = []
-    with tempfile.TemporaryDirectory() as d:
-        mid = os.path.join(d, "black.mid")
-        t0 = time.perf_counter()
-        blackmidi_file(mid, a.notes, a.seconds)
-        song = load_smf(mid)
-        load_s = time.perf_counter() - t0
-        for be in backends:
-            audio, st = render_song(song, bank=_bank(bank), backend=be, voices=a.limit)
-            st.update({"bench": "blackmidi", "engine": be, "file_notes": song.n_notes,
-                       "voices_limit": a.limit, "bank": bank, "midi_gen_load_s": load_s})
-            results.append(st)
-            log(json.dumps(st))
-        if not a.no_fluidsynth and shutil.which("fluidsynth") and bank != "builtin":
-            wall, audio, _ = fluid_render(bank, mid, max(1, min(2, os.cpu_count() or 1)),
-                                          a.timeout, polyphony=min(a.limit, FLUID_MAX_POLYPHONY))
-            results.append({"bench": "blackmidi", "engine": "fluidsynth", "wall_s": wall,
-                            "duration_s": audio, "realtime_factor": audio / wall,
-                            "file_notes": song.n_notes, "voices_limit": a.limit, "bank": bank})
-            log(json.dumps(results[-1]))
-    return {"blackmidi": results}
+    sizes = [parse_count(x) for x in a.sizes.split(",")]
+    render_max = parse_count(a.render_max)
+    cores_list = [int(c) for c in str(a.cores).split(",")]
+    top = max(cores_list)
+    d = a.data_dir or os.path.join(tempfile.gettempdir(), "gpusynth-bench")
+    os.makedirs(d, exist_ok=True)
+    res = {"sizes": sizes, "voices_limit": a.limit, "tracks": a.tracks + 1,
+           "density_notes_per_s": a.density, "bank": bank, "ingest": [], "render": []}
+    files = {n: _black_file(d, n, a) for n in sizes}
+    for n in sizes:
+        wall, rss, rc, out, err = run_rss([sys.executable, "-c", _INGEST, files[n]], top,
+                                          a.timeout)
+        if rc != 0:
+            res["ingest"].append({"notes": n, "error": _tail(err)})
+            continue
+        r = json.loads(out.strip().splitlines()[-1])
+        r.update({"notes": n, "cores": top, "file_bytes": os.path.getsize(files[n]),
+                  "peak_rss_mb": rss, "process_wall_s": wall,
+                  "ingest_notes_per_s": r["note_ons"] / (r["scan_s"] + r["read_s"])})
+        res["ingest"].append(r)
+        log(json.dumps(r))
+    with tempfile.TemporaryDirectory() as od:
+        for n in sizes:
+            if n > render_max:
+                continue
+            for cores in (cores_list if n == min(sizes) else [top]):
+                for be in backends:
+                    wav, js = os.path.join(od, "o.wav"), os.path.join(od, "o.json")
+                    cmd = [sys.executable, "-m", "gpusynth", "render", files[n], "-o", wav,
+                           "--backend", be, "--voices", str(a.limit), "--stats-json", js, "-q"]
+                    if bank != "builtin":
+                        cmd += ["--bank", bank]
+                    wall, rss, rc, out, err = run_rss(cmd, cores, a.timeout)
+                    if rc != 0:
+                        res["render"].append({"engine": be, "notes": n, "cores": cores,
+                                              "error": _tail(err)})
+                        continue
+                    with open(js) as f:
+                        st = json.load(f)
+                    r = {"engine": be, "notes": n, "cores": cores, "process_wall_s": wall,
+                         "peak_rss_mb": rss, "audio_s": st["duration_s"],
+                         "realtime_factor": st["duration_s"] / wall,
+                         "realtime_factor_render": st["realtime_factor"],
+                         "kernel_s": st["kernel_s"], "control_s": st["control_s"],
+                         "render_wall_s": st["wall_s"], "peak_voices": st["peak_voices"],
+                         "stolen_voices": st["stolen_voices"], "notes_rendered": st["notes"],
+                         "output_format": st.get("output_format"),
+                         "voice_samples_per_s_per_core":
+                             st["voice_samples_per_s"] / cores}
+                    res["render"].append(r)
+                    log(json.dumps(r))
+                if n == min(sizes) and not a.no_fluidsynth and shutil.which("fluidsynth") \
+                        and bank != "builtin":
+                    poly = min(a.limit, FLUID_MAX_POLYPHONY)
+                    with tempfile.TemporaryDirectory() as fd:
+                        fw = os.path.join(fd, "f.wav")
+                        wall, rss, rc, out, err = run_rss(
+                            fluid_cmd(bank, files[n], fw, cores, poly), cores, a.timeout)
+                        if rc != 0 or not os.path.exists(fw):
+                            res["render"].append({"engine": "fluidsynth", "notes": n,
+                                                  "cores": cores, "error": _tail(err or out)})
+                            continue
+                        frames, rate = wav_frames(fw)
+                    song_s = res["ingest"][0].get("duration_s", frames / rate)
+                    r = {"engine": "fluidsynth", "notes": n, "cores": cores, "polyphony": poly,
+                         "process_wall_s": wall, "peak_rss_mb": rss, "audio_s": frames / rate,
+                         "realtime_factor": song_s / wall}
+                    res["render"].append(r)
+                    log(json.dumps(r))
+    # ratios ours / FluidSynth on the smallest file, per core count (times to render the song:
+    # both factors use the song's length over the process wall)
+    song_len = {i["notes"]: i.get("duration_s") for i in res["ingest"]}
+    for r in res["render"]:
+        if r.get("engine") != "fluidsynth" and "error" not in r and song_len.get(r["notes"]):
+            r["realtime_factor_song"] = song_len[r["notes"]] / r["process_wall_s"]
+    res["ratios"] = {}
+    for r in res["render"]:
+        if r.get("engine") in ("fluidsynth",) or "error" in r or r["notes"] != min(sizes):
+            continue
+        f = [x for x in res["render"] if x.get("engine") == "fluidsynth" and "error" not in x
+             and x["cores"] == r["cores"]]
+        if f:
+            res["ratios"][f"{r['engine']}_{r['cores']}cores"] = \
+                r["realtime_factor_song"] / f[0]["realtime_factor"]
+    return {"blackmidi": res}
 
 
 # -------------------------------------------------------------------------- plot
@@ -976,8 +1103,16 @@ def build_parser():
     p.add_argument("--arch", default="sm_80,sm_90", help="kernel: nvcc architectures")
     p.add_argument("--no-fluidsynth", action="store_true", help="gpusynth only")
     p.add_argument("--fluidsynth", action="store_true", help=argparse.SUPPRESS)  # the default now
-    p.add_argument("--notes", type=int, default=200_000, help="black MIDI notes")
-    p.add_argument("--limit", type=int, default=2048, help="black MIDI voice limit")
+    p.add_argument("--sizes", default="1M,10M",
+                   help="blackmidi: note counts of the generated files (k/M/G suffixes)")
+    p.add_argument("--render-max", default="10M",
+                   help="blackmidi: render files up to this note count (larger: ingest only)")
+    p.add_argument("--tracks", type=int, default=64, help="blackmidi: tracks per file")
+    p.add_argument("--density", type=float, default=50_000.0,
+                   help="blackmidi: note-ons per second of music")
+    p.add_argument("--data-dir", default=None,
+                   help="blackmidi: where generated files are kept (default $TMPDIR/gpusynth-bench)")
+    p.add_argument("--limit", type=int, default=4096, help="black MIDI voice limit")
     p.add_argument("--timeout", type=float, default=900, help="seconds per subprocess")
     p.add_argument("--plot", help="write a PNG (needs matplotlib)")
     p.add_argument("--out", help="also write the JSON to this file")

@@ -124,6 +124,10 @@ def cmd_render(a):
     for w in getattr(song, "warnings", [])[:20]:
         if not a.quiet:
             print(f"warning: {w}", file=sys.stderr)
+    dur = float(getattr(song, "duration_s", 0.0))
+    if a.max_length and dur > a.max_length:
+        raise CliError(f"{a.input}: the song lasts {dur / 3600:.1f} h (its last event), more "
+                       f"than --max-length {a.max_length:g} s; raise --max-length to render it")
     bank = _load_bank(a.bank)
     limits = {}
     if a.min_velocity:
@@ -263,6 +267,8 @@ def build_parser():
     r.add_argument("--max-note-length", type=float, default=0.0, metavar="S",
                    help="release notes held longer than S seconds (0: no limit)")
     r.add_argument("--tail-cap", type=float, default=30.0, help="max seconds of release tail")
+    r.add_argument("--max-length", type=float, default=6 * 3600.0, metavar="S",
+                   help="refuse songs longer than S seconds (default 6 h; 0: no limit)")
     r.add_argument("--stats-json", help="write run statistics as JSON")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(fn=cmd_render)

@@ -172,3 +172,14 @@ def _small_mid(tmp_path):
             tracks.append(tr)
         write_smf(p, tracks, ppq=480)
     return p
+
+
+def test_a_tiny_file_cannot_ask_for_days_of_audio(tmp_path):
+    from gpusynth.smf import write_smf
+    p = tmp_path / "long.mid"
+    write_smf(p, [[(0, bytes([0x90, 60, 100])), (0x0FFFFFFF, bytes([0x80, 60, 0]))]], ppq=24)
+    assert p.stat().st_size < 40
+    r = cli("render", p, "-o", tmp_path / "x.wav", "--backend", "native")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "1553.4 h" in r.stderr and "--max-length" in r.stderr
+    assert not (tmp_path / "x.wav").exists()
