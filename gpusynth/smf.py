@@ -675,7 +675,7 @@ class _NativeImpl:
         self.idx, self.lib = idx, lib
         T = idx.ntracks
         self.trbuf = np.zeros(max(1, T) * int(lib.smf_track_size()), np.uint8)
-        self.heap = np.zeros(max(1, T), np.int32)
+        self.heap = np.zeros(2 * max(1, T), np.int64)
         self.ctx = np.zeros(int(lib.smf_ctx_size()), np.uint8)
         st, acc, accf, v, vf, offs = idx.native_maps()
         offs = np.asarray(offs, np.int64).reshape(-1, 2)

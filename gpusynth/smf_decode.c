@@ -308,10 +308,12 @@ SMF_API int64_t smf_scan_track(const uint8_t *d, int64_t body, int64_t end, int6
 
 /* ------------------------------------------------------------------------- cursor + merge */
 
+typedef struct { int64_t t, k; } HKey;  /* heap entry: (sample time, track) */
+
 typedef struct {
     const uint8_t *data;
     TrackCur *tr;
-    int32_t *heap;
+    HKey *heap;
     int64_t ntracks, hn;
     const int64_t *st, *acc, *v;
     const double *accf, *vf;
@@ -337,7 +339,13 @@ static inline int64_t ev_time(const Ctx *c, TrackCur *t, int64_t tick)
         else secs = (double)(c->acc[m] + (tick - st[s]) * c->v[m]) / c->scale;
     }
     secs = secs + t->start;
-    double x = nearbyint(secs * c->rate);
+    /* round half to even (numpy's rint) in the default rounding mode: x >= 0 here, and
+     * (x + 2**52) - 2**52 rounds it exactly when it is below 2**52 (above, x is integral) */
+    double x = secs * c->rate;
+    if (x < 4503599627370496.0) {
+        double y = x + 4503599627370496.0;
+        x = y - 4503599627370496.0;
+    }
     int64_t r;
     if (x >= 9223372036854775808.0) r = INT64_MAX;
     else if (x >= -9223372036854775808.0) r = (int64_t)x;
@@ -356,26 +364,41 @@ static inline int advance(const Ctx *c, TrackCur *t)
     return 1;
 }
 
-static inline int less(const TrackCur *tr, int32_t a, int32_t b)
+static inline int less(HKey a, HKey b)
 {
-    int64_t ta = tr[a].ntime, tb = tr[b].ntime;
-    return ta < tb || (ta == tb && a < b);
+    return (a.t < b.t) | ((a.t == b.t) & (a.k < b.k));
 }
 
-static void sift_down(Ctx *c, int64_t i)
+/* replace the top of the heap by x (Floyd: the hole goes down to a leaf along the smaller
+ * children without comparing with x, then x goes up; the new key of a track is usually large) */
+static inline void replace_top(HKey *h, int64_t n, HKey x)
 {
-    int32_t *h = c->heap;
-    const TrackCur *tr = c->tr;
-    int64_t n = c->hn;
-    int32_t x = h[i];
+    int64_t i = 0;
     for (;;) {
         int64_t l = 2 * i + 1;
         if (l >= n) break;
         int64_t m = l;
-        if (l + 1 < n && less(tr, h[l + 1], h[l])) m = l + 1;
-        if (!less(tr, h[m], x)) break;
+        if (l + 1 < n) m += less(h[l + 1], h[l]);
         h[i] = h[m];
         i = m;
+    }
+    while (i > 0) {
+        int64_t p = (i - 1) / 2;
+        if (!less(x, h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+}
+
+static inline void push(HKey *h, int64_t *n, HKey x)
+{
+    int64_t i = (*n)++;
+    while (i > 0) {
+        int64_t p = (i - 1) / 2;
+        if (!less(x, h[p])) break;
+        h[i] = h[p];
+        i = p;
     }
     h[i] = x;
 }
@@ -383,7 +406,7 @@ static void sift_down(Ctx *c, int64_t i)
 /* ti: ntracks x 4 int64 (body, end, map offset, segments); fpath: per track; start: per track
  * seconds offset (format 2); dp: scale, rate, smpte_div, smpte_k; ip: smpte, den */
 SMF_API void smf_cursor_init(void *ctxmem, const uint8_t *data, int64_t ntracks, void *trbuf,
-                             int32_t *heap, const int64_t *ti, const int64_t *fpath,
+                             void *heap, const int64_t *ti, const int64_t *fpath,
                              const double *start, const int64_t *st, const int64_t *acc,
                              const double *accf, const int64_t *v, const double *vf,
                              const double *dp, const int64_t *ip)
@@ -392,7 +415,7 @@ SMF_API void smf_cursor_init(void *ctxmem, const uint8_t *data, int64_t ntracks,
     memset(c, 0, sizeof(*c));
     c->data = data;
     c->tr = (TrackCur *)trbuf;
-    c->heap = heap;
+    c->heap = (HKey *)heap;
     c->ntracks = ntracks;
     c->st = st; c->acc = acc; c->accf = accf; c->v = v; c->vf = vf;
     c->scale = dp[0]; c->rate = dp[1]; c->smpte_div = dp[2]; c->smpte_k = dp[3];
@@ -408,9 +431,13 @@ SMF_API void smf_cursor_init(void *ctxmem, const uint8_t *data, int64_t ntracks,
         t->fpath = (int32_t)fpath[i];
         t->start = start[i];
         t->prev_time = INT64_MIN;
-        if (advance(c, t)) c->heap[c->hn++] = (int32_t)i;
+        if (advance(c, t)) {
+            HKey k;
+            k.t = t->ntime;
+            k.k = i;
+            push(c->heap, &c->hn, k);
+        }
     }
-    for (i = c->hn / 2 - 1; i >= 0; i--) sift_down(c, i);
 }
 
 static inline void put_event(uint8_t *o, const TrackCur *t, int32_t sx)
@@ -433,20 +460,21 @@ SMF_API int64_t smf_cursor_read(void *ctxmem, int64_t until, int64_t max_ev, uin
 {
     Ctx *c = (Ctx *)ctxmem;
     TrackCur *tr = c->tr;
-    int32_t *h = c->heap;
+    HKey *h = c->heap;
     const int all = until == INT64_MAX;  /* everything, saturated times included */
     int64_t n = 0, nsx = 0;
     while (c->hn > 0 && n < max_ev) {
-        int32_t i = h[0];
+        const int64_t i = h[0].k;
         TrackCur *t = &tr[i];
         if (!all && t->ntime >= until) break;
         /* the best other track: events of track i before it go out without heap work */
-        int32_t other = -1;
+        HKey other;
+        other.t = INT64_MAX;
+        other.k = INT64_MAX;
         if (c->hn > 1) {
             other = h[1];
-            if (c->hn > 2 && less(tr, h[2], other)) other = h[2];
+            if (c->hn > 2 && less(h[2], other)) other = h[2];
         }
-        const int64_t ot = other >= 0 ? tr[other].ntime : 0;
         int alive = 1, full = 0;
         for (;;) {
             int32_t sxi = -1;
@@ -465,21 +493,25 @@ SMF_API int64_t smf_cursor_read(void *ctxmem, int64_t until, int64_t max_ev, uin
             if (!advance(c, t)) { alive = 0; break; }
             if (n >= max_ev) break;
             /* go on with this track while it stays first */
-            const int64_t nt = t->ntime;
-            if (!all && nt >= until) break;
-            if (other < 0 || nt < ot || (nt == ot && i < other)) continue;
-            break;
+            if (!all && t->ntime >= until) break;
+            HKey me;
+            me.t = t->ntime;
+            me.k = i;
+            if (!less(me, other)) break;
         }
         if (alive) {
-            sift_down(c, 0);
+            HKey me;
+            me.t = t->ntime;
+            me.k = i;
+            replace_top(h, c->hn, me);
         } else {
-            h[0] = h[--c->hn];
-            if (c->hn > 0) sift_down(c, 0);
+            c->hn--;
+            if (c->hn > 0) replace_top(h, c->hn, h[c->hn]);
         }
         if (full) break;
     }
     info[0] = nsx;
-    info[1] = c->hn > 0 ? tr[h[0]].ntime : INT64_MAX;
+    info[1] = c->hn > 0 ? h[0].t : INT64_MAX;
     info[2] = c->hn;
     return n;
 }
