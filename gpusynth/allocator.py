@@ -18,20 +18,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import envelope
-from .voices import VOICE_DTYPE, NEVER, regions_to_voices, compaction_moves
+from . import envelope, steal
+from .voices import VOICE_DTYPE, NEVER, TICK, regions_to_voices, compaction_moves
 
 POOL_FIELDS = ("pstart", "pend", "lstart", "lend", "ipos")
 CONTROL = (("chan", np.int32), ("key", np.int16), ("seq", np.int64), ("released", bool),
            ("sustained", bool), ("sost", bool), ("killed", bool), ("prio", np.uint32),
-           ("excl", np.int16), ("silent", np.int64))
+           ("excl", np.int16), ("silent", np.int64), ("note", np.int64), ("frel", np.int64))
 
 
 class VoiceAllocator:
-    def __init__(self, max_voices: int, rate: int, fade: int, capacity: int = 1024):
+    def __init__(self, max_voices: int, rate: int, fade: int, capacity: int = 1024,
+                 max_key_voices: int = 0, max_note_frames: int = 0, engine: str = "auto"):
+        """max_key_voices: at most this many notes sounding per (channel, key), 0 = no cap;
+        max_note_frames: a note is released at most this long after its note-on, 0 = never;
+        engine: the stealing loop of runs (gpusynth.steal: "auto", "native", "numpy"), or
+        "reference" for the one-tick-at-a-time path (``allocate`` + ``notes`` per tick)."""
+        if engine not in ("auto", "native", "numpy", "reference"):
+            raise ValueError(f"engine must be auto, native, numpy or reference, not {engine!r}")
+        if engine == "reference" and max_key_voices:
+            raise ValueError("the reference engine has no per-key cap")
         self.max_voices = int(max_voices)
         self.rate = int(rate)
         self.fade = int(fade)
+        self.max_key_voices = max(0, int(max_key_voices))
+        self.max_note_frames = max(0, int(max_note_frames))
+        self.engine = engine
+        self._note_seq = 0
         self.n = 0
         self.capacity = 0
         self.vt = np.zeros(0, VOICE_DTYPE)
@@ -104,14 +117,17 @@ class VoiceAllocator:
             return
         slots = np.unique(np.concatenate(self._dirty))
         self._dirty = []
-        v = self.vt[slots]
+        self.h["silent"][slots] = self._silent_of(self.vt[slots])
+
+    def _silent_of(self, v):
+        """The closed-form end of records v (as _flush_silent computes it)."""
         s = envelope.silent_from(v, self.fade)
         one_shot = v["lmode"] == 0
         if np.any(one_shot):
             inc = np.exp2(np.clip(v["pitch"].astype(np.float64), -12000, 12000) / 1200.0)
             end = v["start"] + np.ceil((v["pend"] - v["ipos"]) / inc).astype(np.int64)
             s = np.where(one_shot, np.minimum(s, end), s)
-        self.h["silent"][slots] = s
+        return s
 
     def _set_time(self, field, slots, t):
         slots = np.asarray(slots, np.int64)
@@ -183,7 +199,8 @@ class VoiceAllocator:
         if steal > 0:
             # score: channel priority, then released before held, then the closed-form level,
             # then age. Levels are needed only in the (priority, released) group the cut falls in
-            grp_key = h["prio"][playing].astype(np.int64) * 2 + ~h["released"][playing]
+            rel = h["released"][playing] | (h["frel"][playing] <= t_first)
+            grp_key = h["prio"][playing].astype(np.int64) * 2 + ~rel
             cut = np.partition(grp_key, steal - 1)[steal - 1]
             sure = playing[grp_key < cut]
             group = playing[grp_key == cut]
@@ -212,6 +229,12 @@ class VoiceAllocator:
             h[nm][slots] = False
         h["prio"][slots] = prio
         h["excl"][slots] = regs["excl_class"]
+        h["note"][slots] = self._note_seq + note_of
+        if self.max_note_frames:      # max_note_s: released then at the latest, pedal or not
+            h["frel"][slots] = self.vt["start"][slots] + self.max_note_frames
+            self.vt["release"][slots] = h["frel"][slots]
+        else:
+            h["frel"][slots] = NEVER
         self.n = n + M
         self._update_silent(slots)
         self.pending_new.append(slots)
@@ -249,26 +272,12 @@ class VoiceAllocator:
         if len(regs):
             new_slots, new_seq = self.allocate(regs, note_of, t, c, key, vel, prio_of_note,
                                                single_time, templates)
-        # ---- retrigger / note-off releases, per (channel, key) group in sequence order
         grp = c.astype(np.int64) * 128 + key
         n = self.n
-        existing = np.flatnonzero(np.isin(h["chan"][:n].astype(np.int64) * 128 + h["key"][:n], grp)
-                                  & ~h["released"][:n] & ~h["killed"][:n])
-        existing = existing[~np.isin(existing, new_slots)]
-        vslots = np.concatenate([existing, new_slots])
-        if len(vslots):
-            vseq = np.concatenate([np.full(len(existing), -1, np.int64), new_seq])
-            vgrp = h["chan"][vslots].astype(np.int64) * 128 + h["key"][vslots]
-            nxt = next_in_group(grp, run_seq, vgrp, vseq)
-            has = nxt >= 0
-            vs, ni = vslots[has], nxt[has]
-            is_off = ~is_on[ni]
-            hold = is_off & (pedal_down(c[ni]) | h["sost"][vs])
-            h["sustained"][vs[hold]] = True
-            h["released"][vs[hold]] = True      # key is up; the pedal holds the sound
-            rel = ~hold
-            self.release(vs[rel], t[ni[rel]])
         # ---- exclusive classes: a new note cuts earlier voices of the same class + channel
+        # (applied after the releases; a voice cut in an earlier tick of the run is not released
+        # any more, as when the ticks are applied one by one)
+        ex_slots = ex_t = np.zeros(0, np.int64)
         if len(new_slots):
             ex_new = h["excl"][new_slots] != 0
             if np.any(ex_new):
@@ -282,7 +291,166 @@ class VoiceAllocator:
                 vg2 = h["chan"][vs2].astype(np.int64) * 65536 + h["excl"][vs2]
                 nxt = next_in_group(eg, nq, vg2, vq2)
                 hit = nxt >= 0
-                self.kill(vs2[hit], t[nq[nxt[hit]]])
+                ex_slots, ex_t = vs2[hit], t[nq[nxt[hit]]]
+        # ---- retrigger / note-off releases, per (channel, key) group in sequence order
+        existing = np.flatnonzero(np.isin(h["chan"][:n].astype(np.int64) * 128 + h["key"][:n], grp)
+                                  & ~h["released"][:n] & ~h["killed"][:n])
+        existing = existing[~np.isin(existing, new_slots)]
+        vslots = np.concatenate([existing, new_slots])
+        if len(vslots):
+            vseq = np.concatenate([np.full(len(existing), -1, np.int64), new_seq])
+            vgrp = h["chan"][vslots].astype(np.int64) * 128 + h["key"][vslots]
+            nxt = next_in_group(grp, run_seq, vgrp, vseq)
+            has = nxt >= 0
+            vs, ni = vslots[has], nxt[has]
+            if len(ex_slots) and not single_time:
+                cut_tick = np.full(n, NEVER, np.int64)
+                np.minimum.at(cut_tick, ex_slots, ex_t // TICK)
+                live = cut_tick[vs] >= t[ni] // TICK
+                vs, ni = vs[live], ni[live]
+            is_off = ~is_on[ni]
+            hold = is_off & (pedal_down(c[ni]) | h["sost"][vs])
+            h["sustained"][vs[hold]] = True
+            h["released"][vs[hold]] = True      # key is up; the pedal holds the sound
+            rel = ~hold
+            self.release(vs[rel], t[ni[rel]])
+        if len(ex_slots):
+            self.kill(ex_slots, ex_t)
+        self._note_seq += len(t)
+
+    # ---- a run of note events across ticks, stealing decided tick by tick -----------------------
+    def run(self, t, c, key, vel, is_on, regs, note_of, prio, pedal_down, templates=None):
+        """Apply a run of note-on/off events (arrays in time order, any number of ticks) with
+        stealing decided at each tick's first note-on: the same decisions as ``notes`` called
+        tick by tick with each tick's note-ons at once (plus the per-key cap), with everything
+        that does not depend on the steals computed once for the run and the per-tick loop in
+        gpusynth.steal (compiled helper or its numpy twin)."""
+        h, vt = self.h, self.vt
+        t = np.asarray(t, np.int64)
+        self._flush_silent()
+        n0 = self.n
+        R = len(t)
+        ev_tick = np.unique(t // TICK, return_inverse=True)[1].reshape(-1)
+        K = int(ev_tick[-1]) + 1 if R else 0
+        # ---- more regions in one tick than the limit: the oldest are lost (as allocate)
+        if len(regs):
+            rt = ev_tick[note_of]
+            cnt = np.bincount(rt, minlength=K)
+            rank = np.arange(len(regs)) - (np.cumsum(cnt) - cnt)[rt]
+            keep = rank >= np.maximum(cnt - self.max_voices, 0)[rt]
+            if not keep.all():
+                self.stats["lost_notes"] += len(np.unique(note_of[~keep]))
+                regs, note_of, prio = regs[keep], note_of[keep], np.asarray(prio)[keep]
+                templates = templates[keep] if templates is not None else None
+        M = len(regs)
+        new_slots = np.zeros(0, np.int64)
+        if M:
+            new_slots = self._create(regs, note_of, t, c, key, vel, prio, templates)
+            self._dirty.pop()                     # computed here at once
+            h, vt = self.h, self.vt               # (the table may have grown)
+            h["silent"][new_slots] = self._silent_of(vt[new_slots])
+        N = self.n
+        rt = ev_tick[note_of]
+        per_tick = np.bincount(rt, minlength=K)
+        tick_new = np.concatenate([[0], np.cumsum(per_tick)]).astype(np.int64)
+        t_first = np.zeros(K, np.int64)
+        has = per_tick > 0
+        t_first[has] = t[note_of[tick_new[:-1][has]]]
+        # ---- releases: each held voice's next event of its (channel, key) in the run
+        grp = c.astype(np.int64) * 128 + key
+        tgrp = h["chan"][:n0].astype(np.int64) * 128 + h["key"][:n0]
+        existing = np.flatnonzero(np.isin(tgrp, grp) & ~h["released"][:n0] & ~h["killed"][:n0])
+        vslots = np.concatenate([existing, new_slots])
+        vseq = np.concatenate([np.full(len(existing), -1, np.int64), note_of])
+        vgrp = h["chan"][vslots].astype(np.int64) * 128 + h["key"][vslots]
+        nxt = next_in_group(grp, np.arange(R, dtype=np.int64), vgrp, vseq)
+        ok = nxt >= 0
+        r_slot, ni = vslots[ok], nxt[ok]
+        r_hold = ~is_on[ni] & (pedal_down(c[ni]) | h["sost"][r_slot])
+        r_tick, r_time = ev_tick[ni], t[ni]
+        # ---- exclusive classes: a new voice cuts the earlier voices of its class + channel
+        e_slot = e_time = e_tick = np.zeros(0, np.int64)
+        if M:
+            ex_new = h["excl"][new_slots] != 0
+            if np.any(ex_new):
+                ns, nq = new_slots[ex_new], note_of[ex_new]
+                eg = h["chan"][ns].astype(np.int64) * 65536 + h["excl"][ns]
+                cand = np.flatnonzero(np.isin(h["chan"][:n0].astype(np.int64) * 65536 + h["excl"][:n0], eg)
+                                      & (h["excl"][:n0] != 0) & ~h["killed"][:n0])
+                vs2 = np.concatenate([cand, ns])
+                vq2 = np.concatenate([np.full(len(cand), -1, np.int64), nq])
+                vg2 = h["chan"][vs2].astype(np.int64) * 65536 + h["excl"][vs2]
+                nx2 = next_in_group(eg, nq, vg2, vq2)
+                hit = nx2 >= 0
+                e_slot, e_time, e_tick = vs2[hit], t[nq[nx2[hit]]], ev_tick[nq[nx2[hit]]]
+        # the closed-form end each release gives (with an exclusive cut of the same tick, which
+        # the reference's lazy end sees too)
+        r_sil = np.zeros(len(r_slot), np.int64)
+        rr = np.flatnonzero(~r_hold)
+        if len(rr):
+            v = vt[r_slot[rr]]
+            v["release"] = np.minimum(v["release"], r_time[rr])
+            if len(e_slot):
+                ek = np.full(N, -1, np.int64)
+                et = np.full(N, NEVER, np.int64)
+                ek[e_slot], et[e_slot] = e_tick, e_time
+                same = ek[r_slot[rr]] == r_tick[rr]
+                v["kill"] = np.where(same, np.minimum(v["kill"], et[r_slot[rr]]), v["kill"])
+            r_sil[rr] = self._silent_of(v)
+        # ---- per-key cap queries: one per note-on that starts voices
+        mk = self.max_key_voices
+        kq_tick = kq_time = kq_lo = kq_hi = kc_slot = np.zeros(0, np.int64)
+        if mk and M:
+            qn = np.unique(note_of)
+            qg = grp[qn]
+            qnote = self._note_seq + qn
+            cs = np.concatenate([np.flatnonzero(np.isin(tgrp, qg) & ~h["killed"][:n0]), new_slots])
+            comp = (h["chan"][cs].astype(np.int64) * 128 + h["key"][cs]) * (1 << 38) + h["note"][cs]
+            order = np.argsort(comp, kind="stable")
+            kc_slot, comp = cs[order], comp[order]
+            kq_lo = np.searchsorted(comp, qg * (1 << 38), side="left")
+            kq_hi = np.searchsorted(comp, qg * (1 << 38) + qnote, side="left")
+            kq_tick, kq_time = ev_tick[qn], t[qn]
+
+        def csr(tk, *cols):
+            o = np.argsort(tk, kind="stable")
+            ptr = np.searchsorted(tk[o], np.arange(K + 1), side="left").astype(np.int64)
+            return (ptr,) + tuple(np.ascontiguousarray(x[o]) for x in cols)
+
+        rel_ptr, r_slot, r_time, r_hold, r_sil = csr(r_tick, r_slot, r_time, r_hold, r_sil)
+        ex_ptr, e_slot, e_time = csr(e_tick, e_slot, e_time)
+        kq_ptr, kq_time, kq_lo, kq_hi = csr(kq_tick, kq_time, kq_lo, kq_hi)
+        v = vt[:N]
+        k1000, krel = envelope.rates(v)
+        rel0, kill0 = v["release"].copy(), v["kill"].copy()
+        p = steal.Plan(
+            n0=n0, tick_new=tick_new, t_first=t_first, start=v["start"].copy(),
+            release=rel0.copy(), kill=kill0.copy(),
+            delay=v["ve_delay"].copy(), attack=v["ve_attack"].copy(), hold=v["ve_hold"].copy(),
+            k1000=k1000, sus=v["ve_sus"].copy(), krel=krel,
+            attg=envelope.cb_gain(np.maximum(v["atten"], np.float32(0.0))),
+            seq=h["seq"][:N].copy(), prio=h["prio"][:N].astype(np.int64), frel=h["frel"][:N].copy(),
+            released=h["released"][:N].view(np.uint8).copy(),
+            sustained=h["sustained"][:N].view(np.uint8).copy(),
+            killed=h["killed"][:N].view(np.uint8).copy(), silent=h["silent"][:N].copy(),
+            rel_ptr=rel_ptr, rel_slot=r_slot, rel_time=r_time, rel_hold=r_hold.view(np.uint8),
+            rel_silent=r_sil, ex_ptr=ex_ptr, ex_slot=e_slot, ex_time=e_time,
+            max_key=mk, kq_ptr=kq_ptr, kq_time=kq_time, kq_lo=kq_lo, kq_hi=kq_hi,
+            kc_slot=kc_slot, note=h["note"][:N].copy(), max_voices=self.max_voices,
+            fade=self.fade, stolen=self.stats["stolen_voices"], peak=self.stats["peak_voices"])
+        self.last_engine = steal.run(p, "auto" if self.engine == "reference" else self.engine)
+        # ---- write back; voices that existed before the run and changed are uploaded
+        vt["release"][:N], vt["kill"][:N] = p.release, p.kill
+        h["released"][:N] = p.released.view(bool)
+        h["sustained"][:N] = p.sustained.view(bool)
+        h["killed"][:N] = p.killed.view(bool)
+        h["silent"][:N] = p.silent
+        changed = np.flatnonzero((p.release[:n0] != rel0[:n0]) | (p.kill[:n0] != kill0[:n0]))
+        if len(changed):
+            self.pending_times.append(changed)
+        self.stats["stolen_voices"], self.stats["peak_voices"] = p.stolen, p.peak
+        self._note_seq += R
+        return new_slots
 
 
 def next_in_group(ev_grp, ev_seq, v_grp, v_seq):

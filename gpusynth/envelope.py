@@ -56,14 +56,19 @@ def rates(v):
 def exact(v, t, fade: int):
     """Envelope gain of voices ``v`` (records, broadcast against t) at absolute frames t."""
     k1000, krel = rates(v)
+    return exact_cols(v["start"], v["release"], v["kill"], v["ve_delay"], v["ve_attack"],
+                      v["ve_hold"], k1000, v["ve_sus"], krel, t, fade)
+
+
+def exact_cols(start, rel_t, kill, delay, attack, hold, k1000, sus, krel, t, fade: int):
+    """``exact`` from the record's columns and its rates (the same float32 operations)."""
     t = np.asarray(t, np.int64)
-    start, rel_t, kill = v["start"], v["release"], v["kill"]
     rel = t >= rel_t
     th = np.where(rel, rel_t, t)
-    x = (th - start).astype(F32) - v["ve_delay"]
-    att = np.minimum((x + F32(1.0)) / np.maximum(v["ve_attack"], F32(1.0)), F32(1.0))
-    y = (x - v["ve_attack"]) - v["ve_hold"]
-    cb = np.minimum(np.maximum(y, F32(0.0)) * k1000, v["ve_sus"])
+    x = (th - start).astype(F32) - delay
+    att = np.minimum((x + F32(1.0)) / np.maximum(attack, F32(1.0)), F32(1.0))
+    y = (x - attack) - hold
+    cb = np.minimum(np.maximum(y, F32(0.0)) * k1000, sus)
     cb = np.where(rel, cb + np.where(rel, t - rel_t, 0).astype(F32) * krel, cb)
     g = att * cb_gain(cb)
     killed = t > kill

@@ -50,12 +50,36 @@ class SynthError(Exception):
 
 class Synth:
     def __init__(self, backend: str = "numpy", interp: str = "cubic", block_ticks: int = 4,
-                 gain: float = 0.5, max_window_ticks: int = 512, sends: bool = False):
+                 gain: float = 0.5, max_window_ticks: int = 512, sends: bool = False,
+                 min_velocity: int = 0, max_key_voices: int = 0, max_note_s: float = 0.0,
+                 alloc_engine: str = "auto"):
         """block_ticks: the smallest window (a render call renders whole multiples of it);
         max_window_ticks: the longest window (one kernel launch); sends: also render the
-        reverb and chorus send buses (``render(..., sends=True)``)."""
+        reverb and chorus send buses (``render(..., sends=True)``).
+
+        Black-MIDI note limits (0 = off; applied on the host at each note's own time, so
+        deterministic and independent of window and block sizes): ``min_velocity``: note-ons
+        below this velocity are ignored (``running_stats()["skipped_notes"]``; their note-offs
+        still release whatever that key holds); ``max_key_voices``: at most this many notes
+        sounding per (channel, key), a note-on beyond it kills the oldest notes' voices on that
+        channel + key (a steal, counted in ``stolen_voices``); ``max_note_s``: a note is
+        released at most this long after its note-on (as if its note-off came then; the
+        sustain pedal does not extend it). ``alloc_engine``: the per-tick stealing loop
+        (gpusynth.steal): "auto" (compiled helper if a C++ compiler works, else numpy),
+        "native", "numpy", or "reference" (one tick at a time through VoiceAllocator.notes;
+        no per-key cap). All engines give the same bits."""
         if interp not in ("linear", "cubic"):
             raise ValueError(f"interpolation must be 'linear' or 'cubic', not {interp!r}")
+        if int(min_velocity) < 0 or int(max_key_voices) < 0 or float(max_note_s) < 0:
+            raise ValueError("min_velocity, max_key_voices and max_note_s must be >= 0")
+        if alloc_engine not in ("auto", "native", "numpy", "reference"):
+            raise ValueError(f"alloc_engine must be auto, native, numpy or reference, not {alloc_engine!r}")
+        if alloc_engine == "reference" and int(max_key_voices):
+            raise ValueError("alloc_engine='reference' has no max_key_voices")
+        self.min_velocity = int(min_velocity)
+        self.max_key_voices = int(max_key_voices)
+        self.max_note_s = float(max_note_s)
+        self.alloc_engine = alloc_engine
         if not 1 <= int(block_ticks) <= 256:
             raise ValueError("block_ticks must be 1..256")
         if not int(block_ticks) <= int(max_window_ticks) <= 8192:
@@ -331,7 +355,10 @@ class Synth:
     # ------------------------------------------------------------------ voices (host side)
     def _reset_voices(self):
         self.alloc = VoiceAllocator(self.max_voices, self.sample_rate, fade_frames(self.sample_rate),
-                                    min(2 * self.max_voices + 64, 4096))
+                                    min(2 * self.max_voices + 64, 4096),
+                                    max_key_voices=self.max_key_voices,
+                                    max_note_frames=int(round(self.max_note_s * self.sample_rate)),
+                                    engine=self.alloc_engine)
 
     def _reset_stats(self):
         self.stats = {"voices_sum": 0.0, "ticks": 0, "peak_level": 0.0, "render_s": 0.0,
@@ -345,6 +372,7 @@ class Synth:
             "voices": self.alloc.n, "average_voices": s["voices_sum"] / max(s["ticks"], 1),
             "peak_voices": a["peak_voices"], "stolen_voices": a["stolen_voices"],
             "lost_notes": a["lost_notes"], "notes": a.get("notes", 0),
+            "skipped_notes": a.get("skipped_notes", 0),
             "peak_volume_db": 20.0 * np.log10(peak) if peak > 0 else -200.0,
             "peak_volume_db100": int(round(200.0 * np.log10(peak) * 10)) if peak > 0 else -20000,
             "render_load": s["render_s"] / audio_s if audio_s > 0 else 0.0,
@@ -375,7 +403,17 @@ class Synth:
         possibly across many ticks). When the voice limit cannot be reached within the run
         (voices sounding at its start + every region it starts <= the limit), the whole run is
         allocated in one vectorised pass; otherwise tick by tick, each tick's note-ons at once
-        (stealing decided at that tick from closed-form levels). Both give the same voices."""
+        (stealing decided at that tick from closed-form levels: VoiceAllocator.run, or tick by
+        tick through VoiceAllocator.notes with alloc_engine="reference"). All give the same
+        voices. Note-ons below ``min_velocity`` are dropped here, before anything sees them."""
+        if self.min_velocity > 0:
+            skip = (e["status"] == ev.NOTE_ON) & (e["data2"] > 0) & (e["data2"] < self.min_velocity)
+            if np.any(skip):
+                a = self.alloc.stats
+                a["skipped_notes"] = a.get("skipped_notes", 0) + int(np.count_nonzero(skip))
+                e, t = e[~skip], t[~skip]
+                if not len(e):
+                    return
         c = e["chan"].astype(np.int64)
         key = e["data1"].astype(np.int64)
         vel = e["data2"].astype(np.int64)
@@ -383,6 +421,14 @@ class Synth:
         al = self.alloc
         regs, tmpl, note_of = self._resolve(c, key, vel, is_on)
         one_tick = (t[-1] - t[0]) < TICK and (t[0] // TICK) == (t[-1] // TICK)
+        if al.engine != "reference":
+            if (not one_tick and not al.max_key_voices
+                    and len(al.sounding(int(t[0]))) + len(regs) <= al.max_voices):
+                self._notes(t, c, key, vel, is_on, regs, tmpl, note_of, single_time=False)
+            else:
+                al.run(t, c, key, vel, is_on, regs, note_of, self.channels.priority[c[note_of]],
+                       self._pedal_down, templates=tmpl)
+            return
         if one_tick or len(al.sounding(int(t[0]))) + len(regs) <= al.max_voices:
             self._notes(t, c, key, vel, is_on, regs, tmpl, note_of, single_time=one_tick)
             return
@@ -393,10 +439,12 @@ class Synth:
             self._notes(t[lo:hi], c[lo:hi], key[lo:hi], vel[lo:hi], is_on[lo:hi], regs[m],
                         tmpl[m] if tmpl is not None else None, note_of[m] - lo, single_time=True)
 
+    def _pedal_down(self, ch):
+        return self.channels.cc[ch, 64] >= 64
+
     def _notes(self, t, c, key, vel, is_on, regs, tmpl, note_of, single_time=True):
-        cc64 = self.channels.cc[:, 64]
         self.alloc.notes(t, c, key, vel, is_on, regs, note_of,
-                         self.channels.priority[c[note_of]], lambda ch: cc64[ch] >= 64,
+                         self.channels.priority[c[note_of]], self._pedal_down,
                          single_time=single_time, templates=tmpl)
 
     # ------------------------------------------------------------------ channel messages
