@@ -191,6 +191,7 @@ class VoiceAllocator:
             drop = M - self.max_voices
             self.stats["lost_notes"] += len(np.unique(note_of[:drop]))
             regs, note_of = regs[drop:], note_of[drop:]
+            prio = np.asarray(prio)[drop:] if np.ndim(prio) else prio
             templates = templates[drop:] if templates is not None else None
             M = len(regs)
         t_first = int(t[note_of[0]])

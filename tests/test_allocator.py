@@ -93,3 +93,217 @@ def test_flush_uploads_new_records_once_and_time_updates_apart():
     assert b.calls[0] == ("add", [0], [NEVER])
     assert b.calls[1] == ("add", [1], [50])
     assert b.calls[2] == ("times", [0], [50], [NEVER])
+
+
+# ---- runs with stealing: the compiled per-tick loop, its numpy twin and the tick-by-tick path
+
+from gpusynth import Synth, steal  # noqa: E402
+from gpusynth.backend.base import HostVoiceTable  # noqa: E402
+from gpusynth.banks.builtin import load_builtin  # noqa: E402
+from gpusynth.events import event_array  # noqa: E402
+from gpusynth.voices import TICK  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def _native_helper():
+    if steal.load() is None:
+        pytest.skip(f"no compiled steal helper: {steal.load_error()}")
+
+
+class _KeepAll(HostVoiceTable):
+    """A backend that renders silence and never reports a voice finished: slots stay in creation
+    order, so tables from any window size or engine compare slot by slot (no decision depends
+    on rendered audio or on when a slot is freed)."""
+    name = "keep-all"
+
+    def __init__(self):
+        self._init_table(16)
+
+    def upload_pool(self, pool):
+        pass
+
+    def render(self, n_active, t0, n_ticks, chin, sends=False):
+        return np.zeros((n_ticks * TICK, 4 if sends else 2), np.float32), np.zeros(0, np.int64)
+
+
+def _dense_song(seed=5, notes=1500, span=RATE * 2):
+    """Far more notes than voices, bursts larger than the limit within one tick, retriggers,
+    drums with exclusive classes (hi-hats 42/44/46), sustain and sostenuto pedals, a program
+    change in the middle (splits the runs)."""
+    rng = np.random.default_rng(seed)
+    rows = [(0, 0, 0xC0, 0, 0), (0, 1, 0xC0, 48, 0), (0, 2, 0xC0, 16, 0), (0, 3, 0xC0, 33, 0)]
+    t = np.sort(rng.integers(0, span, notes))
+    t[200:260] = t[200]                                       # one tick with 60 note-ons
+    for i in range(notes):
+        ch = int(rng.choice([0, 1, 2, 3, 9]))
+        key = int(rng.choice([42, 44, 46, 36, 38])) if ch == 9 else int(rng.integers(55, 70))
+        rows.append((int(t[i]), ch, 0x90, key, int(rng.integers(1, 127))))
+        rows.append((int(t[i]) + int(rng.integers(1, 20000)), ch, 0x80, key, 0))
+    rows += [(7001, 0, 0xB0, 64, 127), (40003, 0, 0xB0, 64, 0), (20000, 1, 0xB0, 66, 127),
+             (50000, 1, 0xB0, 66, 0), (30011, 2, 0xC0, 24, 0), (60000, 3, 0xB0, 64, 100)]
+    rows.sort(key=lambda r: r[0])
+    return event_array(rows)
+
+
+@pytest.fixture(scope="module")
+def builtin():
+    return load_builtin()
+
+
+def _control_state(bank, engine, window, voices=32, frames=RATE * 2 + 1000, chunk=None, **kw):
+    s = Synth(backend="numpy", block_ticks=1, max_window_ticks=window, alloc_engine=engine, **kw)
+    s.open({"sample_rate": RATE, "voices": voices})
+    s.download(bank)
+    s.backend = _KeepAll()
+    s.set_channel_priority(1, 3, 0x40000000)                 # channel 3 is stolen from first
+    s.play(_dense_song())
+    pos, chunk = 0, chunk or window * TICK
+    while pos < frames:
+        s.render(min(chunk, frames - pos), pos)
+        pos += chunk
+    al = s.alloc
+    al._flush_silent()
+    n = al.n
+    st = {k: v for k, v in s.running_stats().items() if k in ("stolen_voices", "lost_notes", "peak_voices", "notes", "skipped_notes")}
+    return al.vt[:n].copy(), {k: a[:n].copy() for k, a in al.h.items()}, st, s
+
+
+def _assert_same(a, b, what):
+    vt_a, h_a, st_a, _ = a
+    vt_b, h_b, st_b, _ = b
+    assert st_a == st_b, what
+    assert len(vt_a) == len(vt_b), what
+    for f in ("start", "release", "kill", "pitch", "chan"):
+        np.testing.assert_array_equal(vt_a[f], vt_b[f], err_msg=f"{what}: {f}")
+    for k in h_a:
+        np.testing.assert_array_equal(h_a[k], h_b[k], err_msg=f"{what}: {k}")
+
+
+def test_run_engines_decide_the_same_voices_as_tick_by_tick(builtin):
+    """The compiled loop, its numpy twin and the reference (allocate + notes one tick at a time)
+    take the same decisions, bit for bit, at every window size: every release and kill time,
+    every flag and closed-form end, the steal/lost/peak counts."""
+    _native_helper()
+    ref = _control_state(builtin, "reference", 512)
+    st = ref[2]
+    assert st["stolen_voices"] > 500 and st["lost_notes"] > 0 and st["peak_voices"] == 32, st
+    killed = ref[1]["killed"]
+    assert killed.sum() > 500 and (ref[0]["release"] < NEVER).sum() > 300
+    for engine in ("native", "numpy"):
+        for window in (1, 7, 64, 512):
+            _assert_same(ref, _control_state(builtin, engine, window), f"{engine}, window {window}")
+    for window in (1, 37):
+        _assert_same(ref, _control_state(builtin, "reference", window), f"reference, window {window}")
+
+
+@pytest.mark.parametrize("kw", [{"max_key_voices": 1}, {"max_key_voices": 2, "max_note_s": 0.05},
+                                {"min_velocity": 40, "max_note_s": 0.2}])
+def test_note_limits_same_decisions_in_every_engine_and_window(builtin, kw):
+    _native_helper()
+    ref = _control_state(builtin, "numpy", 512, **kw)
+    assert ref[2]["stolen_voices"] > 100
+    if "min_velocity" in kw:
+        assert ref[2]["skipped_notes"] > 200
+    for engine, window in (("native", 512), ("native", 1), ("native", 13), ("numpy", 5)):
+        _assert_same(ref, _control_state(builtin, engine, window, **kw), f"{kw} {engine} {window}")
+    if "max_key_voices" not in kw:
+        _assert_same(ref, _control_state(builtin, "reference", 64, **kw), f"{kw} reference")
+
+
+def test_a_voice_cut_by_its_exclusive_class_is_not_released_later():
+    """Open hi-hat at tick 0, closed hi-hat (same exclusive class) at tick 2 cuts it, then the
+    open hi-hat's note-off at tick 3: one vectorised run (no steal possible) gives the same
+    voices as the ticks one by one: the cut voice keeps no release time."""
+    regs = _regions(1)
+    regs["excl_class"] = 1
+    t = np.array([10, 2 * TICK + 5, 3 * TICK + 1], np.int64)
+    c = np.full(3, 9, np.int64)
+    key = np.array([46, 42, 46], np.int64)
+    vel = np.full(3, 100, np.int64)
+    is_on = np.array([True, True, False])
+    states = []
+    for single in (False, True):
+        a = _alloc(8)
+        prio = np.full(1, 0x80000000, np.uint32)
+        nope = lambda ch: np.zeros(len(ch), bool)   # noqa: E731
+        if single:
+            for i in range(3):
+                sl = slice(i, i + 1)
+                a.notes(t[sl], c[sl], key[sl], vel[sl], is_on[sl], regs[:int(is_on[i])],
+                        np.zeros(int(is_on[i]), np.int64), prio[:int(is_on[i])], nope)
+        else:
+            a.notes(t, c, key, vel, is_on, np.concatenate([regs, regs]), np.array([0, 1]),
+                    np.full(2, 0x80000000, np.uint32), nope, single_time=False)
+        a._flush_silent()
+        states.append((a.vt["release"][:2].tolist(), a.vt["kill"][:2].tolist(),
+                       a.h["silent"][:2].tolist(), a.h["killed"][:2].tolist()))
+    assert states[0] == states[1]
+    assert states[0][0] == [NEVER, NEVER] and states[0][1] == [2 * TICK + 5, NEVER]
+
+
+def _random_plan(rng, n0=300, K=60, max_voices=280, max_key=0):
+    """A Plan with random voices, many exact level ties (shared envelopes), random schedules
+    (each voice released and cut at most once per run, as VoiceAllocator.run plans them)."""
+    N = n0 + int(rng.integers(K, 6 * K))
+    fade = 144
+    tick_new = np.sort(rng.integers(0, N - n0 + 1, K - 1))
+    tick_new = np.concatenate([[0], tick_new, [N - n0]]).astype(np.int64)
+    ticks = np.sort(rng.choice(np.arange(20, 400), K, replace=False)).astype(np.int64)
+    t_first = ticks * TICK + rng.integers(0, TICK, K)
+    start = np.zeros(N, np.int64)
+    start[:n0] = rng.integers(0, 20 * TICK, n0)
+    for k in range(K):
+        start[n0 + tick_new[k]:n0 + tick_new[k + 1]] = t_first[k] + rng.integers(0, 4, tick_new[k + 1] - tick_new[k])
+    shapes = rng.integers(0, 4, N)                       # four envelopes shared by many voices
+    pick = lambda vals: np.asarray(vals, np.float32)[shapes]   # noqa: E731
+    release = np.where(rng.random(N) < 0.4, start + rng.integers(1, 3000, N), NEVER)
+    prio = rng.choice([0x40000000, 0x80000000, 0x80000000, 0x80000000], N).astype(np.int64)
+    note = np.arange(N, dtype=np.int64) // 2              # two voices per note
+    kc = np.arange(N, dtype=np.int64)
+    R = int(rng.integers(50, 400))
+    r_tick = np.sort(rng.integers(0, K, R))
+    rel_ptr = np.searchsorted(r_tick, np.arange(K + 1)).astype(np.int64)
+    r_time = t_first[r_tick] + rng.integers(0, TICK, R)
+    E = int(rng.integers(0, 40))
+    e_tick = np.sort(rng.integers(0, K, E))
+    Q = N - n0
+    q_tick = np.repeat(np.arange(K), np.diff(tick_new))
+    lo = np.maximum(np.arange(Q) + n0 - 12, 0)
+    return steal.Plan(
+        n0=n0, tick_new=tick_new, t_first=t_first, start=start, release=release,
+        kill=np.full(N, NEVER, np.int64), delay=pick([0, 0, 100, 0]), attack=pick([0, 300, 50, 1000]),
+        hold=pick([0, 0, 200, 0]), k1000=pick([1e-2, 5e-2, 1e-3, 2e-1]), sus=pick([1000, 300, 1440, 0]),
+        krel=pick([0.5, 0.05, 1.0, 0.01]), attg=pick([1.0, 0.5, 1.0, 0.25]),
+        seq=np.arange(N, dtype=np.int64), prio=prio, frel=np.full(N, NEVER, np.int64),
+        released=(release < NEVER).astype(np.uint8), sustained=np.zeros(N, np.uint8),
+        killed=(rng.random(N) < 0.05).astype(np.uint8),
+        silent=np.where(rng.random(N) < 0.3, start + rng.integers(100, 20000, N), NEVER),
+        rel_ptr=rel_ptr, rel_slot=rng.choice(N, R, replace=False).astype(np.int64), rel_time=r_time,
+        rel_hold=(rng.random(R) < 0.2).astype(np.uint8),
+        rel_silent=r_time + rng.integers(0, 5000, R),
+        ex_ptr=np.searchsorted(e_tick, np.arange(K + 1)).astype(np.int64),
+        ex_slot=rng.choice(N, E, replace=False).astype(np.int64), ex_time=t_first[e_tick] + 3,
+        max_key=max_key, kq_ptr=np.searchsorted(q_tick, np.arange(K + 1)).astype(np.int64),
+        kq_time=t_first[q_tick], kq_lo=lo.astype(np.int64), kq_hi=(np.arange(Q) + n0).astype(np.int64),
+        kc_slot=kc, note=note, max_voices=max_voices, fade=fade)
+
+
+def test_compiled_loop_is_its_numpy_twin_bit_for_bit():
+    """The compiled helper against the numpy twin on random plans: shared envelopes (exact
+    level ties, broken by age), several priorities, releases, pedal holds, exclusive kills and
+    the per-key cap; every output array and count must match."""
+    _native_helper()
+    import copy
+    rng = np.random.default_rng(11)
+    total = 0
+    for trial in range(40):
+        p = _random_plan(rng, max_key=int(rng.choice([0, 0, 1, 3])))
+        q = copy.deepcopy(p)
+        steal.run_numpy(p)
+        steal.run_native(q)
+        for f in ("release", "kill", "released", "sustained", "killed", "silent"):
+            np.testing.assert_array_equal(getattr(p, f), getattr(q, f), err_msg=f"trial {trial}: {f}")
+        assert (p.stolen, p.peak) == (q.stolen, q.peak), trial
+        total += p.stolen
+    assert total > 1000
