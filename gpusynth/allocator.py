@@ -331,7 +331,8 @@ class VoiceAllocator:
         self._flush_silent()
         n0 = self.n
         R = len(t)
-        ev_tick = np.unique(t // TICK, return_inverse=True)[1].reshape(-1)
+        tk = t // TICK                                  # t is in time order
+        ev_tick = np.concatenate([[0], np.cumsum(tk[1:] != tk[:-1])]).astype(np.int64) if R else tk
         K = int(ev_tick[-1]) + 1 if R else 0
         # ---- more regions in one tick than the limit: the oldest are lost (as allocate)
         if len(regs):
