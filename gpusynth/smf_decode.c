@@ -85,6 +85,9 @@ typedef struct {
 
 /* Decode up to the next kept event of track t. Returns 1 with *ev filled, 0 at the end of the
  * track (t->done set; the reason goes to sc->o when scanning). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
 static inline int step(const uint8_t *d, TrackCur *t, Ev *ev, Scan *sc)
 {
     int64_t pos = t->pos;
