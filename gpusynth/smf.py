@@ -1008,6 +1008,10 @@ class Song:
                 self.events(1000.0)
         return self._sysex
 
+    @sysex.setter
+    def sysex(self, payloads):
+        self._sysex = list(payloads)
+
     def _materialise(self) -> dict:
         if self._arrays is None:
             idx = self._idx

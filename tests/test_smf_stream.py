@@ -155,6 +155,12 @@ def _generated():
     out.append(("many-tracks", write_smf(None, [_feature_tracks(rng, 1, 5)[0]
                                                 for _ in range(300)], ppq=240)))
     out.append(("black-small", blackmidi_bytes(3000, ntracks=9, notes_per_s=2000)))
+    # more tempo events and split-SysEx packets than the native scan's first buffers hold
+    tempo = [(3 * k, tempo_meta(300_000 + 1000 * (k % 97))) for k in range(1500)]
+    notes = [(5 * k, bytes([0x90, 40 + k % 50, 1 + k % 100])) for k in range(1000)]
+    split = [(7, b"\xF0\x43")] + [(8 + k, b"\xF7\x01" + bytes([k % 128])) for k in range(300)]
+    split.append((400, b"\xF7\x01\xF7"))
+    out.append(("tempo-heavy", write_smf(None, [tempo, notes, split], ppq=48)))
     # 0-length tracks, missing end-of-track, too long / too short lengths, truncated end
     hdr = b"MThd" + struct.pack(">IHHH", 6, 1, 5, 96)
     t_ok = b"\x00\x90\x3C\x40\x60\x80\x3C\x00\x00\xFF\x2F\x00"
