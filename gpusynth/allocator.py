@@ -24,7 +24,8 @@ from .voices import VOICE_DTYPE, NEVER, TICK, regions_to_voices, compaction_move
 POOL_FIELDS = ("pstart", "pend", "lstart", "lend", "ipos")
 CONTROL = (("chan", np.int32), ("key", np.int16), ("seq", np.int64), ("released", bool),
            ("sustained", bool), ("sost", bool), ("killed", bool), ("prio", np.uint32),
-           ("excl", np.int16), ("silent", np.int64), ("note", np.int64), ("frel", np.int64))
+           ("excl", np.int16), ("silent", np.int64), ("note", np.int64), ("frel", np.int64),
+           ("finished", bool))
 
 
 class VoiceAllocator:
@@ -86,17 +87,28 @@ class VoiceAllocator:
                 backend.set_times(upd, self.vt["release"][upd], self.vt["kill"][upd])
         self.pending_new, self.pending_times = [], []
 
-    def remove(self, finished, backend):
+    def remove(self, finished, backend, t_end=None):
         """Compact the table after the backend reported finished slots (moves on the device
-        and in the host copy alike)."""
+        and in the host copy alike). With ``t_end`` (the end of the window just rendered) a
+        finished slot leaves only once its closed-form end is <= t_end: until then it still
+        counts against the limit in closed form, and keeping it in the table makes every later
+        steal decision see the same candidates whatever the window size (the kernel may find a
+        voice silent a little before its closed-form end, and a short window would drop it
+        sooner than a long one)."""
         fin = np.unique(np.asarray(finished, np.int64))
+        h = self.h
+        if t_end is not None:
+            h["finished"][fin] = True
+            self._flush_silent()
+            n = self.n
+            fin = np.flatnonzero(h["finished"][:n] & (h["silent"][:n] <= t_end))
         if not len(fin):
             return
         self._flush_silent()
         src, dst = compaction_moves(self.n, fin)
         backend.move(src, dst)
         self.vt[dst] = self.vt[src]
-        for a in self.h.values():
+        for a in h.values():
             a[dst] = a[src]
         self.n -= len(fin)
 
@@ -226,7 +238,7 @@ class VoiceAllocator:
         h["key"][slots] = key[note_of]
         h["seq"][slots] = self._seq + np.arange(M)
         self._seq += M
-        for nm in ("released", "sustained", "sost", "killed"):
+        for nm in ("released", "sustained", "sost", "killed", "finished"):
             h[nm][slots] = False
         h["prio"][slots] = prio
         h["excl"][slots] = regs["excl_class"]

@@ -573,7 +573,7 @@ class Synth:
         k_start = _time.perf_counter()
         out, finished = self.backend.render(al.n, B, T, chin, self.sends)
         k_s = _time.perf_counter() - k_start
-        al.remove(finished, self.backend)
+        al.remove(finished, self.backend, B + N)
         if self._pool_base:
             self._compact_pool()
         self._block_pos = B + N
