@@ -570,6 +570,7 @@ class _Index:
 
     def __init__(self, buf, arr, base, fmt, ppq, smpte):
         self.buf = buf          # bytes or mmap (kept open)
+        self.bytes_per_event = 0.0
         self.arr = arr          # np.uint8 view of buf (native decoder addresses)
         self.base = base        # offset of the SMF inside buf (RMID wrapper)
         self.fmt = fmt
@@ -865,6 +866,7 @@ class EventCursor:
         self.sample_rate = float(sample_rate)
         self._impl = _impl
         self.position = 0
+        self._read_bytes = 0.0
 
     @property
     def done(self) -> bool:
@@ -889,11 +891,30 @@ class EventCursor:
             idx = self.song._idx
             payloads = [idx.payload(k, o, n) for _, k, o, n, _ in rows.tolist()]
             gidx = idx.sx_base[rows[:, 0]] + rows[:, 4]
+            self._read_bytes += len(ev) * idx.bytes_per_event
+            if self._read_bytes > RELEASE_BYTES:
+                self._read_bytes = 0.0
+                _release_pages(idx.buf)
         if impl.alive == 0 or impl.next_t >= until:
             self.position = max(self.position, until)
         else:
             self.position = max(self.position, int(impl.next_t))
         return ev, payloads, gidx
+
+
+def _release_pages(buf):
+    """Drop a mapped file's pages from this process' resident set (MADV_DONTNEED; they stay in
+    the page cache, a later read faults them back in cheaply). A cursor reads every track's
+    bytes once, so without this the resident set of a render would end up as large as the
+    file; cursors call it every RELEASE_BYTES of file read."""
+    if isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            buf.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):
+            pass
+
+
+RELEASE_BYTES = 8 << 20
 
 
 # ------------------------------------------------------------------------------------- Song
@@ -1183,6 +1204,7 @@ def _load(buf, path: str, lib) -> Song:
             return _py_scan(d, b, e)
 
     bodies, ends, scans = [], [], []
+    scanned = 0
     truncated_file = False
     pos = base + 8 + hlen
     while pos + 8 <= size:
@@ -1229,6 +1251,10 @@ def _load(buf, path: str, lib) -> Song:
             bodies.append(body)
             ends.append(end)
             scans.append(sc)
+            scanned += end - body
+            if scanned > RELEASE_BYTES:         # keep the scan's resident set bounded too
+                scanned = 0
+                _release_pages(buf)
             pos = end
         elif all(0x20 <= c < 0x7F for c in ctype):
             if body + clen > size:
@@ -1262,6 +1288,8 @@ def _load(buf, path: str, lib) -> Song:
     idx.finish(bodies, ends, scans)
     n_notes = sum(s.n_notes for s in scans)
     n_events = sum(s.n_kept for s in scans)
+    idx.bytes_per_event = size / max(1, n_events)
+    _release_pages(buf)         # the scan touched every page; the cursors fault in what they read
     groups = max(s.max_group for s in scans) + 1
     return Song(format=fmt, ntracks=len(bodies), division=division, n_notes=n_notes,
                 duration_s=idx.duration, channel_groups=max(1, groups), ticks_per_quarter=ppq,
