@@ -33,9 +33,24 @@ from .channels import ChannelState
 from .presets import PresetMap
 from .voices import TICK, CHANNEL_INPUTS, region_templates
 
-DEFAULTS = {"sample_rate": 48000, "voices": 512, "channel_groups": 2, "audio_channels": 2}
+# Port parameters (DMUS_PORTPARAMS8): name -> default, and the range a value is clamped to.
+# "share" (fShare) is accepted and always reported 0 (a software synth is not shared: a request
+# for 1 is clamped, DirectMusic's S_FALSE); "features" (dwFeatures) is reported as given.
+DEFAULTS = {"sample_rate": 48000, "voices": 512, "channel_groups": 2, "audio_channels": 2,
+            "share": 0, "features": 0}
 LIMITS = {"sample_rate": (8000, 192000), "voices": (1, 4_000_000),
-          "channel_groups": (1, 4096), "audio_channels": (2, 2)}
+          "channel_groups": (1, 4096), "audio_channels": (2, 2),
+          "share": (0, 0), "features": (0, 0xFFFFFFFF)}
+
+# GUID_DMUS_PROP_Volume: two items in 1/100 dB, each clamped to VOLUME_RANGE; DirectMusic's
+# defaults are 0 and +600. The synth's output gain is ``gain * 10 ** ((v0 + v1 - 600) / 2000)``,
+# so the defaults leave ``gain`` as it is. DirectMusic's reference level (a full-scale region
+# at velocity 127, CC7 127, centre pan plays at +12 dB - 3 dB per side: base +6 dB plus item
+# 1's +6 dB) is ``gain=DIRECTMUSIC_GAIN``; the default gain 0.5 leaves 18.0 dB of headroom
+# below it for dense mixes. Not modelled: native's cap of each voice's total gain at +6 dB.
+VOLUME_RANGE = (-20000, 2000)
+VOLUME_DEFAULTS = (0, 600)
+DIRECTMUSIC_GAIN = 10.0 ** (1200 / 2000)
 
 PC_DLS, PC_SOFTWARESYNTH, PC_DLS2 = 0x1, 0x4, 0x200
 
@@ -46,6 +61,16 @@ _ALLOC_CCS = np.array([0, 32, 64, 66, 120, 121, 123, 124, 125, 126, 127])
 
 class SynthError(Exception):
     pass
+
+
+def _copy_channels(dst: ChannelState, src: ChannelState, rows: slice, scalars: bool = True):
+    """Copy the per-channel rows ``rows`` of every per-channel array of ``src`` into ``dst``
+    (and, with ``scalars``, the global values such as master tuning)."""
+    for k, v in vars(src).items():
+        if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == src.n:
+            getattr(dst, k)[rows] = v[rows]
+        elif scalars and k not in ("groups", "n") and not isinstance(v, np.ndarray):
+            setattr(dst, k, v)
 
 
 class Synth:
@@ -88,12 +113,15 @@ class Synth:
         self.interp = interp
         self.block_ticks = int(block_ticks)
         self.max_window_ticks = int(max_window_ticks) // int(block_ticks) * int(block_ticks)
-        self.gain = float(gain)
+        self.gain = DIRECTMUSIC_GAIN if gain == "directmusic" else float(gain)
+        self.volume = list(VOLUME_DEFAULTS)
         self.sends = bool(sends)
         self.is_open = False
+        self.sample_rate = None    # set by open()
         self._banks = []           # (handle, bank, priority)
         self._next_handle = 1
         self.sink = None
+        self.master_clock = None
         self._lock = threading.RLock()     # play() may come from another thread than render()
 
     # ------------------------------------------------------------------ lifecycle
@@ -140,13 +168,74 @@ class Synth:
         self._reset_stats()
         self._rebuild_banks()
         self.is_open = True
+        if self.sink is not None:
+            self.sink.init(self)     # the sink follows the (new) rate and starts at sample 0
         return dict(eff)
 
     def close(self):
+        """Close the port; an attached active sink is deactivated (its source is gone)."""
         if not self.is_open:
             raise SynthError("synth is not open (DMUS_E_ALREADYCLOSED)")
+        if self.sink is not None and self.sink.active:
+            self.sink.deactivate()
         self.is_open = False
         self.backend = None
+
+    # ------------------------------------------------------------------ gain (DirectMusic volume)
+    @property
+    def gain(self) -> float:
+        """Linear output gain: the base gain times the volume property's offset."""
+        v = self.volume
+        return self._gain * 10.0 ** ((v[0] + v[1] - sum(VOLUME_DEFAULTS)) / 2000.0)
+
+    @gain.setter
+    def gain(self, g: float):
+        self._gain = float(g)
+
+    def set_volume(self, value: int, item: int = 0) -> int:
+        """GUID_DMUS_PROP_Volume item 0 or 1, in 1/100 dB (clamped to -20000..+2000); the two
+        items add. Returns the value kept. Takes effect from the next rendered window."""
+        if item not in (0, 1):
+            raise ValueError(f"volume item {item} does not exist (DMUS_E_UNKNOWN_PROPERTY)")
+        v = min(max(int(value), VOLUME_RANGE[0]), VOLUME_RANGE[1])
+        self.volume[item] = v
+        return v
+
+    def get_volume(self, item: int = 0) -> int:
+        if item not in (0, 1):
+            raise ValueError(f"volume item {item} does not exist (DMUS_E_UNKNOWN_PROPERTY)")
+        return self.volume[item]
+
+    # ------------------------------------------------------------------ channel groups
+    def set_channel_groups(self, groups: int) -> int:
+        """IDirectMusicSynth::SetNumChannelGroups on an open synth: the groups kept keep their
+        state (controllers, programs, priorities); added groups start from the defaults;
+        voices of removed groups are cut (as by All Sound Off) and their queued events
+        dropped. The count is clamped to the open limits; returns the effective count."""
+        with self._lock:
+            self._need_open()
+            lo, hi = LIMITS["channel_groups"]
+            g = min(max(int(groups), lo), hi)
+            old = self.channels
+            if g > old.groups:                  # grow the state, copying the old channels
+                new = ChannelState(g)
+                _copy_channels(new, old, slice(0, old.n))
+                self.channels = new
+            elif g < self.groups:               # keep the arrays (fading voices read them)
+                first = g * 16
+                al = self.alloc
+                n = al.n
+                gone = np.flatnonzero((al.h["chan"][:n] >= first) & ~al.h["killed"][:n])
+                al.kill(gone, self._block_pos)
+                q = self._queue
+                self._queue = q[q["chan"] < first]
+                # removed channels go back to the defaults, ready to be added again
+                _copy_channels(old, ChannelState(old.groups), slice(first, old.n), scalars=False)
+            self.groups = g
+            self.params["channel_groups"] = g
+            self._ch_pid = None
+            self._ch_inputs = None
+            return g
 
     def _need_open(self):
         if not self.is_open:
@@ -167,10 +256,14 @@ class Synth:
         return (group - 1) * 16 + ch
 
     def get_channel_priority(self, group: int, ch: int) -> int:
-        return int(self.channels.priority[self._chan_index(group, ch)])
+        i = self._chan_index(group, ch)         # SynthError before open, not AttributeError
+        return int(self.channels.priority[i])
 
     def set_channel_priority(self, group: int, ch: int, prio: int):
-        self.channels.priority[self._chan_index(group, ch)] = np.uint32(prio)
+        i = self._chan_index(group, ch)
+        if not 0 <= int(prio) <= 0xFFFFFFFF:
+            raise ValueError(f"priority {prio} is not a DWORD")
+        self.channels.priority[i] = np.uint32(prio)
 
     # ------------------------------------------------------------------ banks
     def download(self, bank: Bank, priority: int | None = None) -> int:
@@ -319,8 +412,50 @@ class Synth:
 
     # ------------------------------------------------------------------ sink (DirectMusic)
     def set_sink(self, sink):
-        """Attach the wave sink (IDirectMusicSynth::SetSynthSink); the latency clock is its."""
-        self.sink = sink
+        """Attach the wave sink (IDirectMusicSynth::SetSynthSink), also before open(); the
+        latency clock is its. The sink is bound to this synth (``sink.init(self)``, as
+        DirectMusic does), so a sink made for another synth follows this one; one that is
+        active for another source is refused. ``None`` detaches (an active sink is
+        deactivated). A master clock given to ``set_master_clock`` is passed on."""
+        with self._lock:
+            if sink is self.sink:
+                return
+            if sink is not None and sink.active and sink.source is not self:
+                raise SynthError("the sink is active for another synth (DMUS_E_SYNTHACTIVE)")
+            old, self.sink = self.sink, sink
+            if old is not None and old.source is self:
+                old.init(None)
+            if sink is not None:
+                if sink.source is not self:
+                    sink.init(self)
+                if self.master_clock is not None:
+                    sink.set_master_clock(self.master_clock)
+
+    def set_master_clock(self, clock):
+        """IDirectMusicSynth::SetMasterClock: passed on to the sink (now, or when one is
+        attached); may change at any time, also while active."""
+        if clock is None:
+            raise ValueError("set_master_clock needs a clock (E_POINTER)")
+        self.master_clock = clock
+        if self.sink is not None:
+            self.sink.set_master_clock(clock)
+
+    def activate(self, enable: bool = True) -> bool:
+        """IDirectMusicSynth::Activate: start or stop the sink. Returns True when the state
+        changed, False when it already was so (DirectMusic S_FALSE). Raises SynthError without
+        a sink (DMUS_E_NOSYNTHSINK) or, to activate, when not open (SYNTHNOTCONFIGURED)."""
+        if self.sink is None:
+            if not enable:
+                return False
+            raise SynthError("no wave sink attached (DMUS_E_NOSYNTHSINK)")
+        if bool(enable) == self.sink.active:
+            return False
+        if enable:
+            self._need_open()
+            self.sink.activate()
+        else:
+            self.sink.deactivate()
+        return True
 
     def get_latency_clock(self):
         """The sink's latency clock (GetLatencyClock): reference time up to which audio is

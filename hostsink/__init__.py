@@ -10,7 +10,7 @@ from .outputs import (NullOutput, SoundDeviceOutput, WavFileOutput, find_output_
                       read_wav, reinitialize_portaudio, to_pcm16, write_wav,
                       initialize_portaudio, terminate_portaudio)
 from .ringbuffer import RingBuffer
-from .sink import SinkStats, WaveSink, play
+from .sink import SinkActiveError, SinkNotConfiguredError, SinkStats, WaveSink, play
 
 __all__ = [
     "REF_PER_SEC", "Clock", "ClockInactiveError", "DeviceClock", "LatencyClock", "ManualClock",
@@ -18,5 +18,5 @@ __all__ = [
     "NullOutput", "SoundDeviceOutput", "WavFileOutput", "find_output_device", "read_wav",
     "reinitialize_portaudio", "initialize_portaudio", "terminate_portaudio", "to_pcm16",
     "write_wav",
-    "RingBuffer", "SinkStats", "WaveSink", "play",
+    "RingBuffer", "SinkActiveError", "SinkNotConfiguredError", "SinkStats", "WaveSink", "play",
 ]

@@ -11,14 +11,17 @@ Sample time
 
 Conversion (:class:`SampleTimeBase`), anchored at the activation instant ``t_act``::
 
-    sample = round((rt - t_act) * rate / 10**7)
-    rt     = t_act + round(sample * 10**7 / rate)
+    sample = floor((rt - t_act) * rate / 10**7)      # the sample that is playing at rt
+    rt     = t_act + ceil(sample * 10**7 / rate)     # the first reference tick of that sample
 
-computed with exact integer arithmetic, "round" meaning round half up (towards
-+infinity), also for negative values: ``round(a / b) == (2*a + b) // (2*b)`` for b > 0.
-Because one sample is at least one reference unit long for every rate below 10 MHz,
-``ref_to_sample(sample_to_ref(s)) == s`` for every integer ``s``; the other way round,
-``sample_to_ref(ref_to_sample(rt))`` is within half a sample period of ``rt``.
+computed with exact integer arithmetic (also for negative values and past 2**63).  A
+reference time maps to the sample that has started by then (truncation, as DirectMusic's
+sink does), and a sample maps to the first reference time that lies in it, so
+
+* ``ref_to_sample(sample_to_ref(s)) == s`` for every integer ``s`` (one sample is at least
+  one reference unit long for every rate below 10 MHz), and
+* ``sample_to_ref(ref_to_sample(rt)) <= rt``, less than one sample period earlier: the
+  reference time of a sample never lies after the time it came from.
 
 The sink may add a *slip* (frames the output had to zero-fill because of underruns):
 sample ``s`` is then heard at device frame ``s + slip``, and the conversions use
@@ -152,10 +155,13 @@ class SampleTimeBase:
         self.slip = int(slip)
 
     def ref_to_sample(self, rt: int) -> int:
-        return _round_div((int(rt) - self.t_act) * self.rate, REF_PER_SEC) - self.slip
+        """The sample playing at reference time ``rt`` (floor: never a later sample)."""
+        return ((int(rt) - self.t_act) * self.rate) // REF_PER_SEC - self.slip
 
     def sample_to_ref(self, sample: int) -> int:
-        return self.t_act + _round_div((int(sample) + self.slip) * REF_PER_SEC, self.rate)
+        """The first reference time inside ``sample`` (ceil), so that ``ref_to_sample`` of it
+        gives ``sample`` back and it is never after a time that mapped to ``sample``."""
+        return self.t_act - ((-(int(sample) + self.slip) * REF_PER_SEC) // self.rate)
 
 
 class LatencyClock:

@@ -44,6 +44,22 @@ from .clock import (ClockInactiveError, LatencyClock, ManualClock, MonotonicCloc
 from .ringbuffer import RingBuffer
 
 
+class SinkNotConfiguredError(RuntimeError):
+    """No source, or a source that is not open (DirectMusic DMUS_E_SYNTHNOTCONFIGURED)."""
+
+
+class SinkActiveError(RuntimeError):
+    """The sink is already active (DirectMusic DMUS_E_SYNTHACTIVE)."""
+
+
+def _source_rate(source) -> Optional[int]:
+    """The source's sample rate, or None while it has none (a synth not yet open)."""
+    if source is None or not getattr(source, "is_open", True):
+        return None
+    rate = getattr(source, "sample_rate", None)
+    return None if rate is None else int(rate)
+
+
 @dataclass
 class SinkStats:
     active: bool
@@ -77,31 +93,34 @@ class WaveSink:
     fill target.  ``period_ms``: render-thread wake-up period.  ``block_frames``: render
     in calls of exactly this many frames (None: one call of whatever is missing).
     ``start_position``: the first sample position (default 0, as in DirectMusic).
+
+    As in DirectMusic the sink may be made before its synth is open, or with no source at all
+    (``source=None``, then :meth:`init`; ``Synth.set_sink`` does that): the sample rate and
+    everything that depends on it are read from the source when the sink is activated (or
+    renders offline), so a synth closed and reopened at another rate is followed.
     """
 
     def __init__(self, source, output, clock=None, latency_ms: float = 20, period_ms: float = 5,
                  block_frames: Optional[int] = None, start_position: int = 0):
-        rate = int(source.sample_rate)
-        out_rate = getattr(output, "sample_rate", rate)
-        if int(out_rate) != rate:
-            raise ValueError(f"source rate {rate} != output rate {out_rate}")
         if block_frames is not None and int(block_frames) <= 0:
             raise ValueError("block_frames must be positive")
         self.source = source
         self.output = output
-        self.sample_rate = rate
         if clock is None:
             clock = getattr(output, "clock", None) or MonotonicClock()
         self.clock = clock
-        self.latency_frames = max(1, int(round(latency_ms * rate / 1000)))
-        self.period_frames = max(1, int(round(period_ms * rate / 1000)))
+        self._latency_ms = float(latency_ms)
+        self._period_ms = float(period_ms)
         self.period_s = period_ms / 1000.0
         self.block_frames = int(block_frames) if block_frames else None
-        # ring indices are sample positions: frames_written == position, frames_read ==
-        # the next sample the output will take
-        self.ring = RingBuffer(self.latency_frames + (self.block_frames or 0),
-                               start=start_position)
         self._position = int(start_position)
+        self.sample_rate = None
+        rate = _source_rate(source)
+        if rate is None:
+            rate = getattr(output, "sample_rate", None)
+        self._set_rate(48000 if rate is None else int(rate))
+        if _source_rate(source) is not None:
+            self._check_output_rate()
         self._active = False
         self._base: Optional[SampleTimeBase] = None
         self._slip0 = 0
@@ -121,6 +140,67 @@ class WaveSink:
         self._load_peak = 0.0
         self._render_calls = 0
         self._pumps = 0
+
+    # ------------------------------------------------------------------ configuration
+    def _set_rate(self, rate: int) -> None:
+        """(Re)size everything that depends on the rate; only while inactive. The ring starts
+        empty at the current position (ring indices are sample positions: frames_written ==
+        position, frames_read == the next sample the output will take)."""
+        self.sample_rate = int(rate)
+        self.latency_frames = max(1, int(round(self._latency_ms * rate / 1000)))
+        self.period_frames = max(1, int(round(self._period_ms * rate / 1000)))
+        self.ring = RingBuffer(self.latency_frames + (self.block_frames or 0),
+                               start=self._position)
+        self._base = None
+
+    def _check_output_rate(self) -> None:
+        out_rate = getattr(self.output, "sample_rate", self.sample_rate)
+        if int(out_rate) != self.sample_rate:
+            raise ValueError(f"source rate {self.sample_rate} != output rate {out_rate}")
+
+    def _configure(self) -> None:
+        """Read the source's rate (DMUS_E_SYNTHNOTCONFIGURED without an open source)."""
+        rate = _source_rate(self.source)
+        if rate is None:
+            raise SinkNotConfiguredError("the sink has no open synth (DMUS_E_SYNTHNOTCONFIGURED)")
+        if rate != self.sample_rate:
+            self._set_rate(rate)
+        self._check_output_rate()
+
+    def init(self, source) -> None:
+        """Bind the sink to ``source`` (IDirectMusicSynthSink::Init; ``None`` detaches).
+        An active sink is deactivated first. A different source, or the same one opened
+        again, starts at sample position 0 with an empty ring."""
+        if self._active:
+            self.deactivate()
+        self.source = source
+        self._position = 0
+        self._slip0 = 0
+        self._uf0 = 0
+        self._set_rate(self.sample_rate)
+
+    def set_master_clock(self, clock) -> None:
+        """Change the master clock (IDirectMusicSynthSink::SetMasterClock), also while
+        active: the time base is re-anchored so that the sample playing now keeps its place
+        and reference times from then on are the new clock's."""
+        if clock is None:
+            raise ValueError("set_master_clock needs a clock (E_POINTER)")
+        if self._active and self._base is not None:
+            b = self._base
+            old_now = self.clock.now()
+            new_now = clock.now()
+            b.t_act += new_now - old_now
+        self.clock = clock
+
+    def desired_buffer_size(self) -> int:
+        """IDirectMusicSynthSink::GetDesiredBufferSize: the size in bytes of 2 s of 16-bit
+        stereo at the source's rate (``rate * 2 channels * 4``, the value DirectMusic's own
+        sink returns, e.g. 352,800 at 44.1 kHz; the SDK calls it samples, native and Wine
+        use bytes). DMUS_E_SYNTHNOTCONFIGURED without an open source."""
+        rate = _source_rate(self.source)
+        if rate is None:
+            raise SinkNotConfiguredError("the sink has no open synth (DMUS_E_SYNTHNOTCONFIGURED)")
+        return rate * 2 * 4
 
     # ------------------------------------------------------------------ properties
     @property
@@ -161,9 +241,12 @@ class WaveSink:
     # ------------------------------------------------------------------ activation
     def activate(self, threaded: Optional[bool] = None) -> None:
         """Record t_act, pre-fill the ring to the latency target, start the output and
-        (unless the clock is a ManualClock, or ``threaded=False``) the render thread."""
+        (unless the clock is a ManualClock, or ``threaded=False``) the render thread.
+        Raises SinkActiveError if already active (DMUS_E_SYNTHACTIVE) and
+        SinkNotConfiguredError without an open source."""
         if self._active:
-            return
+            raise SinkActiveError("the sink is already active (DMUS_E_SYNTHACTIVE)")
+        self._configure()
         if not getattr(self.output, "realtime", True):
             raise RuntimeError("an offline output is driven by render_offline(), not activate()")
         if threaded is None:
@@ -290,6 +373,7 @@ class WaveSink:
         """
         if self._active:
             raise RuntimeError("render_offline() on an active sink")
+        self._configure()
         if self._base is None:  # reference time 0 = sample 0 ("file time")
             self._base = SampleTimeBase(0, self.sample_rate)
         b = int(block_frames or self.block_frames or 4096)
