@@ -2,8 +2,11 @@
 
 * ``.wav`` (and ``.rf64``): hostsink.WavFileOutput, no dependency beyond numpy; 16-bit, 24-bit
   or 32-bit float; a file that grows past 4 GiB becomes RF64 on close.
-* ``.w64`` (Sony Wave64), ``.flac``, ``.aiff``/``.aif``, ``.caf``: through soundfile
-  (libsndfile; ``pip install soundfile``). FLAC holds integer samples only (16 or 24 bit).
+* ``-``: WAV streamed to stdout (sizes in the header set to the maximum, as streaming tools
+  expect), e.g. ``gpusynth render x.mid -o - | ffmpeg -i - out.mp3``.
+* ``.w64`` (Sony Wave64), ``.flac``, ``.ogg`` (Vorbis), ``.aiff``/``.aif``, ``.caf``: through
+  soundfile (libsndfile; ``pip install soundfile``). FLAC holds integer samples only (16 or
+  24 bit).
 
 ``open_writer(path, rate, subtype)`` returns an object with ``write(block)`` (float32 (N, 2)),
 ``close()``, ``frames_written`` and ``description`` (e.g. "32-bit float WAV").
@@ -22,12 +25,14 @@ import tempfile
 import numpy as np
 
 __all__ = ["open_writer", "OutputError", "SUBTYPES", "default_subtype", "Normalizer",
-           "FLOAT_NOTES"]
+           "FLOAT_NOTES", "FORMATS", "check_writable", "container"]
 
 SUBTYPES = ("pcm16", "pcm24", "float")
 FLOAT_NOTES = 1_000_000       # inputs with more notes than this default to float output
 _SF_SUBTYPE = {"pcm16": "PCM_16", "pcm24": "PCM_24", "float": "FLOAT"}
-_SF_FORMATS = {".w64": "W64", ".flac": "FLAC", ".aiff": "AIFF", ".aif": "AIFF", ".caf": "CAF"}
+_SF_FORMATS = {".w64": "W64", ".flac": "FLAC", ".aiff": "AIFF", ".aif": "AIFF", ".caf": "CAF",
+               ".ogg": "OGG", ".oga": "OGG"}
+FORMATS = ("wav", "w64", "flac", "ogg", "aiff", "caf")     # --format names
 _NAMES = {"pcm16": "16-bit", "pcm24": "24-bit", "float": "32-bit float"}
 
 
@@ -35,22 +40,36 @@ class OutputError(Exception):
     """A user-facing output problem (unknown extension, unsupported subtype, no soundfile)."""
 
 
-def container(path) -> str:
-    ext = os.path.splitext(os.fspath(path))[1].lower()
+def container(path, fmt: str | None = None) -> str:
+    """The container for ``path`` (or the explicit ``fmt``, one of FORMATS): "WAV", "W64",
+    "FLAC", "OGG", "AIFF", "CAF". ``-`` (stdout) is WAV. Raises OutputError otherwise."""
+    if fmt:
+        f = fmt.lower()
+        if f not in FORMATS:
+            raise OutputError(f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})")
+        return f.upper()
+    p = os.fspath(path)
+    if p == "-":
+        return "WAV"
+    ext = os.path.splitext(p)[1].lower()
     if ext in (".wav", ".wave", ".rf64", ""):
         return "WAV"
     if ext in _SF_FORMATS:
         return _SF_FORMATS[ext]
-    raise OutputError(f"{path}: unknown output format {ext!r} (use .wav, .w64, .flac, .aiff "
-                      f"or .caf)")
+    raise OutputError(f"{path}: unknown output format {ext!r} (use .wav, .w64, .flac, .ogg, "
+                      f".aiff or .caf, or --format)")
 
 
-def default_subtype(path, n_notes: int = 0) -> str:
-    """Float for WAV/W64/CAF when the input has more than FLOAT_NOTES notes (a dense mix
-    peaks far above full scale), 16-bit otherwise; FLAC: 24-bit for such inputs."""
+def default_subtype(path, n_notes: int = 0, fmt: str | None = None) -> str:
+    """Float for WAV/W64/CAF/AIFF when the input has more than FLOAT_NOTES notes (a dense mix
+    peaks far above full scale), 16-bit otherwise; FLAC: 24-bit for such inputs; OGG/Vorbis
+    is lossy (its samples are floats inside): "float"."""
     big = n_notes > FLOAT_NOTES
-    if container(path) == "FLAC":
+    c = container(path, fmt)
+    if c == "FLAC":
         return "pcm24" if big else "pcm16"
+    if c == "OGG":
+        return "float"
     return "float" if big else "pcm16"
 
 
@@ -63,9 +82,10 @@ class _SoundFileWriter:
                               f"(pip install soundfile): {e}") from None
         self.path = os.fspath(path)
         self.frames_written = 0
+        sub = "VORBIS" if fmt == "OGG" else _SF_SUBTYPE[subtype]
         try:
             self._f = sf.SoundFile(self.path, "w", samplerate=int(rate), channels=2,
-                                   format=fmt, subtype=_SF_SUBTYPE[subtype])
+                                   format=fmt, subtype=sub)
         except (RuntimeError, ValueError, TypeError) as e:
             raise OutputError(f"{path}: cannot write {_NAMES[subtype]} {fmt}: {e}") from None
 
@@ -77,21 +97,57 @@ class _SoundFileWriter:
         self._f.close()
 
 
-def open_writer(path, rate: int, subtype: str | None = None):
-    """A writer for ``path`` (format from its extension). Raises OutputError (one line) for an
-    unknown format or subtype, OSError when the file cannot be created."""
-    fmt = container(path)
-    subtype = subtype or default_subtype(path)
-    if subtype not in SUBTYPES:
+def check_writable(path, fmt: str | None = None, subtype: str | None = None):
+    """Everything about an output that can be checked before rendering: the format, the
+    subtype for it, soundfile for non-WAV formats, the directory. Raises OutputError."""
+    c = container(path, fmt)
+    if subtype is not None and subtype not in SUBTYPES:
         raise OutputError(f"sample format must be one of {', '.join(SUBTYPES)}, not {subtype!r}")
-    if fmt == "FLAC" and subtype == "float":
+    if c == "FLAC" and subtype == "float":
         raise OutputError(f"{path}: FLAC holds integer samples only: use pcm16 or pcm24")
-    if fmt == "WAV":
+    if c == "OGG" and subtype not in (None, "float"):
+        raise OutputError(f"{path}: OGG/Vorbis is lossy: --sample-format does not apply")
+    if c != "WAV":
+        try:
+            import soundfile  # noqa: F401
+        except (ImportError, OSError) as e:
+            raise OutputError(f"{path}: writing {c} needs the soundfile package "
+                              f"(pip install soundfile): {e}") from None
+    p = os.fspath(path)
+    if p != "-" and not (os.path.exists(p) and not os.path.isfile(p) and not os.path.isdir(p)):
+        d = os.path.dirname(os.path.abspath(p))
+        if not os.path.isdir(d):
+            raise OutputError(f"{path}: cannot write: directory {d} does not exist")
+        if not os.access(d, os.W_OK):
+            raise OutputError(f"{path}: cannot write: directory {d} is not writable")
+        if os.path.isdir(p):
+            raise OutputError(f"{path}: is a directory")
+    return c
+
+
+def open_writer(path, rate: int, subtype: str | None = None, fmt: str | None = None):
+    """A writer for ``path`` (format from its extension, or ``fmt``; ``-``: WAV to stdout).
+    Raises OutputError (one line) for an unknown format or subtype, OSError when the file
+    cannot be created."""
+    c = check_writable(path, fmt, subtype)
+    subtype = subtype or default_subtype(path, fmt=fmt)
+    p = os.fspath(path)
+    stream = p == "-" or (os.path.exists(p) and not os.path.isfile(p))
+    if stream and c != "WAV":
+        raise OutputError(f"{path}: only WAV can be written to a pipe or device")
+    if c == "WAV":
         from hostsink.outputs import WavFileOutput
-        w = WavFileOutput(path, rate, subtype=subtype)
+        if p == "-":
+            import sys
+            w = WavFileOutput(sys.stdout.buffer, rate, subtype=subtype)
+        elif stream:
+            w = WavFileOutput(open(p, "wb"), rate, subtype=subtype)
+        else:
+            w = WavFileOutput(path, rate, subtype=subtype)
     else:
-        w = _SoundFileWriter(path, rate, subtype, fmt)
-    w.description = f"{_NAMES[subtype]} {fmt}"
+        w = _SoundFileWriter(path, rate, subtype, c)
+    w.description = ("Ogg Vorbis" if c == "OGG" else f"{_NAMES[subtype]} {c}")
+    w.subtype = subtype
     return w
 
 

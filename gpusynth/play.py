@@ -18,15 +18,25 @@ def _output(a, rate, CliError):
     if dev is not None and dev.isdigit():
         dev = int(dev)
     try:
+        import sounddevice as sd
+        sd.query_devices(dev, kind="output")     # a bad id/name fails here, in one line
+        sd.check_output_settings(device=dev, samplerate=rate, channels=2, dtype="float32")
         return SoundDeviceOutput(device=dev, rate=rate)
-    except Exception as e:     # PortAudio / sounddevice missing, bad device id
-        raise CliError(f"audio output: {e}") from None
+    except ImportError:
+        raise CliError("audio output needs sounddevice and PortAudio: pip install "
+                       "'gpusynth[audio]' (and the libportaudio2 package)") from None
+    except Exception as e:     # PortAudio missing, no device, bad device id or name
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = " (see `python -m sounddevice` for the devices)" if dev is not None else ""
+        raise CliError(f"audio output: {msg}{hint}") from None
 
 
 def _synth(a, bank, backend, groups, CliError):
     from .render import open_synth
     try:
-        s, eff = open_synth(bank, backend, a.rate, getattr(a, "voices", 256), groups=groups)
+        from .cli import effect_kwargs
+        s, eff = open_synth(bank, backend, a.rate, getattr(a, "voices", 256), groups=groups,
+                            **effect_kwargs(a))
     except ValueError as e:
         raise CliError(str(e)) from None
     return s, eff
@@ -74,6 +84,11 @@ def play_main(a, backend_choice, load_song, load_bank, CliError):
     except KeyboardInterrupt:
         interrupted = True
         st = None
+    except Exception as e:       # the device failed when the stream started
+        if type(e).__name__ not in ("PortAudioError", "OSError", "RuntimeError", "ValueError"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CliError(f"audio output: {msg}") from None
     finally:
         try:
             synth.all_notes_off()

@@ -6,6 +6,8 @@ of events and one block of audio whatever the length of the song or its note cou
 """
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -68,7 +70,7 @@ def iter_render(synth: Synth, source, end_frame: int, chunk: int = 32768,
         yield pos, block
         pos += chunk
         if pos >= end_frame and synth.pending_events == 0 and synth.source_done:
-            if synth.active_voices == 0:
+            if synth.active_voices == 0 and not getattr(synth, "effects_ringing", False):
                 break
             if float(np.max(np.abs(block))) < SILENCE and not synth.has_held_notes():
                 break
@@ -95,57 +97,98 @@ def render_song(song, bank=None, backend="numpy", rate=48000, voices=None, chunk
     return audio, summarize(synth, len(audio), wall)
 
 
+def _partial_name(path: str) -> str:
+    stem, ext = os.path.splitext(path)
+    return f"{stem}.partial{ext}"
+
+
 def render_file(song, path, bank=None, backend="numpy", rate=48000, voices=None,
                 subtype=None, normalize_db=None, chunk=16384, interp="cubic", gain=0.5,
-                tail_cap_s=30.0, progress=None, synth=None, **options):
-    """Render ``song`` to the audio file ``path`` (format from its extension, see
-    gpusynth.output), streaming: memory stays one window of events and one block of audio.
-    ``subtype`` None: float when the song has more than output.FLOAT_NOTES notes, else 16-bit
-    (FLAC: 24/16-bit). ``normalize_db``: peak-normalise to this level (dBFS) in a second pass.
-    ``synth``: an already opened Synth (else one is opened with the other arguments).
-    Returns stats (summarize) plus ``output_format``, ``float_default`` and
-    ``normalize_gain_db``. Interrupting (KeyboardInterrupt) closes the file with what was
-    rendered; the exception propagates with ``.frames`` set."""
+                tail_cap_s=30.0, progress=None, synth=None, fmt=None, **options):
+    """Render ``song`` to the audio file ``path`` (format from its extension or ``fmt``, see
+    gpusynth.output; ``"-"``: WAV to stdout), streaming: memory stays one window of events and
+    one block of audio. ``subtype`` None: float when the song has more than
+    output.FLOAT_NOTES notes, else 16-bit (FLAC: 24/16-bit). ``normalize_db``: peak-normalise
+    to this level (dBFS) in a second pass. ``synth``: an already opened Synth (else one is
+    opened with the other arguments). The file is written under a temporary name beside
+    ``path`` and renamed when complete, so ``path`` never holds a half-written file. On an
+    exception the temporary file is removed; on KeyboardInterrupt what was rendered is kept as
+    ``<name>.partial<ext>`` (``e.partial`` names it, ``e.frames`` counts its frames) and the
+    exception propagates. Returns stats (summarize) plus ``output_format``,
+    ``float_default``, ``clipped_samples`` (PCM output only) and ``normalize_gain_db``."""
     from .output import open_writer, default_subtype
     if synth is None:
         synth, _ = open_synth(bank, backend, rate, voices, interp=interp, gain=gain, song=song,
                               **options)
     rate = synth.sample_rate
-    float_default = subtype is None and default_subtype(path, song.n_notes) == "float"
-    subtype = subtype or default_subtype(path, song.n_notes)
-    writer = open_writer(path, rate, subtype)
+    path = os.fspath(path)
+    n_notes = getattr(song, "n_notes", 0)
+    float_default = subtype is None and default_subtype(path, n_notes, fmt) == "float" \
+        and default_subtype(path, 0, fmt) != "float"
+    subtype = subtype or default_subtype(path, n_notes, fmt)
+    # "-", a pipe or a device (/dev/stdout): written straight through as a WAV stream
+    to_stdout = path == "-" or (os.path.exists(path) and not os.path.isfile(path))
+    if to_stdout:
+        tmp = path
+    else:
+        d, name = os.path.split(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=d)
+        os.close(fd)
+        um = os.umask(0)
+        os.umask(um)
+        os.chmod(tmp, 0o666 & ~um)          # the permissions a plain open() would give
+    from .output import container
+    writer = open_writer(tmp, rate, subtype, fmt=container(path, fmt).lower())
     norm = None
     if normalize_db is not None:
         from .output import Normalizer
-        norm = Normalizer(path, normalize_db)
+        norm = Normalizer(path if not to_stdout else ".", normalize_db)
     sink = norm or writer
+    pcm = subtype in ("pcm16", "pcm24") and norm is None
     end = int(round(song.duration_s * rate))
     t0 = time.perf_counter()
-    frames = 0
+    frames = clipped = 0
     try:
         for pos, block in iter_render(synth, song_source(song, rate), end, chunk, tail_cap_s):
             sink.write(block)
             frames += len(block)
+            if pcm:
+                clipped += int(np.count_nonzero(np.abs(block) > 1.0))
             if progress:
                 progress(frames, end, synth)
+        wall = time.perf_counter() - t0
+        st = summarize(synth, frames, wall)
+        if norm is not None:
+            norm.finish(writer)
+            st["normalize_gain_db"] = norm.gain_db
+            st["peak_db"] = normalize_db
+            st["wall_s_with_normalize"] = time.perf_counter() - t0
+        else:
+            writer.close()
+        if not to_stdout:
+            os.replace(tmp, path)
     except BaseException as e:
         if norm is not None:
             norm.discard()
-        writer.close()
+        try:
+            writer.close()
+        except Exception:
+            pass
+        if not to_stdout:
+            if isinstance(e, KeyboardInterrupt) and frames and norm is None:
+                e.partial = _partial_name(path)
+                os.replace(tmp, e.partial)
+            else:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
         if isinstance(e, KeyboardInterrupt):
             e.frames = frames
         raise
-    wall = time.perf_counter() - t0
-    st = summarize(synth, frames, wall)
-    if norm is not None:
-        norm.finish(writer)
-        st["normalize_gain_db"] = norm.gain_db
-        st["peak_db"] = normalize_db
-        st["wall_s_with_normalize"] = time.perf_counter() - t0
-    else:
-        writer.close()
     st["output_format"] = writer.description
     st["float_default"] = float_default
+    st["clipped_samples"] = clipped
     return st
 
 

@@ -326,10 +326,40 @@ class Synth:
     def _channel_presets(self) -> np.ndarray:
         if self._ch_pid is None:
             cs = self.channels
-            self._ch_pid = np.array([
-                self._lookup_preset(cs.bank(c), int(cs.program[c]), bool(cs.drum[c]))
-                for c in range(cs.n)], np.int64)
+            want = [(cs.bank(c), int(cs.program[c]), bool(cs.drum[c])) for c in range(cs.n)]
+            self._ch_pid = np.array([self._lookup_preset(*w) for w in want], np.int64)
+            # channels whose preset is a fallback (or missing): what they asked for
+            keys = {v: k for k, v in self.presets.presets.items()}
+            self._ch_want = {c: (want[c], keys.get(int(self._ch_pid[c])))
+                             for c in range(cs.n) if keys.get(int(self._ch_pid[c])) != want[c]}
         return self._ch_pid
+
+    def _note_preset_misses(self, chans: np.ndarray):
+        """Count note-ons on channels whose preset is missing or a fallback (preset_warnings)."""
+        if not self._ch_want or not len(chans):
+            return
+        u, n = np.unique(chans, return_counts=True)
+        for c, k in zip(u.tolist(), n.tolist()):
+            if c in self._ch_want:
+                key = (c,) + self._ch_want[c]
+                self._preset_misses[key] = self._preset_misses.get(key, 0) + k
+
+    def preset_warnings(self) -> list:
+        """One line per channel and requested preset that played notes without that preset:
+        missing (the notes were silent) or replaced by a fallback (FluidSynth's "No preset
+        found" warnings, with the count of notes affected)."""
+        out = []
+        for (c, (bank, prog, drum), used), n in sorted(self._preset_misses.items()):
+            grp, ch = divmod(c, 16)
+            where = f"channel {ch + 1}" + (f" (group {grp + 1})" if self.groups > 1 else "")
+            kind = "drum kit" if drum else "program"
+            what = f"no {kind} {prog} in bank {bank >> 7}:{bank & 127}"
+            if used is None:
+                out.append(f"{where}: {what}: {n} note(s) silent")
+            else:
+                out.append(f"{where}: {what}: {n} note(s) played with bank {used[0] >> 7}:"
+                           f"{used[0] & 127} {'drum kit' if used[2] else 'program'} {used[1]}")
+        return out
 
     # ------------------------------------------------------------------ events
     def play(self, events: np.ndarray, sysex=None):
@@ -496,6 +526,8 @@ class Synth:
                                     engine=self.alloc_engine)
 
     def _reset_stats(self):
+        self._preset_misses = {}
+        self._ch_want = {}
         self.stats = {"voices_sum": 0.0, "ticks": 0, "peak_level": 0.0, "render_s": 0.0,
                       "kernel_s": 0.0, "audio_frames": 0, "windows": 0}
 
@@ -524,6 +556,7 @@ class Synth:
         on = np.flatnonzero(is_on)
         if len(on):
             pid = self._channel_presets()[c[on]]
+            self._note_preset_misses(c[on])
             on = on[pid >= 0]
             pid = pid[pid >= 0]
             a = self.alloc.stats

@@ -303,7 +303,7 @@ class WavFileOutput:
 
     def __init__(self, path: Union[str, os.PathLike], rate: int, float32: bool = False,
                  subtype: Optional[str] = None):
-        self.path = os.fspath(path)
+        self.path = getattr(path, "name", "<stream>") if hasattr(path, "write") else os.fspath(path)
         self.sample_rate = int(rate)
         subtype = subtype or ("float" if float32 else "pcm16")
         if subtype not in SUBTYPES:
@@ -318,15 +318,24 @@ class WavFileOutput:
         self.device_latency_s = 0.0
         self.rf64 = False
         self._closed = False
-        self._f = open(self.path, "wb")
-        self._f.write(self._header(0))
+        self._stream = hasattr(path, "write")
+        if self._stream:            # a pipe (stdout): sizes unknown, header never patched
+            self._f = path
+            self._f.write(self._header(None))
+        else:
+            self._f = open(self.path, "wb")
+            self._f.write(self._header(0))
 
-    def _header(self, frames: int) -> bytes:
+    def _header(self, frames) -> bytes:
+        """The header for ``frames`` frames; None: a stream of unknown length (every size field
+        at its maximum, as programs reading WAV from a pipe expect)."""
+        stream = frames is None
+        frames = 0 if stream else frames
         data_bytes = frames * self._align
         if self._tag == WAVE_FORMAT_IEEE_FLOAT:
             fmt = struct.pack("<HHIIHHH", self._tag, 2, self.sample_rate,
                               self.sample_rate * self._align, self._align, self._bits, 0)
-            fact = b"fact" + struct.pack("<II", 4, min(frames, _U32))
+            fact = b"fact" + struct.pack("<II", 4, _U32 if stream else min(frames, _U32))
         else:
             fmt = struct.pack("<HHIIHH", self._tag, 2, self.sample_rate,
                               self.sample_rate * self._align, self._align, self._bits)
@@ -334,7 +343,11 @@ class WavFileOutput:
         fmt = b"fmt " + struct.pack("<I", len(fmt)) + fmt
         body_before_data = 4 + 36 + len(fmt) + len(fact) + 8      # WAVE + JUNK/ds64 + ... + data hdr
         riff_size = body_before_data + data_bytes + (data_bytes & 1)
-        if riff_size <= self.riff_limit:
+        if stream:
+            head = b"RIFF" + struct.pack("<I", _U32) + b"WAVE" + b"JUNK" + \
+                struct.pack("<I", 28) + bytes(28)
+            data_hdr = b"data" + struct.pack("<I", _U32)
+        elif riff_size <= self.riff_limit:
             head = b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + b"JUNK" + \
                 struct.pack("<I", 28) + bytes(28)
             data_hdr = b"data" + struct.pack("<I", data_bytes)
@@ -361,6 +374,9 @@ class WavFileOutput:
         if self._closed:
             return
         self._closed = True
+        if self._stream:
+            self._f.flush()
+            return
         if (self.frames_written * self._align) & 1:
             self._f.write(b"\0")
         head = self._header(self.frames_written)
