@@ -84,6 +84,7 @@ __all__ = [
 ]
 
 DEFAULT_TEMPO = 500_000  # microseconds per quarter note (120 bpm)
+SATURATE_S = float(2**63 - 1) / 192_000   # later event times saturate at int64 max samples
 
 # data bytes after each status byte, from the message table (midi.py); a plain list is the
 # fastest to index in the parse loop
@@ -1286,6 +1287,9 @@ def _load(buf, path: str, lib) -> Song:
 
     idx = _Index(buf, arr, base, fmt, ppq, smpte)
     idx.finish(bodies, ends, scans)
+    if idx.duration >= SATURATE_S:
+        W.add("saturate", f"events up to {idx.duration:.3g} s: times past {SATURATE_S:.3g} s "
+                          f"(2**63 samples at 192 kHz) are saturated at the largest sample time")
     n_notes = sum(s.n_notes for s in scans)
     n_events = sum(s.n_kept for s in scans)
     idx.bytes_per_event = size / max(1, n_events)

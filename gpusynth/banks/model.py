@@ -69,6 +69,8 @@ REGION_FIELDS = [
     ("me_key_hold", np.float32, "tc per key", 0.0),
     ("me_key_decay", np.float32, "tc per key", 0.0),
     ("me_vel_attack", np.float32, "tc at velocity 127", 0.0),
+    ("me_convex", np.int8, "1: the attack follows the SF2 convex curve (SF2 2.04 8.1.2 #26, as "
+     "FluidSynth), 0: linear (DLS, built-in)", 0),
     ("me_pitch", np.float32, "cents at full mod envelope", 0.0),
     ("me_fc", np.float32, "cents at full mod envelope", 0.0),
     # modulation LFO
@@ -113,6 +115,13 @@ def new_regions(n: int) -> np.ndarray:
     return np.repeat(default_region()[None], n)
 
 
+# A preset may hold at most this many regions (after SF2 preset x instrument zones are
+# flattened): real layered presets hold a few thousand at most (88 keys x 16 velocity layers x
+# stereo = 2,816). A bank above it is refused with a BankError naming the file and the preset,
+# so a few kilobytes cannot make the synth build and search millions of overlapping regions.
+MAX_REGIONS_PER_PRESET = 65_536
+
+
 class BankError(Exception):
     """A bank file (or in-memory bank) is malformed. The message names the file, the chunk
     and the reason."""
@@ -120,6 +129,11 @@ class BankError(Exception):
     def __init__(self, path, chunk: str, reason: str):
         self.path, self.chunk, self.reason = str(path), chunk, reason
         super().__init__(f"{path}: {chunk}: {reason}")
+
+
+def preset_cap_reason(bank: int, program: int, name: str, n: int) -> str:
+    return (f"preset {bank}:{program} {name!r} has {n} regions "
+            f"(limit {MAX_REGIONS_PER_PRESET} per preset)")
 
 
 def read_bank_file(path, limit: int | None = None) -> bytes:
@@ -183,6 +197,9 @@ class Bank:
                 raise BankError(src, "presets", f"preset {p.bank}:{p.program} refers to a missing region")
             if not (0 <= p.program <= 127 and 0 <= p.bank <= 16383):
                 raise BankError(src, "presets", f"preset {p.bank}:{p.program} out of range")
+            if idx.size > MAX_REGIONS_PER_PRESET:
+                raise BankError(src, "presets", preset_cap_reason(p.bank, p.program, p.name,
+                                                                  idx.size))
         return self
 
     def preset_list(self):

@@ -78,7 +78,8 @@ import os
 
 import numpy as np
 
-from .model import GUARD, Bank, BankError, Preset, new_regions, read_bank_file
+from .model import (GUARD, MAX_REGIONS_PER_PRESET, Bank, BankError, Preset, new_regions,
+                    preset_cap_reason, read_bank_file)
 
 # ---------------------------------------------------------------------------------------------
 # generator numbers (SF2.04 section 8.1.2)
@@ -548,6 +549,12 @@ class _Loader:
         good_sid = (sid >= 0) & (sid < n_samples)
         self.counts["sf2_dropped_zones"] += int(np.sum(keep & ~good_sid))
         keep &= good_sid
+        per_preset = np.bincount(p_owner[pair_p[keep]], minlength=len(phdr))
+        if per_preset.size and per_preset.max() > MAX_REGIONS_PER_PRESET:
+            p = int(np.argmax(per_preset))
+            rec = phdr[p]
+            raise self.err("pdta", preset_cap_reason(int(rec["bank"]), int(rec["preset"]),
+                                                     _cstr(rec["name"]), int(per_preset[p])))
         used = np.unique(sid[keep])
         samples = self._load_samples(shdr, used)
         slen = np.zeros(n_samples + 1, np.int64)
