@@ -26,7 +26,7 @@ def default_voices(backend: str) -> int:
     return DEFAULT_VOICES.get(backend, 512)
 
 
-def open_synth(bank=None, backend="numpy", rate=48000, voices=None, groups=None, interp="cubic",
+def open_synth(bank=None, backend="auto", rate=48000, voices=None, groups=None, interp="cubic",
                gain=0.5, song=None, **options):
     """A ready Synth with the bank downloaded (the built-in GM bank when bank is None).
     ``voices`` None: the backend's default (DEFAULT_VOICES). ``options``: further Synth
@@ -39,7 +39,7 @@ def open_synth(bank=None, backend="numpy", rate=48000, voices=None, groups=None,
         bank = load_bank(bank)
     s = Synth(backend=backend, interp=interp, gain=gain, **options)
     if voices is None:
-        voices = default_voices(backend)
+        voices = default_voices(s.backend_name)
     g = groups or (song.channel_groups if song is not None else 2)
     eff = s.open({"sample_rate": rate, "voices": voices, "channel_groups": max(1, g)})
     s.download(bank)
@@ -78,7 +78,7 @@ def iter_render(synth: Synth, source, end_frame: int, chunk: int = 32768,
                 break
 
 
-def render_song(song, bank=None, backend="numpy", rate=48000, voices=None, chunk=32768,
+def render_song(song, bank=None, backend="auto", rate=48000, voices=None, chunk=32768,
                 interp="cubic", gain=0.5, tail_cap_s=30.0, progress=None, **options):
     """Render a parsed Song (gpusynth.smf.Song) to float32 stereo in memory (streaming the
     events). Returns (audio, stats). For long renders write to a file instead
@@ -102,7 +102,7 @@ def _partial_name(path: str) -> str:
     return f"{stem}.partial{ext}"
 
 
-def render_file(song, path, bank=None, backend="numpy", rate=48000, voices=None,
+def render_file(song, path, bank=None, backend="auto", rate=48000, voices=None,
                 subtype=None, normalize_db=None, chunk=16384, interp="cubic", gain=0.5,
                 tail_cap_s=30.0, progress=None, synth=None, fmt=None, **options):
     """Render ``song`` to the audio file ``path`` (format from its extension or ``fmt``, see

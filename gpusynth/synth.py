@@ -74,7 +74,7 @@ def _copy_channels(dst: ChannelState, src: ChannelState, rows: slice, scalars: b
 
 
 class Synth:
-    def __init__(self, backend: str = "numpy", interp: str = "cubic", block_ticks: int = 4,
+    def __init__(self, backend: str | None = None, interp: str = "cubic", block_ticks: int = 4,
                  gain: float = 0.5, max_window_ticks: int = 512, sends: bool = False,
                  min_velocity: int = 0, max_key_voices: int = 0, max_note_s: float = 0.0,
                  alloc_engine: str = "auto"):
@@ -109,6 +109,13 @@ class Synth:
             raise ValueError("block_ticks must be 1..256")
         if not int(block_ticks) <= int(max_window_ticks) <= 8192:
             raise ValueError("max_window_ticks must be block_ticks..8192")
+        if backend is None or str(backend).strip().lower() == "auto":
+            # the best backend that runs here (cupy, native, numpy), or $GPUSYNTH_BACKEND when
+            # no backend is given; `gpusynth info` shows the same choice
+            from .backend.select import resolve_backend
+            backend, self.backend_reason = resolve_backend(backend)
+        else:
+            self.backend_reason = "requested by argument"
         self.backend_name = backend
         self.interp = interp
         self.block_ticks = int(block_ticks)
