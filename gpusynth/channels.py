@@ -24,6 +24,16 @@ GM_RESET = bytes([0xF0, 0x7E, 0x7F, 0x09, 0x01, 0xF7])
 GM2_RESET = bytes([0xF0, 0x7E, 0x7F, 0x09, 0x03, 0xF7])
 GS_RESET_PREFIX = bytes([0xF0, 0x41])          # + dev, 0x42, 0x12, 0x40, 0x00, 0x7F, 0x00, sum, F7
 XG_RESET_PREFIX = bytes([0xF0, 0x43])          # + 1n, 0x4C, 0x00, 0x00, 0x7E, 0x00, F7
+# System effects set by GS/XG SysEx (None: as the synth was opened; see gpusynth.effects):
+# gs_reverb / gs_chorus: GS macro 0-7 (40 01 30 / 40 01 38), reverb_level / chorus_level:
+# 0-127, 64 = as opened (GS 40 01 33 / 40 01 3A, XG 02 01 0C / 02 01 2C), reverb_time: GS
+# 40 01 34 (64 = the macro's time), xg_reverb / xg_chorus: XG type MSB (02 01 00 / 02 01 20,
+# 0 = no effect)
+FX_DEFAULTS = {"gs_reverb": None, "gs_chorus": None, "reverb_level": None, "chorus_level": None,
+               "reverb_time": None, "xg_reverb": None, "xg_chorus": None}
+_GS_FX = {0x30: "gs_reverb", 0x33: "reverb_level", 0x34: "reverb_time", 0x38: "gs_chorus",
+          0x3A: "chorus_level"}
+_XG_FX = {0x00: "xg_reverb", 0x0C: "reverb_level", 0x20: "xg_chorus", 0x2C: "chorus_level"}
 
 
 class ChannelState:
@@ -66,6 +76,7 @@ class ChannelState:
         self.master_tune = 0.0
         self.master_atten = 0.0
         self.drum = (np.arange(self.n) % 16) == 9
+        self.fx = dict(FX_DEFAULTS)
 
     def reset_controllers(self, c: int):
         """CC121 (GM recommended practice: keep volume, pan, bank, program, sends)."""
@@ -125,6 +136,23 @@ class ChannelState:
             ch = 9 if part == 0 else (part - 1 if part <= 9 else part)
             self.drum[ch::16] = d[8] != 0
             return None
+        if d[:2] == GS_RESET_PREFIX and len(d) >= 10 and d[3:5] == bytes([0x42, 0x12]):
+            if d[5] == 0x40 and d[6] == 0x01 and d[7] in _GS_FX:       # system effects
+                self.fx[_GS_FX[d[7]]] = d[8] & 0x7F
+                return None
+            if d[5] == 0x40 and (d[6] & 0xF0) == 0x10 and d[7] in (0x21, 0x22):
+                # part chorus (21) / reverb (22) send level = CC93 / CC91
+                part = d[6] & 0x0F
+                ch = 9 if part == 0 else (part - 1 if part <= 9 else part)
+                self.cc[ch::16, 93 if d[7] == 0x21 else 91] = d[8] & 0x7F
+                return None
+        if d[:2] == XG_RESET_PREFIX and len(d) >= 8 and (d[2] & 0xF0) == 0x10 and d[3] == 0x4C:
+            if d[4] == 0x02 and d[5] == 0x01 and d[6] in _XG_FX:       # effect 1: reverb, chorus
+                self.fx[_XG_FX[d[6]]] = d[7] & 0x7F
+                return None
+            if d[4] == 0x08 and d[6] in (0x12, 0x13) and d[5] < 16:     # multi part sends
+                self.cc[d[5]::16, 93 if d[6] == 0x12 else 91] = d[7] & 0x7F
+                return None
         if d[:2] == XG_RESET_PREFIX and len(d) >= 8 and d[3:7] == bytes([0x4C, 0x00, 0x00, 0x7E]):
             self.reset_all()
             return "reset"

@@ -24,7 +24,7 @@ def bank(art, rart=None, kind="dls2"):
 
 
 def render(b, rows, n):
-    s = Synth()
+    s = Synth(effects=False)            # articulation measured on the dry output
     s.open({"sample_rate": RATE, "voices": 16})
     s.download(b)
     s.play(event_array(rows))
