@@ -882,17 +882,28 @@ print(json.dumps({"scan_s": t1 - t0, "read_s": t2 - t1, "events": n, "note_ons":
 
 def run_rss(cmd, cores, timeout, env=None):
     """Run pinned to `cores` CPUs; returns (wall s, peak RSS MB of that child, returncode,
-    stdout, stderr) -- the peak from wait4's rusage, so it is this child's alone."""
+    stdout, stderr) -- the peak from wait4's rusage, so it is this child's alone. The peaks of
+    its anonymous and file-backed resident memory, sampled every 50 ms from /proc, are left in
+    ``run_rss.last_peaks`` (MB)."""
     import resource  # noqa: F401  (wait4 returns a struct_rusage)
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
         p = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env or _env(cores),
                              preexec_fn=_pin(cores))
         deadline = time.time() + timeout
+        peaks = {"RssAnon": 0, "RssFile": 0}
         while True:
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
             if pid:
                 break
+            try:            # sampled: anonymous memory vs pages of mapped files (the MIDI file)
+                with open(f"/proc/{p.pid}/status") as st:
+                    for ln in st:
+                        k = ln.split(":")[0]
+                        if k in peaks:
+                            peaks[k] = max(peaks[k], int(ln.split()[1]))
+            except (OSError, ValueError):
+                pass
             if time.time() > deadline:
                 p.kill()
                 pid, status, ru = os.wait4(p.pid, 0)
@@ -902,6 +913,7 @@ def run_rss(cmd, cores, timeout, env=None):
         p.returncode = os.waitstatus_to_exitcode(status)
         fo.seek(0)
         fe.seek(0)
+        run_rss.last_peaks = {k: v / 1024.0 for k, v in peaks.items()}
         return wall, ru.ru_maxrss / 1024.0, p.returncode, fo.read(), fe.read()
 
 
@@ -942,7 +954,8 @@ def bench_blackmidi(a):
             continue
         r = json.loads(out.strip().splitlines()[-1])
         r.update({"notes": n, "cores": top, "file_bytes": os.path.getsize(files[n]),
-                  "peak_rss_mb": rss, "process_wall_s": wall,
+                  "peak_rss_mb": rss, "peak_rss_anon_mb": run_rss.last_peaks["RssAnon"],
+                  "peak_rss_file_mb": run_rss.last_peaks["RssFile"], "process_wall_s": wall,
                   "ingest_notes_per_s": r["note_ons"] / (r["scan_s"] + r["read_s"])})
         res["ingest"].append(r)
         log(json.dumps(r))
@@ -965,7 +978,9 @@ def bench_blackmidi(a):
                     with open(js) as f:
                         st = json.load(f)
                     r = {"engine": be, "notes": n, "cores": cores, "process_wall_s": wall,
-                         "peak_rss_mb": rss, "audio_s": st["duration_s"],
+                         "peak_rss_mb": rss, "peak_rss_anon_mb": run_rss.last_peaks["RssAnon"],
+                         "peak_rss_file_mb": run_rss.last_peaks["RssFile"],
+                         "audio_s": st["duration_s"],
                          "realtime_factor": st["duration_s"] / wall,
                          "realtime_factor_render": st["realtime_factor"],
                          "kernel_s": st["kernel_s"], "control_s": st["control_s"],
