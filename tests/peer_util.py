@@ -56,13 +56,17 @@ def ms_tick(ms: float) -> int:
     return int(round(ms * PPQ * 1e6 / TEMPO_US / 1000.0))
 
 
-def build_song(notes, programs) -> bytes:
-    """notes: (start_ms, dur_ms, chan, key, vel); programs: {chan: program} (chan 9 = drums).
+def build_song(notes, programs, cc=None) -> bytes:
+    """notes: (start_ms, dur_ms, chan, key, vel); programs: {chan: program} (chan 9 = drums);
+    cc: {controller: value} set on every used channel at tick 0 (e.g. {91: 40, 93: 0}: the
+    engines' defaults differ, FluidSynth's CC91 is 0, GM's and gpusynth's 40).
     Returns SMF format-0 bytes (tempo and program changes at tick 0)."""
     tr = [(0, tempo_meta(TEMPO_US))]
     for c, p in sorted(programs.items()):
         tr.append((0, bytes([0xB0 | c, 7, 100])))          # volume 100 on every used channel
         tr.append((0, bytes([0xB0 | c, 10, 64])))          # centre pan
+        for k, v in sorted((cc or {}).items()):
+            tr.append((0, bytes([0xB0 | c, k, v])))
         if c != 9:
             tr.append((0, bytes([0xC0 | c, p])))
     for s, d, c, k, v in notes:
@@ -103,15 +107,17 @@ def read_wav(path) -> np.ndarray:
     return a[: len(a) // ch * ch].reshape(-1, ch)
 
 
-def render_fluidsynth(midi: bytes, bank, rate: int = RATE, timeout: float = 60.0) -> np.ndarray:
-    """Render with FluidSynth: gain 1, no reverb/chorus, unlimited polyphony, no fallback
-    soundfont, float WAV. Returns float32 [n, 2]."""
+def render_fluidsynth(midi: bytes, bank, rate: int = RATE, timeout: float = 60.0,
+                      effects: bool = False) -> np.ndarray:
+    """Render with FluidSynth: gain 1, unlimited polyphony, no fallback soundfont, float WAV;
+    no reverb/chorus (-R 0 -C 0) unless ``effects`` (then its defaults: reverb room 0.2, damp
+    0, width 0.5, level 0.9; chorus 3 voices, level 2, 0.3 Hz, 8 ms). Returns float32 [n, 2]."""
     exe = fluidsynth_path()
     with tempfile.TemporaryDirectory(prefix="peer_fs_") as d:
         mid = os.path.join(d, "song.mid")
         wav = os.path.join(d, "out.wav")
         Path(mid).write_bytes(midi)
-        cmd = [exe, "-ni", "-q", "-g", "1", "-R", "0", "-C", "0",
+        cmd = [exe, "-ni", "-q", "-g", "1", *([] if effects else ["-R", "0", "-C", "0"]),
                "-o", "synth.polyphony=65535", "-o", "synth.default-soundfont=",
                "-o", "synth.cpu-cores=1", "-r", str(rate), "-O", "float", "-T", "wav",
                "-F", wav, str(bank), mid]
@@ -121,10 +127,14 @@ def render_fluidsynth(midi: bytes, bank, rate: int = RATE, timeout: float = 60.0
         return read_wav(wav)
 
 
-def render_gpusynth(midi: bytes, bank, rate: int = RATE) -> np.ndarray:
+def render_gpusynth(midi: bytes, bank, rate: int = RATE, effects: bool = False,
+                    tail_cap_s: float = 2.0) -> np.ndarray:
+    """gpusynth's render at gain 1; dry (``effects=False``) unless asked, like
+    render_fluidsynth."""
     from gpusynth.render import render_song
     from gpusynth.smf import load_smf
-    audio, _ = render_song(load_smf(midi), bank=bank, rate=rate, gain=1.0, tail_cap_s=2.0)
+    audio, _ = render_song(load_smf(midi), bank=bank, rate=rate, gain=1.0, tail_cap_s=tail_cap_s,
+                           effects=effects)
     return np.asarray(audio, np.float32)
 
 
@@ -219,6 +229,26 @@ def cents(f, ref):
 
 def key_hz(key):
     return 440.0 * 2 ** ((key - 69) / 12)
+
+
+def wet_to_dry_db(wet, dry) -> float:
+    """Energy of (wet render - dry render) over the dry render's, dB (one engine's own renders,
+    sample-aligned)."""
+    n = min(len(wet), len(dry))
+    d = np.asarray(wet[:n], np.float64) - np.pad(np.asarray(dry, np.float64), ((0, max(0, n - len(dry))), (0, 0)))[:n]
+    return 10 * np.log10(power(d).sum() / power(dry).sum())
+
+
+def tail_decay_db_per_s(x, after: int, frame: int = 960, span_db: float = 40.0, rate: int = RATE):
+    """Slope (dB/s) of a straight-line fit to the energy in `frame`-frame windows from frame
+    `after` on, over the first `span_db` dB of the decay. Returns (slope, residual rms dB)."""
+    p = power(x[after:])
+    n = len(p) // frame
+    e = 10 * np.log10(p[: n * frame].reshape(n, frame).mean(axis=1) + 1e-300)
+    k = int(np.argmax(e < e[0] - span_db)) or n
+    t = np.arange(k) * frame / rate
+    slope, icpt = np.polyfit(t, e[:k], 1)
+    return float(slope), float(np.std(e[:k] - (slope * t + icpt)))
 
 
 def rms_frames(x, frame: int) -> np.ndarray:

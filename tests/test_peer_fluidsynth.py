@@ -272,3 +272,66 @@ def test_csound_sf2_vs_dls_pitch(csound_pair):
     _report("sf_GMbank.sf2 vs .dls pitch (both gpusynth; 'ref' = SF2)", rows, PITCH_FMT)
     bad = [r for r in rows if abs(r[4]) > PITCH_TOL_CENTS]
     assert not bad, bad
+
+
+# --------------------------------------------------------------------------- effects on (both)
+# FluidSynth with its default reverb and chorus (no -R 0 -C 0), gpusynth with its defaults
+# (effects on, FluidSynth's parameters). FluidSynth's CC91 default is 0 (GM's and ours: 40):
+# the generated songs set CC91/CC93 explicitly; the real song plays as its author wrote it.
+SONG = DLS_DIR.parent / "midi" / "sonivox" / "ants.mid"
+FX_ENV_MIN_CORR = 0.97
+FX_DECAY_TOL = 0.25
+
+
+def test_timgm_song_loudness_envelope_with_effects(timgm):
+    if not SONG.exists():
+        pytest.skip(f"{SONG} not found (shared test data)")
+    from peer_util import render_fluidsynth as rfs, render_gpusynth as rgs
+    midi = SONG.read_bytes()
+    fs, gs = rfs(midi, timgm, effects=True), rgs(midi, str(timgm), effects=True)
+    n = min(len(fs), len(gs))
+    ef, eg = rms_frames(fs[:n], FRAME), rms_frames(gs[:n], FRAME)
+    lin = pearson(ef, eg)
+    db = pearson(20 * np.log10(np.maximum(ef, ef.max() * 1e-3)),
+                 20 * np.log10(np.maximum(eg, eg.max() * 1e-3)))
+    level = 20 * np.log10(np.sqrt(np.mean(ef ** 2)) / np.sqrt(np.mean(eg ** 2)))
+    print(f"\n{SONG.name} with effects, {len(ef)} frames of 50 ms: Pearson linear {lin:.4f}, "
+          f"dB {db:.4f}, fluidsynth - gpusynth level {level:+.2f} dB")
+    assert lin >= FX_ENV_MIN_CORR and db >= FX_ENV_MIN_CORR, (lin, db)
+
+
+def test_timgm_phrase_rms_envelope_with_effects(timgm):
+    from peer_util import render_fluidsynth as rfs, render_gpusynth as rgs
+    midi = build_song(*_phrase_song()[1:], cc={91: 40, 93: 0})
+    fs, gs = rfs(midi, timgm, effects=True), rgs(midi, str(timgm), effects=True)
+    n = min(len(fs), len(gs))
+    ef, eg = rms_frames(fs[:n], FRAME), rms_frames(gs[:n], FRAME)
+    db = pearson(20 * np.log10(np.maximum(ef, ef.max() * 1e-3)),
+                 20 * np.log10(np.maximum(eg, eg.max() * 1e-3)))
+    print(f"\nTimGM6mb phrase with effects (CC91 40): Pearson dB {db:.4f}, "
+          f"linear {pearson(ef, eg):.4f}")
+    assert db >= FX_ENV_MIN_CORR
+
+
+@pytest.mark.parametrize("program,key,dur", [(0, 60, 100), (13, 72, 80), (115, 60, 60)])
+def test_timgm_reverb_tail_and_level_match_fluidsynth(timgm, program, key, dur):
+    """A short note with CC91 127 (CC93 0): the tail after the dry note has died away decays
+    at FluidSynth's rate (default room 0.2) within 25 %, and the wet/dry energy (each engine
+    against its own dry render) agrees within 2 dB."""
+    from peer_util import (power, render_fluidsynth as rfs, render_gpusynth as rgs,
+                           tail_decay_db_per_s, wet_to_dry_db)
+    midi = build_song([(240, dur, 0, key, 100)], {0: program}, cc={91: 127, 93: 0})
+    rows = []
+    for name, r, b in (("fluidsynth", rfs, timgm), ("gpusynth", rgs, str(timgm))):
+        wet, dry = r(midi, b, effects=True), r(midi, b, effects=False)
+        # the tail: from where the dry render is 60 dB below its peak (after the peak)
+        e = np.sqrt(power(dry))
+        pk = int(np.argmax(e))
+        after = pk + int(np.argmax(e[pk:] < e[pk] * 1e-3)) + 960
+        slope, resid = tail_decay_db_per_s(wet, after)
+        rows.append((name, slope, -60.0 / slope, resid, wet_to_dry_db(wet, dry)))
+    _report(f"TimGM6mb program {program} key {key}, {dur} ms, CC91 127: reverb tail", rows,
+            "{:<10} {:6.1f} dB/s (RT60 {:.3f} s, residual {:.2f} dB), wet/dry {:+.2f} dB")
+    (_, sf, _, _, wf), (_, sg, _, rg, wg) = rows
+    assert abs(sg / sf - 1) <= FX_DECAY_TOL
+    assert abs(wg - wf) <= 2.0
