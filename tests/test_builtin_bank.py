@@ -245,16 +245,13 @@ def test_deterministic_and_cached(bank):
     assert a.pool.tobytes() == b.pool.tobytes()
     assert a.regions.tobytes() == b.regions.tobytes()
     assert a.pool.tobytes() == bank.pool.tobytes()
-    assert dt < 5.0
     # memoised: shared read-only arrays, fresh Bank objects
     c, d = load_builtin(), load_builtin()
     assert c is not d and c.pool is d.pool
     assert not c.pool.flags.writeable and not c.regions.flags.writeable
     with pytest.raises(ValueError):
         c.pool[0] = 1.0
-    t = time.perf_counter()
-    load_builtin()
-    assert time.perf_counter() - t < 0.05
+    assert load_builtin().pool is c.pool and load_builtin().regions is c.regions  # not rebuilt
     # a different seed gives a different (still valid) bank
     e = build_builtin(1)
     assert e.pool.shape != a.pool.shape or not np.array_equal(e.pool, a.pool)

@@ -120,3 +120,17 @@ def test_builtin_bank_sixteen_channels_each_audible():
         out = s.render(28800, 0)
         rms = float(np.sqrt(np.mean(out[:24000].astype(np.float64) ** 2)))
         assert 20 * np.log10(rms) > -45, (ch, prog, rms)
+        if ch == 9:
+            continue                       # drums: no pitch to check
+        # the pitch of key 60: the strongest partial below 2 kHz is a harmonic of 261.63 Hz
+        # and the spectrum has a partial at the fundamental itself (not a 5th or an octave down)
+        x = out[2400:24000, 0].astype(np.float64) * np.hanning(21600)
+        spec = np.abs(np.fft.rfft(x, 1 << 17))
+        hz = np.fft.rfftfreq(1 << 17, 1 / 48000)
+        band = (hz > 60) & (hz < 2000)
+        f = hz[band][np.argmax(spec[band])]
+        h = f / 261.63
+        assert round(h) >= 1 and abs(h - round(h)) < 0.02 * round(h), (ch, prog, f)
+        near = spec[np.abs(hz - 261.63) < 4].max()
+        below = spec[(hz > 60) & (hz < 240)].max()
+        assert near > below, (ch, prog, near, below)

