@@ -39,6 +39,7 @@ VOICE_FIELDS = [
     ("pan", np.float32, "0.1 % (-500..500)"),
     ("fc", np.float32, "absolute cents cutoff incl. velocity"),
     ("q", np.float32, "cB resonance"),
+    ("fatt", np.float32, "cB attenuation of the filter stage (SF2: 1/sqrt(Q)), added after the 0 cB clamp"),
     ("rev", np.float32, "reverb send 0..1 (static part)"),
     ("cho", np.float32, "chorus send 0..1 (static part)"),
     ("rev_cc", np.float32, "reverb send at CC91 = 127, 0..1"),
@@ -89,6 +90,7 @@ VOICE_FIELDS = [
     ("chan", np.int32, "channel index group*16+ch"),
     ("lmode", np.int32, "0 none, 1 forward, 3 until release"),
     ("done", np.int8, "state: 1 once the voice has finished"),
+    ("me_convex", np.int8, "1: mod-envelope attack on the SF2 convex curve, 0: linear"),
 ]
 VOICE_DTYPES = {n: np.dtype(t) for n, t, _ in VOICE_FIELDS}
 VOICE_DTYPE = np.dtype([(n, t) for n, t, _ in VOICE_FIELDS], align=True)
@@ -118,6 +120,7 @@ def region_templates(reg: np.ndarray, rate: float, pool_offset: np.ndarray | int
     rec["lmode"] = reg["loop_mode"]
     rec["pan"] = np.clip(reg["pan"], -500, 500)
     rec["q"] = np.clip(reg["q"], 0, 960)
+    rec["fatt"] = reg["fatt"]
     for f, src in (("rev", "rev_send"), ("cho", "cho_send"), ("rev_cc", "rev_cc"), ("cho_cc", "cho_cc")):
         rec[f] = np.clip(reg[src] / 1000.0, 0, 1)
     for p in ("ve", "me"):
@@ -128,6 +131,7 @@ def region_templates(reg: np.ndarray, rate: float, pool_offset: np.ndarray | int
         rec[p + "_release"] = _tc_samples(reg[p + "_release"], rate)
     rec["ve_sus"] = np.clip(reg["ve_sustain"], 0, 1440)
     rec["me_sus"] = 1.0 - np.clip(reg["me_sustain"], 0, 1000) / 1000.0
+    rec["me_convex"] = reg["me_convex"] != 0
     rec["me_pitch"] = reg["me_pitch"]
     rec["me_fc"] = reg["me_fc"]
     rec["ml_delay"] = _tc_samples(reg["ml_delay"], rate, hi=5000.0)

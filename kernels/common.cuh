@@ -69,6 +69,7 @@ struct Voice {
     float pan;
     float fc;
     float q;
+    float fatt;
     float rev;
     float cho;
     float rev_cc;
@@ -114,6 +115,7 @@ struct Voice {
     int chan;
     int lmode;
     signed char done;
+    signed char me_convex;
 };
 #ifdef VOICE_BYTES
 static_assert(sizeof(Voice) == VOICE_BYTES, "struct Voice differs from voices.VOICE_DTYPE");
@@ -193,12 +195,45 @@ __device__ __forceinline__ float gs_exp2(float x) {
 // cB of attenuation -> gain (float32)
 __device__ __forceinline__ float gs_cb_gain(float cb) { return gs_exp2(cb * -GS_LOG2_10_200); }
 
-// Modulation envelope 0..1 at tt frames since note-on (held part; linear segments).
+// The SF2 convex curve of the modulation envelope's attack (SF2 2.04 section 8.1.2 #26), as
+// FluidSynth's fluid_convex(127 v): its 128-point table 1 + (40/96) log10(i / 127) (0 at i = 0,
+// 1 at i = 127), interpolated linearly. numpy_backend.CONVEX_TAB holds the same float32 values
+// (tests/test_kernels.py compares them).
+__constant__ float GS_CONVEX[128] = {
+    0.f, 0.12341512f, 0.24884428f, 0.32221565f, 0.37427345f, 0.41465262f, 0.4476448f, 0.4755393f,
+    0.4997026f, 0.5210162f, 0.5400818f, 0.55732876f, 0.573074f, 0.58755815f, 0.6009685f, 0.61345315f,
+    0.6251318f, 0.63610214f, 0.64644533f, 0.65622914f, 0.66551095f, 0.67433983f, 0.6827579f, 0.69080174f,
+    0.69850314f, 0.7058901f, 0.71298736f, 0.7198167f, 0.72639763f, 0.7327476f, 0.7388823f, 0.7448158f,
+    0.75056094f, 0.75612926f, 0.76153135f, 0.7667768f, 0.7718745f, 0.7768325f, 0.7816583f, 0.7863587f,
+    0.7909401f, 0.79540837f, 0.799769f, 0.80402696f, 0.80818707f, 0.81225365f, 0.8162309f, 0.82012254f,
+    0.8239323f, 0.8276635f, 0.8313193f, 0.8349027f, 0.8384165f, 0.8418634f, 0.84524584f, 0.84856623f,
+    0.8518268f, 0.85502964f, 0.85817677f, 0.8612701f, 0.86431146f, 0.86730254f, 0.870245f, 0.87314034f,
+    0.8759901f, 0.8787957f, 0.8815584f, 0.8842796f, 0.8869605f, 0.88960224f, 0.89220595f, 0.89477277f,
+    0.89730364f, 0.89979964f, 0.9022617f, 0.9046906f, 0.90708745f, 0.9094529f, 0.91178787f, 0.9140931f,
+    0.91636926f, 0.9186172f, 0.9208376f, 0.923031f, 0.92519814f, 0.9273397f, 0.9294561f, 0.9315481f,
+    0.9336162f, 0.93566096f, 0.9376828f, 0.93968236f, 0.94166005f, 0.94361633f, 0.9455517f, 0.9474666f,
+    0.94936144f, 0.95123667f, 0.95309263f, 0.95492977f, 0.9567484f, 0.958549f, 0.96033186f, 0.9620973f,
+    0.9638457f, 0.9655773f, 0.96729255f, 0.9689917f, 0.970675f, 0.97234285f, 0.9739954f, 0.975633f,
+    0.97725594f, 0.9788645f, 0.9804588f, 0.9820392f, 0.9836059f, 0.9851592f, 0.9866993f, 0.98822635f,
+    0.9897406f, 0.99124235f, 0.9927317f, 0.99420893f, 0.99567413f, 0.9971276f, 0.9985695f, 1.f
+};
+__device__ __forceinline__ float gs_convex(float v) {      // 0 <= v <= 1
+    const float f = v * 127.0f;
+    const int i = (int)f;
+    if (i >= 127) return 1.0f;
+    return GS_CONVEX[i] + (GS_CONVEX[i + 1] - GS_CONVEX[i]) * (f - (float)i);
+}
+
+// Modulation envelope 0..1 at tt frames since note-on (held part; linear segments, the attack
+// convex for SF2 voices).
 __device__ __forceinline__ float gs_menv_held(float tt, float d, float a, float h, float dc,
-                                              float sus) {
+                                              float sus, bool convex) {
     float x = tt - d;
     if (x < 0.0f) return 0.0f;
-    if (x < a) return gs_clampf(x / gs_maxf(a, 1.0f), 0.0f, 1.0f);
+    if (x < a) {
+        const float v = gs_clampf(x / gs_maxf(a, 1.0f), 0.0f, 1.0f);
+        return convex ? gs_convex(v) : v;
+    }
     float y = (x - a) - h;
     if (y < 0.0f) return 1.0f;
     return gs_maxf(1.0f - y / gs_maxf(dc, 1.0f), sus);
@@ -206,7 +241,7 @@ __device__ __forceinline__ float gs_menv_held(float tt, float d, float a, float 
 
 __device__ __forceinline__ float gs_menv(float tc, bool released, float trel, const Voice& V) {
     float g = gs_menv_held(released ? trel : tc, V.me_delay, V.me_attack, V.me_hold,
-                           V.me_decay, V.me_sus);
+                           V.me_decay, V.me_sus, V.me_convex != 0);
     if (!released) return g;
     float tr = gs_maxf(tc - trel, 0.0f);
     return gs_maxf(g - tr / gs_maxf(V.me_release, 1.0f), 0.0f);

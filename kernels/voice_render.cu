@@ -130,7 +130,9 @@ __device__ __forceinline__ void gs_tick(Voice& V, const GsVoiceK& K, const float
         T.gl_new = gl;
         T.gr_new = gr;
     } else {
-        const float amp = gs_cb_gain(gs_maxf(att, 0.0f));
+        // the attenuation is clamped at 0 cB (FluidSynth's cb2amp); the filter stage's gain
+        // (SF2: 1/sqrt(Q)) applies after the clamp
+        const float amp = gs_cb_gain(gs_maxf(att, 0.0f) + V.fatt);
         const float ang = (pan + 500.0f) * GS_PI_2000;
         T.gl_new = amp * cosf(ang);
         T.gr_new = amp * sinf(ang);

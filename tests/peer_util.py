@@ -288,3 +288,28 @@ def without_short_leadins(bank, rate: int = RATE, block: int = FS_BLOCK):
         reg[f] = np.where(short, -32768.0, reg[f])
     out.regions = reg
     return out
+
+
+THIRD_OCTAVES = 1000.0 * 2.0 ** (np.arange(-16, 13) / 3.0)     # 25 Hz .. 16 kHz
+
+
+def third_octave_db(x, rate: int = RATE) -> np.ndarray:
+    """Energy (dB) of the mono sum of x in each third-octave band THIRD_OCTAVES (one Hann-windowed
+    FFT over the whole signal, the bins between the band edges fc * 2^(+-1/6) summed)."""
+    m = np.asarray(x, np.float64)
+    m = m.sum(axis=1) if m.ndim == 2 else m
+    sp = np.abs(np.fft.rfft(m * np.hanning(len(m)))) ** 2
+    f = np.fft.rfftfreq(len(m), 1.0 / rate)
+    e = [sp[(f >= c * 2 ** (-1 / 6)) & (f < c * 2 ** (1 / 6))].sum() for c in THIRD_OCTAVES]
+    return 10.0 * np.log10(np.asarray(e) + 1e-30)
+
+
+def spectral_difference(a, b, floor_db: float = 60.0, rate: int = RATE):
+    """Third-octave spectra of b against a: (median |b - a| dB over the bands within floor_db of
+    the loudest band of either, the per-band differences b - a, the mask of those bands)."""
+    n = min(len(a), len(b))
+    da, db = third_octave_db(a[:n], rate), third_octave_db(b[:n], rate)
+    top = max(da.max(), db.max())
+    ok = (da > top - floor_db) | (db > top - floor_db)
+    d = db - da
+    return float(np.median(np.abs(d[ok]))), d, ok

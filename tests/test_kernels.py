@@ -160,3 +160,22 @@ def test_nvrtc_compiles_render_module(arch):
     ok, log = nvrtc_compile(lib, K.source_for(*K.RENDER_SOURCES), "render.cu", opts)
     assert ok, log[-3000:]
     assert "warning" not in log.lower(), log[-3000:]
+
+
+def test_convex_table_matches_numpy():
+    """The mod-envelope attack's convex table (kernels/common.cuh GS_CONVEX) holds exactly the
+    float32 values of the numpy reference (numpy_backend.CONVEX_TAB), FluidSynth's table."""
+    import re
+
+    import numpy as np
+
+    from gpusynth.backend.numpy_backend import CONVEX_TAB, convex
+    text = (K.kernel_dir() / "common.cuh").read_text()
+    body = text[text.index("GS_CONVEX[128] = {") + len("GS_CONVEX[128] = {"):]
+    body = body[:body.index("}")]
+    vals = np.array([np.float32(v) for v in re.findall(r"[-+0-9.eE]+(?=f)", body)], np.float32)
+    assert vals.shape == (128,) and np.array_equal(vals, CONVEX_TAB)
+    # FluidSynth's curve: 1 + (40/96) log10(x), 0 at 0, 1 at 1, interpolated between points
+    x = np.array([0.0, 0.25, 0.5, 1.0], np.float32)
+    np.testing.assert_allclose(convex(x), [0.0, 1 + 40 / 96 * np.log10(0.25),
+                                           1 + 40 / 96 * np.log10(0.5), 1.0], atol=2e-4)

@@ -95,6 +95,9 @@ def random_voices(rng, n, block_start, n_frames, bounds, n_chan=N_CHAN):
     f["gl"] = -1.0
     f["gr"] = -1.0
     f["done"] = (rng.random(n) < 0.03).astype(np.int8)
+    # SF2 voices: convex mod-envelope attack, the filter stage's gain (1/sqrt(Q))
+    f["me_convex"] = (rng.random(n) < 0.5).astype(np.int8)
+    f["fatt"] = np.where(rng.random(n) < 0.5, 0.0, rng.uniform(-15.05, 465.0, n))
     return f
 
 

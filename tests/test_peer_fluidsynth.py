@@ -222,6 +222,34 @@ def test_timgm_rms_envelope(timgm):
     assert abs(level) < 2.0, level
 
 
+# --------------------------------------------------------------------------- filter modulation
+# Presets whose sound is shaped by the modulation envelope / LFO on the filter cutoff (TimGM6mb:
+# 101 Goblins: mod-env delay + 6 s attack, +5737 c, two layers with q 4 and 19 dB; 119 Reverse
+# Cymbal: 200 Hz cutoff opened +7087 c by a 1.2-5 s attack; 125 Helicopter: +3037 c mod env and a
+# +-1277 c mod LFO). Dry renders (FluidSynth -R 0 -C 0, gpusynth effects off) of one 2 s note at
+# keys 48, 60 and 72; the median over third-octave bands (25 Hz - 16 kHz, within 60 dB of the
+# loudest) of |gpusynth - FluidSynth| must stay within FILTER_SPEC_TOL_DB. Measured before the
+# fix (linear mod-env attack, velocity->cutoff default applied, no 1/sqrt(Q) filter gain):
+# 101: 6.7-15 dB, 119: 3.8-8.6 dB (level -19 dB), 125: 1.3-1.9 dB; after: 0.32-0.47 dB.
+FILTER_SPEC_TOL_DB = 3.0
+FILTER_PRESETS = (101, 119, 125)
+
+
+@pytest.mark.parametrize("program", FILTER_PRESETS)
+def test_timgm_filter_modulation_spectrum(timgm, program):
+    from peer_util import spectral_difference
+    rows = []
+    for key in (48, 60, 72):
+        midi = build_song([(240, 2000, 0, key, 100)], {0: program})
+        fs = render_fluidsynth(midi, timgm)
+        gs = render_gpusynth(midi, timgm)          # dry, as render_fluidsynth
+        med, d, ok = spectral_difference(fs, gs)
+        rows.append((key, med, float(np.max(np.abs(d[ok])))))
+    _report(f"TimGM6mb program {program}: third-octave |gpusynth - fluidsynth| (dry)", rows,
+            "key {}: median {:.2f} dB, max {:.1f} dB")
+    assert all(r[1] <= FILTER_SPEC_TOL_DB for r in rows), rows
+
+
 # --------------------------------------------------------------------------- DLS via FluidSynth
 
 def test_dls_onsets(dls_notes):

@@ -151,7 +151,10 @@ def test_defaults_and_sample_points():
     assert r["root_key"] == 69 and r["tune"] == -7 and r["scale_tuning"] == 100
     assert r["fc"] == 13500 and r["q"] == 0 and r["atten"] == 0 and r["pan"] == 0
     assert r["ve_attack"] == -12000 and r["ve_sustain"] == 0 and r["me_release"] == -12000
-    assert r["vel_atten"] == 960 and r["vel_fc"] == -2400 and r["cc1_vib"] == 50
+    # FluidSynth never applies its default velocity->cutoff modulator (fluid_mod_get_value)
+    assert r["vel_atten"] == 960 and r["vel_fc"] == 0 and r["cc1_vib"] == 50
+    # SF2 only: convex mod-envelope attack, filter gain 1/sqrt(Q) (+1.5 dB at q = 0)
+    assert r["me_convex"] == 1 and r["fatt"] == pytest.approx(-15.05)
     assert r["press_vib"] == 50 and r["rev_cc"] == 200 and r["cho_cc"] == 200
     assert r["fixed_key"] == -1 and r["fixed_vel"] == -1 and r["excl_class"] == 0
     assert (r["key_lo"], r["key_hi"], r["vel_lo"], r["vel_hi"]) == (0, 127, 0, 127)
@@ -490,8 +493,10 @@ def test_vel_filter_modulator_identities():
                  Zone([(G.KEY_RANGE, (20, 29)), (G.SAMPLE_ID, 0)], mods=[off_204])])
     r = _regions(b)
     got = {int(k): float(v) for k, v in zip(r["key_lo"], r["vel_fc"])}
-    # FluidSynth keeps its default for the 0x0D02 form (not identical), like us
-    assert got == {0: -2400.0, 10: 0.0, 20: -1200.0}
+    # FluidSynth's default (0x0C02 amount source) and anything identical to it contribute 0;
+    # the 0x0D02 form adds its amount 0; the SF2.04 form (no amount source) applies
+    assert got == {0: 0.0, 10: 0.0, 20: -1200.0}
+    assert set(r["vel_fc_min"].tolist()) == {0}
     assert b.info["sf2_ignored_modulators"] == 0
 
 

@@ -47,12 +47,36 @@ def quantize(v):
     return np.rint(np.asarray(v, F32) * F32(MIX_SCALE)).astype(np.int64)
 
 
+def _convex_table():
+    """FluidSynth's convex table (fluid_conv.c, SF2 2.04 section 8.1.2 #26 and 9.x curves):
+    1 + (40/96) log10(i / 127) for 0 < i < 127, 0 at 0, 1 at 127; float32 (kernels' GS_CONVEX)."""
+    i = np.arange(128, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        t = 1.0 + (400.0 / 960.0) * np.log(i / 127.0) / np.log(10.0)
+    t[0], t[127] = 0.0, 1.0
+    return t.astype(F32)
+
+
+CONVEX_TAB = _convex_table()
+
+
+def convex(v):
+    """The SF2 convex curve at v in [0, 1] as FluidSynth's fluid_convex(127 v): the table
+    interpolated linearly; float32 (kernels' gs_convex)."""
+    f = np.asarray(v, F32) * F32(127.0)
+    i = np.minimum(f.astype(np.int32), 127)
+    lo, hi = CONVEX_TAB[i], CONVEX_TAB[np.minimum(i + 1, 127)]
+    return np.where(i >= 127, F32(1.0), lo + (hi - lo) * (f - i.astype(F32))).astype(F32)
+
+
 def menv(tc, released, trel, v):
-    """Modulation envelope 0..1 (linear segments), float32 (kernels' gs_menv)."""
+    """Modulation envelope 0..1 (linear segments; the attack on the SF2 convex curve where
+    ``me_convex``), float32 (kernels' gs_menv)."""
     d, a, h, dc, sus = (v[f] for f in ("me_delay", "me_attack", "me_hold", "me_decay", "me_sus"))
     tt = np.where(released, trel, tc)
     x = tt - d
     att = np.clip(x / np.maximum(a, F32(1.0)), F32(0.0), F32(1.0))
+    att = np.where(v["me_convex"] != 0, convex(att), att)
     y = (x - a) - h
     dec = np.maximum(F32(1.0) - y / np.maximum(dc, F32(1.0)), sus)
     g = np.where(x < 0, F32(0.0), np.where(x < a, att, np.where(y < 0, F32(1.0), dec)))
@@ -185,7 +209,7 @@ class NumpyBackend(HostVoiceTable):
         inc = envelope.exp2(cl * INV_1200)
         fc = (v["fc"] + me * v["me_fc"]) + ml * (v["ml_fc"] + cmod * v["cc1_ml_fc"])
         att = (v["atten"] + ch_gain) - ml * (v["ml_vol"] + cmod * v["cc1_ml_vol"])
-        amp = envelope.cb_gain(np.maximum(att, F32(0.0)))
+        amp = envelope.cb_gain(np.maximum(att, F32(0.0)) + v["fatt"])
         pan = np.clip(v["pan"] + ch_pan, F32(-500.0), F32(500.0))
         ang = (pan + F32(500.0)) * PI_2000
         gl_new, gr_new = amp * np.cos(ang), amp * np.sin(ang)

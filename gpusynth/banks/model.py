@@ -49,6 +49,7 @@ REGION_FIELDS = [
     ("pan", np.float32, "0.1 % units, -500 left .. 500 right", 0.0),
     ("fc", np.float32, "absolute cents low-pass cutoff (>= 13500 and q == 0: open)", 13500.0),
     ("q", np.float32, "cB resonance", 0.0),
+    ("fatt", np.float32, "cB attenuation of the filter stage (SF2: 1/sqrt(Q) as FluidSynth, q/2 - 15.05 cB; 0 none)", 0.0),
     # volume envelope (EG1), timecents; sustain as attenuation
     ("ve_delay", np.float32, "tc (-32768 = 0 s)", -32768.0),
     ("ve_attack", np.float32, "tc", -12000.0),

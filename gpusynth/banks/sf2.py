@@ -43,18 +43,23 @@ Units and conventions (see REGION_FIELDS)
   ``bank = b * 128`` (the engine looks presets up by CC0*128 + CC32 and FluidSynth's default
   "gs" bank select uses CC0 as the SF2 bank); wBank 129..16383 is taken as an already combined
   14-bit bank number. Duplicate (bank, program, drum) presets: the first in the file wins.
-- Default modulators (spec 8.4) become ``vel_atten`` 960, ``vel_fc`` -2400, ``cc1_vib`` 50,
+- Default modulators (spec 8.4) become ``vel_atten`` 960, ``vel_fc`` 0 (see below), ``cc1_vib`` 50,
   ``press_vib`` 50, ``rev_cc`` 200, ``cho_cc`` 200; CC7/CC10/CC11/pitch wheel are applied by the
   engine globally. File modulators identical (source, destination, amount source, transform) to
   one of the modelled ones replace it at instrument level (local replaces global) and add at
   preset level; CC1 -> modLfoToPitch/Volume/FilterFc give ``cc1_ml_pitch/vol/fc``. Every other
   file modulator is ignored and counted in ``bank.info['sf2_ignored_modulators']``.
-  FluidSynth's velocity->cutoff default carries a positive velocity *switch* as its amount
-  source (0x0C02: it acts only for velocities >= 64); a file modulator with amount source none
-  (SF2.04) or 0x0C02 replaces ``vel_fc``. The SF2.01-style "turn it off" modulator many banks
-  carry (amount 0, amount source 0x0D02, e.g. TimGM6mb and FluidR3_GM) is not identical to
-  FluidSynth's default, so FluidSynth keeps the default active for them, and so do we. Unmatched
+  Velocity -> cutoff: FluidSynth's default (amount -2400, amount source a positive velocity
+  switch 0x0C02) is never applied: fluid_mod_get_value returns 0 for any modulator identical to
+  it (since 1.x, "to stop forcing velocity based filtering"), so ``vel_fc`` defaults to 0 and a
+  file modulator with that identity adds nothing; the SF2.04 form (amount source none) sets
+  ``vel_fc`` (linear, every velocity). The SF2.01-style "turn it off" modulator many banks carry
+  (amount 0, amount source 0x0D02, e.g. TimGM6mb and FluidR3_GM) adds nothing either. Unmatched
   modulators with amount 0 add nothing and are not counted as ignored.
+- Filter gain: 1/sqrt(Q), Q = 10^((q/10 - 3.01)/20) (FluidSynth's filter_gain, SF2.01 p. 59:
+  the gain drops by half the resonance height), as ``fatt`` = (q - 30.1)/2 cB: +1.5 dB at q = 0.
+- Modulation envelope: its attack follows the convex curve (SF2 2.04 section 8.1.2 #26, as
+  FluidSynth's fluid_convex), ``me_convex`` = 1 on every SF2 region.
 - Linked stereo samples: like FluidSynth, each zone plays its own sample with the zone's pan;
   sample links are not followed.
 
@@ -173,11 +178,12 @@ SRC_CC93 = 0x00DD
 # (source, destination, amount source, transform) that map onto each
 MOD_FIELDS = ["vel_atten", "vel_fc", "cc1_vib", "press_vib", "cc1_ml_pitch", "cc1_ml_vol",
               "cc1_ml_fc", "rev_cc", "cho_cc"]
-_MOD_DEFAULT = np.array([960, -2400, 50, 50, 0, 0, 0, 200, 200], np.int64)
+# vel_fc's default is 0: FluidSynth never applies its default velocity->cutoff modulator (nor
+# any modulator identical to it, see _MOD_NULL), whatever the amount
+_MOD_DEFAULT = np.array([960, 0, 50, 50, 0, 0, 0, 200, 200], np.int64)
 _MOD_MAP = {
     (SRC_VELOCITY_NEG_CONCAVE, INITIAL_ATTENUATION, 0, 0): 0,
     (SRC_VELOCITY_NEG_LINEAR, FILTER_FC, 0, 0): 1,
-    (SRC_VELOCITY_NEG_LINEAR, FILTER_FC, SRC_VELOCITY_SWITCH, 0): 1,
     (SRC_CC1, VIBLFO_TO_PITCH, 0, 0): 2,
     (SRC_PRESSURE, VIBLFO_TO_PITCH, 0, 0): 3,
     (SRC_CC1, MODLFO_TO_PITCH, 0, 0): 4,
@@ -186,6 +192,10 @@ _MOD_MAP = {
     (SRC_CC91, REVERB_SEND, 0, 0): 7,
     (SRC_CC93, CHORUS_SEND, 0, 0): 8,
 }
+# FluidSynth's default velocity->cutoff modulator (src velocity negative linear, amount source
+# a positive velocity switch): fluid_mod_get_value returns 0 for any modulator identical to it
+# ("to stop forcing velocity based filtering"), so one in a file contributes nothing
+_MOD_NULL = {(SRC_VELOCITY_NEG_LINEAR, FILTER_FC, SRC_VELOCITY_SWITCH, 0)}
 # defaults the engine applies globally: a file repeating them unchanged loses nothing
 _GLOBAL_DEFAULT_MODS = {
     (0x0587, INITIAL_ATTENUATION, 0, 0, 960),   # CC7 -> attenuation
@@ -465,6 +475,8 @@ class _Loader:
             for z, s, d, a, q, t in zip(mzone.tolist(), srcs, dests, amts, asrcs, transs):
                 col = _MOD_MAP.get((s, d, q, t))
                 if col is None:
+                    if (s, d, q, t) in _MOD_NULL:
+                        continue
                     # a modulator matching none of ours adds its own contribution: one with
                     # amount 0 adds nothing, one repeating a global default changes nothing
                     if a != 0 and not (is_inst and (s, d, q, t, a) in _GLOBAL_DEFAULT_MODS):
@@ -624,9 +636,13 @@ class _Loader:
         mods = i_mod[ii] + p_mod[pi]
         for j, field in enumerate(MOD_FIELDS):
             regs[field] = mods[:, j]
-        # FluidSynth's default velocity->cutoff modulator has a velocity switch as its amount
-        # source: it only acts from velocity 64 up
-        regs["vel_fc_min"] = 64
+        # SF2 2.04 section 8.1.2 #26: the modulation envelope's attack is convex (FluidSynth
+        # applies fluid_convex to it, for pitch and cutoff alike)
+        regs["me_convex"] = 1
+        # the filter's gain (FluidSynth's fluid_iir_filter_set_q, SF2.01 p. 59: reduce the gain
+        # by half the resonance height): 1/sqrt(Q) with Q = 10^((q/10 - 3.01)/20), so +1.5 dB
+        # at q = 0, -8 dB at q = 19 dB
+        regs["fatt"] = (np.clip(regs["q"].astype(np.float64), 0.0, 960.0) - 30.1) / 2.0
 
         # presets
         preset_of_region = p_owner[pi]
