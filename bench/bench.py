@@ -8,6 +8,8 @@
                                    2 cores with the defaults)
   python bench/bench.py blackmidi [--sizes 1M,10M] [--render-max 10M] [--limit 4096]
                                   [--cores 2] [--density 50000] (not part of `all`)
+  python bench/bench.py effects   [--voices 64,4096] [--repeat 3] (reverb + chorus cost, reverb
+                                  decay against FluidSynth; see bench_effects)
   common: --plot out.png (needs matplotlib), --out results.json (also written to a file)
 
 The machines these run on are shared and noisy, so every comparison is made in the same run:
@@ -1029,6 +1031,87 @@ def bench_blackmidi(a):
 
 # -------------------------------------------------------------------------- plot
 
+def _effects_point(song, bank, V, backend, fx, sends):
+    """One render of the chord; returns (wall of the held stretch, effect-stage seconds)."""
+    from gpusynth.render import open_synth, iter_render, song_source
+    synth, _ = open_synth(bank, backend, RATE, V + 64, song=song, effects=fx, sends=sends)
+    end = int(round(song.duration_s * RATE))
+    marks = []
+    for pos, b in iter_render(synth, song_source(song, RATE), end, 32768, 0.0):
+        marks.append((pos + len(b), time.perf_counter()))
+        if pos + len(b) >= end:
+            break
+    return marks[-1][1] - marks[0][1], synth.stats.get("effects_s", 0.0)
+
+
+def bench_effects(a):
+    """effects: the cost of reverb + chorus at V held voices (the polyphony chord, native, this
+    process's threads), same run, alternating, best of --repeat: `dry` (effects off, no send
+    buses), `sends` (effects off, the kernel mixes the send buses), `effects` (reverb + chorus,
+    FluidSynth's defaults). overhead = effects / dry - 1; `stage_s` is the effect stage's own
+    time. Then reverb decay: FluidSynth (defaults) and gpusynth render a short note with CC91
+    127; the tails' slopes (dB/s, 20 ms frames, first 40 dB) and the impulse-response RT60 of
+    the reverb alone (Schroeder, -5..-35 dB) against its parameter."""
+    bank_path = a.bank or default_bank()
+    bank = _bank(bank_path)
+    backend = (a.backends or "native").split(",")[0]
+    out = {"effects": [], "bank": bank_path}
+    for V in [int(v) for v in (a.voices if a.voices != DEFAULT_VOICES else "64,4096").split(",")]:
+        lay = chord_layout(voices_per_key(bank, a.program), V)
+        Vr = lay["n_voices"]
+        hold = hold_for(Vr, a.seconds, a.max_voice_samples or 2e8)
+        song, _ = ours_song(lay, hold, a.program)
+        best = {}
+        for _ in range(a.repeat):
+            for name, fx, sends in (("dry", False, False), ("sends", False, True), ("effects", True, False)):
+                w, st = _effects_point(song, bank, Vr, backend, fx, sends)
+                if name not in best or w < best[name][0]:
+                    best[name] = (w, st)
+        r = {"voices": Vr, "hold_s": hold, "backend": backend,
+             **{f"{k}_wall_s": v[0] for k, v in best.items()},
+             "stage_s": best["effects"][1],
+             "overhead": best["effects"][0] / best["dry"][0] - 1,
+             "sends_overhead": best["sends"][0] / best["dry"][0] - 1,
+             "stage_fraction": best["effects"][1] / best["dry"][0]}
+        log(f"    effects V={Vr}: dry {r['dry_wall_s']:.3f} s, sends {r['sends_wall_s']:.3f} s, "
+            f"effects {r['effects_wall_s']:.3f} s (+{100 * r['overhead']:.1f} %; stage "
+            f"{r['stage_s']:.4f} s = {100 * r['stage_fraction']:.1f} %)")
+        out["effects"].append(r)
+    from gpusynth import effects as fx
+    ir = {}
+    for label, kw, want in (("room 0.2", {}, fx.room_to_time(0.2)), ("time 2.0", {"time": 2.0}, 2.0)):
+        x = np.zeros(int(max(4.0, 1.6 * want) * RATE), np.float32)
+        x[0] = 1.0
+        h = fx.Reverb(RATE, **kw).process(x)[0].astype(np.float64)
+        e = np.cumsum((h ** 2)[::-1])[::-1]
+        edc = 10 * np.log10(e / e[0] + 1e-300)
+        i0, i1 = int(np.argmax(edc <= -5)), int(np.argmax(edc <= -35))
+        slope = np.polyfit(np.arange(i0, i1) / RATE, edc[i0:i1], 1)[0]
+        ir[label] = {"rt60_param_s": want, "rt60_measured_s": -60.0 / slope}
+    out["reverb_ir"] = ir
+    if shutil.which("fluidsynth") and not a.no_fluidsynth and bank_path != "builtin":
+        sys.path.insert(0, str(ROOT / "tests"))
+        import peer_util as pu
+        rows = []
+        for prog, key, dur in ((0, 60, 100), (13, 72, 80), (115, 60, 60)):
+            midi = pu.build_song([(240, dur, 0, key, 100)], {0: prog}, cc={91: 127, 93: 0})
+            row = {"program": prog, "key": key, "dur_ms": dur}
+            for name, r in (("fluidsynth", pu.render_fluidsynth), ("gpusynth", pu.render_gpusynth)):
+                wet, dry = r(midi, bank_path, effects=True), r(midi, bank_path, effects=False)
+                e = np.sqrt(pu.power(dry))
+                pk = int(np.argmax(e))
+                after = pk + int(np.argmax(e[pk:] < e[pk] * 1e-3)) + 960
+                slope, _ = pu.tail_decay_db_per_s(wet, after)
+                row[name] = {"tail_db_per_s": slope, "tail_rt60_s": -60.0 / slope,
+                             "wet_to_dry_db": pu.wet_to_dry_db(wet, dry)}
+            row["decay_ratio"] = row["gpusynth"]["tail_db_per_s"] / row["fluidsynth"]["tail_db_per_s"]
+            rows.append(row)
+            log(f"    reverb tail program {prog}: fluidsynth {row['fluidsynth']['tail_rt60_s']:.3f} s, "
+                f"gpusynth {row['gpusynth']['tail_rt60_s']:.3f} s (ratio {row['decay_ratio']:.3f})")
+        out["reverb_tail_vs_fluidsynth"] = rows
+    return out
+
+
 def plot(out, path):
     try:
         import matplotlib
@@ -1096,7 +1179,7 @@ def machine():
 
 def build_parser():
     p = argparse.ArgumentParser(description="gpusynth benchmarks (JSON on stdout)")
-    p.add_argument("what", choices=["polyphony", "songs", "kernel", "all", "blackmidi", "_one"])
+    p.add_argument("what", choices=["polyphony", "songs", "kernel", "all", "blackmidi", "effects", "_one"])
     p.add_argument("--voices", default=DEFAULT_VOICES, help="held-voice counts (polyphony)")
     p.add_argument("--backends", default=None, help="comma list of gpusynth backends (default native)")
     p.add_argument("--backend", default="native", help=argparse.SUPPRESS)
@@ -1149,6 +1232,8 @@ def main(argv=None):
         out.update(bench_kernel(a))
     if a.what == "blackmidi":
         out.update(bench_blackmidi(a))
+    if a.what == "effects":
+        out.update(bench_effects(a))
     if a.plot:
         out["plot"] = plot(out, a.plot)
     text = json.dumps(out, indent=2, default=float)
