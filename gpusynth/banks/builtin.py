@@ -12,7 +12,8 @@ API
 Layout
 ------
 - 128 melodic presets (bank 0, programs 0..127, GM names) and one drum kit
-  (bank 0, program 0, ``drum=True``, "Standard Kit", keys 35..81).
+  (bank 0, program 0, ``drum=True``, "Standard Kit", keys 27..87: GM's 35..81 plus the GS / GM2
+  keys 27..34 High Q .. Metronome Bell and 82..87 Shaker .. Open Surdo).
 - Every melodic preset has one region per key range of ``SPLITS`` (8 regions; one per octave from
   key 36 to 107, wider ones at both ends), so every key 0..127 resolves to exactly one region at
   every velocity (no layers). Each region's sample is synthesised for its root key and
@@ -31,7 +32,10 @@ Layout
   with random phases), which gives a chorused, naturally beating loop with no seam.
 - Drum samples are one-shots (LOOP_NONE) at 44.1 kHz, ``root_key = key`` and ``scale_tuning = 0``.
   Hi-hats 42/44/46 share exclusive class 1; whistles 71/72 class 2, guiros 73/74 class 3,
-  cuicas 78/79 class 4, triangles 80/81 class 5.
+  cuicas 78/79 class 4, triangles 80/81 class 5, surdos 86/87 class 6. Kicks are tight (30 dB
+  down in ~0.1 s), hi-hats and cymbals centred at 4-8 kHz, as sampled kits.
+- Decaying families' 2 s decays (pianos, guitars, mallets) follow a sampled GM bank (TimGM6mb)
+  within about 10 dB at middle C (tests/test_builtin_bank.py measures them on rendered audio).
 - Loudness: melodic samples are normalised to the same RMS over their first 0.3 s (peak <= 0.98),
   drum samples to peak 0.9; ``atten`` per patch balances families.
 - Programs whose loop is noise rather than a pitch (see ``NOISE_PROGRAMS``) are exempt from pitch
@@ -100,8 +104,10 @@ FAMILIES = ["Piano", "Chromatic Percussion", "Organ", "Guitar", "Bass", "Strings
 # programs whose loop is (mostly) noise, not a pitched tone
 NOISE_PROGRAMS = frozenset({119, 120, 121, 122, 125, 126, 127})
 
-# GM percussion key -> name
+# GM percussion key -> name (35..81), plus the GS / GM2 keys 27..34 and 82..87
 DRUM_NAMES = {
+    27: "High Q", 28: "Slap", 29: "Scratch Push", 30: "Scratch Pull", 31: "Sticks",
+    32: "Square Click", 33: "Metronome Click", 34: "Metronome Bell",
     35: "Acoustic Bass Drum", 36: "Bass Drum 1", 37: "Side Stick", 38: "Acoustic Snare",
     39: "Hand Clap", 40: "Electric Snare", 41: "Low Floor Tom", 42: "Closed Hi-Hat",
     43: "High Floor Tom", 44: "Pedal Hi-Hat", 45: "Low Tom", 46: "Open Hi-Hat",
@@ -114,7 +120,10 @@ DRUM_NAMES = {
     72: "Long Whistle", 73: "Short Guiro", 74: "Long Guiro", 75: "Claves",
     76: "Hi Wood Block", 77: "Low Wood Block", 78: "Mute Cuica", 79: "Open Cuica",
     80: "Mute Triangle", 81: "Open Triangle",
+    82: "Shaker", 83: "Jingle Bell", 84: "Bell Tree", 85: "Castanets", 86: "Mute Surdo",
+    87: "Open Surdo",
 }
+DRUM_KEYS = range(27, 88)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +411,7 @@ _VIB_REED = (12, 5.0, 0.35)
 # decaying instruments: the sample's bright attack is short, so a filter sweep (mod envelope,
 # 16 kHz -> 4 kHz over ~1.5 s) continues the loss of brightness; velocity darkens soft notes.
 _DARKEN = dict(fc=4000, menv=(0.001, 1.5, 0.0, 0.3, 0, 2400))
-_DEC = dict(attack=0.001, decay=14.0, sustain_db=100.0, release=0.35, key_decay=0.6, vel_fc=-2400.0,
+_DEC = dict(attack=0.001, decay=14.0, sustain_db=100.0, release=0.35, key_decay=0.25, vel_fc=-2400.0,
             **_DARKEN)
 _SUS = dict(attack=0.01, release=0.15)
 
@@ -410,38 +419,40 @@ _SUS = dict(attack=0.01, release=0.15)
 _P(0, PIANO, **_DEC, atten_db=2, rev=25)
 _P(1, _mk(PIANO, tilt=-3.0, lp=(5000, 6), decay=dict(t1k=0.6, p=0.6, tail_hz=900.0)), **_DEC, atten_db=3, rev=20)
 _P(2, _mk(PIANO, tilt=-4.0, B=0.0001, comb=0.08, decay=dict(t1k=0.35, p=0.5, tail_hz=1200.0), detune=1.5),
-   **_mk(_DEC, decay=10.0), atten_db=3, rev=20, cho=20)
+   **_mk(_DEC, decay=16.0), atten_db=3, rev=20, cho=20)
 _P(3, _mk(PIANO, detune=14.0, loop_s=0.25), **_DEC, atten_db=2, rev=20)
 _P(4, dict(tilt=-16.0, amps=[1, 0.5, 0.2, 0.12, 0.05], decay=dict(t1k=0.25, p=0.6, tail_hz=500.0), att_s=0.5,
            partials=[(1.0, 0.5, 0.3), (2.0, 0.35, 0.15), (7.0, 0.25, 0.03), (11.0, 0.12, 0.02)],
            tnoise=[(0.3, 300, 3000, 0.004)], loop_s=0.25, detune=0.4),
-   **_mk(_DEC, decay=9.0), mlfo=(4.5, 0, 0, 15, 0.1), atten_db=0, rev=20, cho=30)
+   **_mk(_DEC, decay=21.0), mlfo=(4.5, 0, 0, 15, 0.1), atten_db=0, rev=20, cho=30)
 _P(5, dict(tilt=-18.0, decay=dict(t1k=0.3, p=0.5, tail_hz=400.0), att_s=0.5,
            partials=[(1.0, 0.6, 0.4), (3.0, 0.3, 0.12), (5.0, 0.2, 0.06), (14.0, 0.3, 0.025)],
            loop_s=0.25, detune=3.0),
-   **_mk(_DEC, decay=8.0), atten_db=0, rev=25, cho=40)
+   **_mk(_DEC, decay=17.0), atten_db=0, rev=25, cho=40)
 _P(6, dict(tilt=-2.0, comb=0.1, lp=(6000, 6), decay=dict(t1k=0.5, p=0.45, tail_hz=2500.0), att_s=0.5,
            tnoise=[(0.4, 1500, 9000, 0.006)], detune=1.0, loop_s=0.25),
-   **_mk(_DEC, decay=7.0, release=0.12, vel_fc=0.0), atten_db=4, rev=25)
+   **_mk(_DEC, decay=12.0, release=0.12, vel_fc=0.0), atten_db=4, rev=25)
 _P(7, dict(tilt=-1.5, comb=0.06, formants=[(1200, 0.5, 6)], lp=(5000, 12),
            decay=dict(t1k=0.4, p=0.4, tail_hz=2000.0), att_s=0.4, tnoise=[(0.3, 800, 6000, 0.004)]),
    **_mk(_DEC, decay=6.0, release=0.06, fc=6000, menv=None), q_db=3, atten_db=4, rev=10)
 
 # Chromatic percussion 8-15 (mallets and bells: partials list, decaying)
-_MAL = dict(attack=0.001, sustain_db=100.0, release=0.4, key_decay=0.7)
-_P(8, dict(harm=0.0, partials=[(1.0, 1.0, None), (1.0, 0.6, 0.3), (4.0, 0.3, 0.08), (10.0, 0.1, 0.02)],
-           tnoise=[(0.2, 2000, 8000, 0.003)], att_s=0.4, loop_s=0.1), **_mk(_MAL, decay=5.0), atten_db=2, rev=30)
+_MAL = dict(attack=0.001, sustain_db=100.0, release=0.4, key_decay=0.4)
+_P(8, dict(harm=0.0, partials=[(1.0, 1.0, None), (2.0, 0.35, None), (3.0, 0.12, None), (4.0, 0.2, None),
+                                (1.0, 0.6, 0.3), (4.0, 0.3, 0.08), (10.0, 0.1, 0.02)],
+           tnoise=[(0.2, 2000, 8000, 0.003)], att_s=0.4, loop_s=0.1), **_mk(_MAL, decay=15.0), atten_db=2, rev=30)
 _P(9, dict(harm=0.0, partials=[(1.0, 1.0, None), (1.0, 0.6, 0.4), (2.76, 0.4, 0.3), (5.40, 0.25, 0.12),
                                 (8.93, 0.15, 0.05)], tnoise=[(0.3, 3000, 12000, 0.002)], att_s=0.5, loop_s=0.1),
-   **_mk(_MAL, decay=6.0), atten_db=6, rev=30)
-_P(10, dict(harm=0.0, partials=[(1.0, 1.0, None), (1.0, 0.4, 0.2), (2.0, 0.15, 0.2), (6.27, 0.35, 0.06),
-                                 (17.55, 0.15, 0.015)], tnoise=[(0.2, 2000, 9000, 0.002)], att_s=0.4, loop_s=0.1),
-   **_mk(_MAL, decay=4.0), atten_db=5, rev=35)
+   **_mk(_MAL, decay=7.0), atten_db=6, rev=30)
+_P(10, dict(harm=0.0, partials=[(1.0, 1.0, None), (2.0, 0.3, None), (6.27, 0.2, None), (1.0, 0.4, 0.2),
+                                 (2.0, 0.15, 0.2), (6.27, 0.35, 0.06), (17.55, 0.15, 0.015)],
+            tnoise=[(0.2, 2000, 9000, 0.002)], att_s=0.4, loop_s=0.1),
+   **_mk(_MAL, decay=25.0), atten_db=5, rev=35)
 _P(11, dict(harm=0.0, partials=[(1.0, 1.0, None), (1.0, 0.5, 0.5), (4.0, 0.35, 0.15), (9.9, 0.12, 0.04)],
             tnoise=[(0.15, 500, 4000, 0.003)], att_s=0.5, loop_s=0.1),
-   **_mk(_MAL, decay=7.0, release=0.6), mlfo=(5.5, 0, 0, 30, 0.0), atten_db=3, rev=30)
+   **_mk(_MAL, decay=16.0, release=0.6), mlfo=(5.5, 0, 0, 30, 0.0), atten_db=3, rev=30)
 _P(12, dict(harm=0.0, partials=[(1.0, 1.0, None), (1.0, 1.2, 0.15), (3.99, 0.4, 0.04), (9.9, 0.1, 0.01)],
-            tnoise=[(0.4, 100, 1500, 0.004)], att_s=0.4, loop_s=0.1), **_mk(_MAL, decay=1.6), atten_db=0, rev=25)
+            tnoise=[(0.4, 100, 1500, 0.004)], att_s=0.4, loop_s=0.1), **_mk(_MAL, decay=3.6), atten_db=0, rev=25)
 _P(13, dict(harm=0.0, partials=[(1.0, 1.0, None), (1.0, 1.0, 0.12), (3.0, 0.5, 0.06), (6.0, 0.25, 0.03),
                                  (9.5, 0.1, 0.01)], tnoise=[(0.6, 1500, 9000, 0.003)], att_s=0.3, loop_s=0.1),
    **_mk(_MAL, decay=1.2), atten_db=3, rev=25)
@@ -477,14 +488,14 @@ _P(23, dict(tilt=-2.5, formants=[(1500, 0.5, 8), (3000, 0.4, 4)], lp=(5000, 12),
    attack=0.02, release=0.08, atten_db=5, rev=20)
 
 # Guitar 24-31
-_GTR = dict(attack=0.001, decay=8.0, sustain_db=100.0, release=0.25, key_decay=0.6, vel_fc=-2000.0,
+_GTR = dict(attack=0.001, decay=15.0, sustain_db=100.0, release=0.25, key_decay=0.3, vel_fc=-2000.0,
             **_DARKEN)
 _P(24, dict(tilt=-8.0, comb=0.18, lp=(2500, 8), decay=dict(t1k=0.3, p=0.8, tail_hz=400.0), att_s=0.5,
             tnoise=[(0.3, 500, 5000, 0.004)], loop_s=0.1), **_GTR, atten_db=0, rev=25)
 _P(25, dict(tilt=-4.5, comb=0.12, B=0.00005, lp=(5000, 6), decay=dict(t1k=0.45, p=0.6, tail_hz=700.0), att_s=0.5,
-            tnoise=[(0.4, 2000, 9000, 0.003)], detune=1.0, loop_s=0.25), **_mk(_GTR, decay=10.0), atten_db=1, rev=25)
+            tnoise=[(0.4, 2000, 9000, 0.003)], detune=1.0, loop_s=0.25), **_mk(_GTR, decay=13.0), atten_db=1, rev=25)
 _P(26, dict(tilt=-10.0, comb=0.2, lp=(1500, 12), decay=dict(t1k=0.3, p=0.8, tail_hz=350.0), att_s=0.5,
-            loop_s=0.1), **_mk(_GTR, decay=9.0), atten_db=0, rev=20)
+            loop_s=0.1), **_mk(_GTR, decay=13.0), atten_db=0, rev=20)
 _P(27, dict(tilt=-5.0, comb=0.23, formants=[(2500, 0.5, 4)], lp=(4000, 12),
             decay=dict(t1k=0.6, p=0.5, tail_hz=900.0), att_s=0.5, loop_s=0.1),
    **_mk(_GTR, decay=12.0), atten_db=1, rev=20, cho=30)
@@ -688,15 +699,15 @@ _P(104, dict(tilt=-2.0, comb=0.07, formants=[(2500, 0.8, 6)], decay=dict(t1k=1.2
              att_s=0.7, detune=4.0, loop_s=0.25, tnoise=[(0.4, 1500, 8000, 0.004)]),
     **_mk(_GTR, decay=12.0, vel_fc=0.0), atten_db=4, rev=35)
 _P(105, dict(tilt=-4.0, comb=0.1, formants=[(1000, 0.6, 6), (3000, 0.5, 4)], decay=dict(t1k=0.15, p=0.5, tail_hz=700.0),
-             att_s=0.4, tnoise=[(0.5, 2000, 9000, 0.003)], loop_s=0.1), **_mk(_GTR, decay=3.5), atten_db=2, rev=20)
+             att_s=0.4, tnoise=[(0.5, 2000, 9000, 0.003)], loop_s=0.1), **_mk(_GTR, decay=10.0), atten_db=2, rev=20)
 _P(106, dict(tilt=-3.0, comb=0.05, formants=[(1500, 0.5, 8)], decay=dict(t1k=0.15, p=0.4, tail_hz=900.0),
-             att_s=0.4, tnoise=[(0.6, 1500, 8000, 0.003)], loop_s=0.1), **_mk(_GTR, decay=3.0), atten_db=2, rev=25)
+             att_s=0.4, tnoise=[(0.6, 1500, 8000, 0.003)], loop_s=0.1), **_mk(_GTR, decay=5.6), atten_db=2, rev=25)
 _P(107, dict(tilt=-5.0, comb=0.2, formants=[(800, 0.6, 4)], decay=dict(t1k=0.35, p=0.6, tail_hz=700.0),
              att_s=0.5, tnoise=[(0.4, 1000, 6000, 0.004)], detune=2.0, loop_s=0.25),
-    **_mk(_GTR, decay=6.0), atten_db=2, rev=35)
+    **_mk(_GTR, decay=7.3), atten_db=2, rev=35)
 _P(108, dict(harm=0.0, partials=[(1.0, 1.0, None), (1.0, 0.7, 0.2), (6.27, 0.3, 0.04), (17.55, 0.1, 0.01)],
              tnoise=[(0.3, 200, 2000, 0.005)], att_s=0.4, loop_s=0.1),
-    **_mk(_MAL, decay=3.0), atten_db=1, rev=30)
+    **_mk(_MAL, decay=4.4), atten_db=1, rev=30)
 _P(109, dict(tilt=-1.5, formants=[(1200, 0.4, 8), (2600, 0.4, 6)], lp=(4000, 12), loop_s=0.1,
              lnoise=(0.02, 1500, 6000)), attack=0.03, release=0.05, atten_db=8, rev=25)
 _P(110, dict(tilt=-4.0, formants=_BODY_VN, lp=(5000, 12), spread=3.0, loop_s=0.3,
@@ -708,7 +719,7 @@ _P(111, dict(tilt=0.0, formants=[(1300, 0.35, 10), (3000, 0.3, 6)], hp=(600, 10)
 # Percussive 112-119
 _P(112, dict(harm=0.0, partials=[(1.0, 1.0, None), (1.0, 0.8, 0.3), (2.76, 0.6, 0.2), (5.4, 0.4, 0.08),
                                   (8.93, 0.2, 0.03)], tnoise=[(0.3, 4000, 12000, 0.002)], att_s=0.4, loop_s=0.1),
-    **_mk(_MAL, decay=2.5), atten_db=6, rev=40)
+    **_mk(_MAL, decay=6.0), atten_db=6, rev=40)
 _P(113, dict(harm=0.0, partials=[(1.0, 1.0, None), (1.0, 0.8, 0.2), (2.7, 0.5, 0.1), (4.2, 0.3, 0.05)],
              tnoise=[(0.4, 1000, 6000, 0.002)], att_s=0.4, loop_s=0.1), **_mk(_MAL, decay=1.5), atten_db=4, rev=25)
 _P(114, dict(harm=0.0, partials=[(1.0, 1.0, None), (2.0, 0.5, None), (3.0, 0.25, None), (1.0, 0.5, 0.3),
@@ -845,9 +856,9 @@ def _drum(key, rng):
     nz = lambda n, lo, hi: _noise(n, sr, lo, hi, rng, limit=18000)  # noqa: E731
     pan, atten, excl = 0.0, 0.0, 0
     if key in (35, 36):
-        n = N(0.6 if key == 35 else 0.45)
+        n = N(0.3 if key == 35 else 0.25)
         f0 = 48.0 if key == 35 else 56.0
-        x = np.sin(_sweep(n, sr, f0, 160.0, 0.035)) * E(n, 0.22 if key == 35 else 0.16, 0.001)
+        x = np.sin(_sweep(n, sr, f0, 160.0, 0.03)) * E(n, 0.04 if key == 35 else 0.035, 0.001)
         x += 0.35 * nz(n, 1500, 8000) * E(n, 0.003, 0.0002)
         x += 0.3 * np.sin(_sweep(n, sr, f0 * 2, 300.0, 0.02)) * E(n, 0.04)
     elif key == 37:
@@ -882,17 +893,17 @@ def _drum(key, rng):
         tau = {42: 0.035, 44: 0.03, 46: 0.35}[key]
         sq = sum(np.sign(np.sin(2 * np.pi * f * np.arange(n) / sr + rng.uniform(0, 6.28)))
                  for f in (205.3, 304.4, 369.6, 522.7, 540.0, 800.0))
-        metal = np.fft.irfft(np.fft.rfft(sq) * _band(np.fft.rfftfreq(n, 1 / sr), 7000, None)
-                             * (np.fft.rfftfreq(n, 1 / sr) < 18000), n)
+        hi = 9000 if key == 46 else 11000
+        metal = np.fft.irfft(np.fft.rfft(sq) * _band(np.fft.rfftfreq(n, 1 / sr), 3000, hi), n)
         metal /= np.sqrt(np.mean(metal * metal)) + 1e-12
-        x = (0.6 * metal + nz(n, 6000, None)) * E(n, tau, 0.0005 if key != 44 else 0.004)
+        x = (0.8 * metal + nz(n, 3500, hi)) * E(n, tau, 0.0005 if key != 44 else 0.004)
         pan, atten, excl = 250, (70 if key == 44 else 50), 1
     elif key in (49, 57, 52, 55):
         dur = {49: 2.2, 57: 2.0, 52: 1.6, 55: 0.9}[key]
         tau = dur / 5.5
         n = N(dur)
-        x = nz(n, 3000 if key != 52 else 1200, None if key != 52 else 9000) * E(n, tau, 0.001)
-        x += 1.5 * _metal(n, sr, rng, 40, 400 if key != 55 else 800, 14000, tau * 1.2, tau * 0.4)
+        x = nz(n, 1500 if key != 52 else 1000, 8000 if key != 52 else 6000) * E(n, tau, 0.001)
+        x += 1.5 * _metal(n, sr, rng, 40, 400 if key != 55 else 800, 9000, tau * 1.2, tau * 0.4)
         x += 0.6 * nz(n, 300, 2500) * E(n, 0.05)
         pan, atten = {49: -300, 57: 350, 52: 400, 55: -150}[key], 40
     elif key in (51, 59, 53):
@@ -1001,6 +1012,79 @@ def _drum(key, rng):
                    [1.2 * k, 0.9 * k, 0.8 * k, 0.6 * k, 0.5 * k, 0.4 * k], rng)
         x += 0.3 * nz(n, 3000, 12000) * E(n, 0.002)
         pan, atten, excl = -250, 50, 5
+    elif key == 27:                                   # High Q: a short falling zap
+        n = N(0.08)
+        x = np.sin(_sweep(n, sr, 500.0, 2500.0, 0.012)) * E(n, 0.02, 0.0005)
+        atten = 30
+    elif key == 28:                                   # Slap: a hand slap, noisy crack
+        n = N(0.12)
+        x = nz(n, 1200, 7000) * E(n, 0.018, 0.0003) + 0.5 * _modes(n, sr, [800, 1900], [1, 0.5],
+                                                                    [0.02, 0.01], rng)
+        atten = 30
+    elif key in (29, 30):                             # Scratch push / pull: swept band noise
+        n = N(0.16 if key == 29 else 0.22)
+        t = np.arange(n) / sr
+        f = 600.0 + 1400.0 * (t / t[-1] if key == 29 else 1.0 - t / t[-1])
+        x = (nz(n, 300, 6000) * 0.4 + np.sin(2 * np.pi * np.cumsum(f) / sr)) \
+            * np.sin(np.pi * t / t[-1]) ** 0.5
+        atten = 40
+    elif key == 31:                                   # Sticks: two sticks clicked
+        n = N(0.08)
+        x = _modes(n, sr, [2300, 3900, 5200], [1, 0.5, 0.3], [0.012, 0.008, 0.005], rng)
+        x += 0.3 * nz(n, 2000, 9000) * E(n, 0.002)
+        atten = 30
+    elif key == 32:                                   # Square click
+        n = N(0.012)
+        t = np.arange(n) / sr
+        x = np.sign(np.sin(2 * np.pi * 1000.0 * t)) * E(n, 0.003, 0.0002)
+        x = np.fft.irfft(np.fft.rfft(x) * (np.fft.rfftfreq(n, 1 / sr) < 12000), n)
+        atten = 40
+    elif key == 33:                                   # Metronome click
+        n = N(0.03)
+        x = _modes(n, sr, [3100, 4700], [1, 0.5], [0.006, 0.004], rng)
+        atten = 30
+    elif key == 34:                                   # Metronome bell
+        n = N(0.6)
+        x = _modes(n, sr, [2100, 5300, 8400], [1, 0.4, 0.15], [0.25, 0.1, 0.05], rng)
+        x += 0.3 * nz(n, 2000, 8000) * E(n, 0.002)
+        atten = 30
+    elif key == 82:                                   # Shaker
+        n = N(0.18)
+        t = np.arange(n) / sr
+        env = np.minimum(1.0, t / 0.03) * np.exp(-np.maximum(0, t - 0.03) / 0.03)
+        x = nz(n, 3500, 11000) * env
+        pan, atten = 300, 60
+    elif key == 83:                                   # Jingle bell: a few small bells, shaken
+        n = N(0.6)
+        x = np.zeros(n)
+        for dt in (0.0, 0.012, 0.03, 0.05):
+            s0 = N(dt)
+            x[s0:] += _modes(n - s0, sr, [4200, 5600, 7100, 8300], [1, 0.7, 0.5, 0.3],
+                             [0.15, 0.1, 0.08, 0.05], rng)
+        x += 0.3 * nz(n, 4000, 10000) * E(n, 0.01)
+        pan, atten = 250, 50
+    elif key == 84:                                   # Bell tree: a falling glissando of bells
+        n = N(1.4)
+        x = np.zeros(n)
+        for i in range(12):
+            s0 = N(0.04 * i)
+            f0 = 6000.0 * 2.0 ** (-i / 8.0)
+            x[s0:] += _modes(n - s0, sr, [f0, f0 * 2.4], [1, 0.3], [0.35, 0.15], rng)
+        pan, atten = -200, 50
+    elif key == 85:                                   # Castanets: a double click
+        n = N(0.1)
+        x = np.zeros(n)
+        for dt, a in ((0.0, 1.0), (0.018, 0.7)):
+            s0 = N(dt)
+            x[s0:] += a * _modes(n - s0, sr, [1800, 3400, 5200], [1, 0.6, 0.3], [0.01, 0.006, 0.004], rng)
+        pan, atten = 200, 30
+    elif key in (86, 87):                             # Mute / open surdo: a big low drum
+        n = N(0.35 if key == 86 else 1.0)
+        f0 = 68.0
+        x = np.sin(_sweep(n, sr, f0, f0 * 1.3, 0.03)) * E(n, 0.07 if key == 86 else 0.3, 0.001)
+        x += 0.25 * np.sin(_sweep(n, sr, f0 * 1.6, f0 * 2.2, 0.02)) * E(n, 0.04)
+        x += 0.2 * nz(n, 200, 3000) * E(n, 0.01)
+        pan, excl = -150, 6
     else:
         raise ValueError(key)
     x = np.asarray(x, np.float64)
@@ -1073,7 +1157,7 @@ def build_builtin(seed: int = 0) -> Bank:
         presets.append(Preset(bank=0, program=prog, name=GM_NAMES[prog],
                               regions=np.asarray(idx, np.int32), drum=False))
     drum_idx = []
-    for key in range(35, 82):
+    for key in DRUM_KEYS:
         rng = np.random.default_rng([seed, 1000, key])
         data, pan, atten, excl = _drum(key, rng)
         start, end = pool.add(data)
