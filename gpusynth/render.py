@@ -211,3 +211,15 @@ def summarize(synth: Synth, frames: int, wall: float) -> dict:
         "kernel_s": rs["kernel_seconds"], "control_s": rs["control_seconds"],
         "windows": rs["windows"],
     }
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``gpusynth.render(midi, bank=None, *, rate=48000, ...)`` renders to a numpy array
+    (gpusynth.api.render) while ``gpusynth.render.render_file`` & co. stay this module's."""
+
+    def __call__(self, midi, bank=None, **kwargs):
+        from .api import render as _render
+        return _render(midi, bank, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,313 @@
+"""Render MIDI to numpy arrays: ``gpusynth.render`` and the reusable ``Renderer`` session.
+
+    import gpusynth, mido
+    audio = gpusynth.render(mido.MidiFile("song.mid"))          # float32 (frames, 2), 48 kHz
+
+``midi`` may be a path, the file's bytes, a parsed ``gpusynth.smf.Song``, a ``mido.MidiFile``
+(anything with ``save(file=...)``) or any object with a ``write(file)`` method (pretty_midi's
+``PrettyMIDI``); ``bank`` a path (SF2/SF3/DLS), a loaded ``gpusynth.banks.Bank``, or None for
+the built-in General MIDI bank. A ``Renderer`` keeps the loaded bank and one opened synth
+(its compiled backend, its merged preset table) across calls, so each further song costs its
+render alone; every song starts from a freshly opened synth, so its audio is the same bits as
+``gpusynth.render.render_song`` with the same settings, whatever was rendered before it.
+
+Stems (``stems="channel" | "program" | "track"``): a dict name -> float32 (frames, 2), every
+stem as long as the mix. Each stem is the same render as the mix (same events, same host
+decisions: allocation and stealing never look at the audio) with every voice outside the stem
+attenuated by MUTE_CB at upload, which makes its fixed-point contribution exactly 0; the mix is
+the exact integer sum of the voices' contributions, so the stems' integer sums add up to the
+mix's exactly and the float stems sum to the mix within float rounding (the gain scaling and
+the reverb/chorus, which are linear, run per stem). Cost: one render per stem. A voice's stem:
+``channel`` its MIDI channel ("ch01".."ch16", "g2-ch01".. for further channel groups);
+``program`` the program its channel had at its note-on ("drums" on channel 10 of a group,
+else "p000".."p127" plus the GM name); ``track`` the track of its note-on ("t00", "t01"..,
+plus the track name when there is one).
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import time
+
+import numpy as np
+
+from .render import default_voices, iter_render, song_source, summarize
+from .synth import Synth
+
+# attenuation (cB) added to a voice outside the stem being rendered: the gain clamps at 2^-127
+# (gs_exp2), far below half a fixed-point step for any finite voice
+MUTE_CB = 30000.0
+STEM_KINDS = ("channel", "program", "track")
+
+
+def load_midi(midi):
+    """A ``gpusynth.smf.Song`` from a path, bytes, a Song, a mido.MidiFile or an object with
+    ``write(file)`` (PrettyMIDI)."""
+    from .smf import load_smf, Song
+    if isinstance(midi, Song):
+        return midi
+    if isinstance(midi, (str, os.PathLike)):
+        return load_smf(os.fspath(midi))
+    if isinstance(midi, (bytes, bytearray, memoryview)):
+        return load_smf(bytes(midi))
+    buf = io.BytesIO()
+    if hasattr(midi, "save") and hasattr(midi, "tracks"):         # mido.MidiFile
+        midi.save(file=buf)
+    elif hasattr(midi, "write"):                                    # pretty_midi.PrettyMIDI
+        midi.write(buf)
+    else:
+        raise TypeError(f"cannot read MIDI from {type(midi).__name__}: give a path, bytes, a "
+                        "mido.MidiFile or an object with write(file)")
+    return load_smf(buf.getvalue())
+
+
+def load_bank_any(bank):
+    """A Bank from a path, a Bank (returned as is) or None (the built-in GM bank)."""
+    if bank is None:
+        from .banks.builtin import load_builtin
+        return load_builtin()
+    if hasattr(bank, "regions"):
+        return bank
+    from .banks import load_bank
+    return load_bank(os.fspath(bank))
+
+
+def _gm_name(p: int) -> str:
+    try:
+        from .banks.builtin import GM_NAMES
+        return GM_NAMES[p]
+    except Exception:
+        return ""
+
+
+def _safe(s: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-._")
+    return s[:40]
+
+
+class _StemMap:
+    """Which stem each voice belongs to: ``names`` (in order) and ``label(synth, slots)`` ->
+    index into names for newly uploaded voices (from the allocator's host control arrays)."""
+
+    def __init__(self, song, kind: str, rate: int):
+        if kind not in STEM_KINDS:
+            raise ValueError(f"stems must be one of {', '.join(STEM_KINDS)}, not {kind!r}")
+        self.kind = kind
+        from .events import NOTE_ON, PROGRAM
+        a = song._materialise()
+        secs, chan, st = a["seconds"], a["chan"].astype(np.int64), a["status"]
+        d1, d2, trk = a["data1"].astype(np.int64), a["data2"], a["track"].astype(np.int64)
+        t = np.round(secs * float(rate)).astype(np.int64)
+        on = (st == NOTE_ON) & (d2 > 0)
+        if kind == "channel":
+            used = np.unique(chan[on])
+            multi = bool(np.any(used >= 16))
+            self.names = [(f"g{c // 16 + 1}-" if multi else "") + f"ch{c % 16 + 1:02d}"
+                          for c in used.tolist()]
+            self._lut = np.zeros(max(int(used.max()) + 1 if len(used) else 1, 1), np.int64)
+            self._lut[used] = np.arange(len(used))
+        elif kind == "program":
+            # per channel: program change times (sorted) and values; default program 0
+            pc = st == PROGRAM
+            order = np.lexsort((t[pc], chan[pc]))
+            self._pc = (chan[pc][order], t[pc][order], d1[pc][order])
+            prog = self._programs(chan[on], t[on])
+            keys = np.where(chan[on] % 16 == 9, -1, prog)
+            used = np.unique(keys)
+            self.names = [("drums" if k < 0 else f"p{k:03d}" + (f"-{_safe(_gm_name(k))}"
+                                                                 if _gm_name(k) else ""))
+                          for k in used.tolist()]
+            self._keys = used
+        else:
+            names = {}
+            try:
+                names = _track_names(song)
+            except Exception:
+                pass
+            used = np.unique(trk[on])
+            self.names = [f"t{k:02d}" + (f"-{_safe(names[k])}" if _safe(names.get(k, "")) else "")
+                          for k in used.tolist()]
+            self._keys = used
+            # note-ons by (chan, key, time) -> track; per channel the most frequent track
+            self._on = {}
+            for c, k, tt, tr in zip(chan[on].tolist(), d1[on].tolist(), t[on].tolist(),
+                                    trk[on].tolist()):
+                self._on.setdefault((c, k, tt), tr)
+            self._chan_track = {}
+            for c in np.unique(chan[on]).tolist():
+                v, n = np.unique(trk[on][chan[on] == c], return_counts=True)
+                self._chan_track[c] = int(v[np.argmax(n)])
+        if not self.names:
+            self.names = ["silence"]
+
+    def _programs(self, ch, t):
+        pch, pt, pv = self._pc
+        out = np.zeros(len(ch), np.int64)
+        for c in np.unique(ch).tolist():
+            m = ch == c
+            sel = pch == c
+            if not np.any(sel):
+                continue
+            i = np.searchsorted(pt[sel], t[m], side="right") - 1
+            out[m] = np.where(i >= 0, pv[sel][np.maximum(i, 0)], 0)
+        return out
+
+    def label(self, synth, slots, records) -> np.ndarray:
+        slots = np.asarray(slots, np.int64)
+        chan = records["chan"].astype(np.int64)
+        if self.kind == "channel":
+            c = np.clip(chan, 0, len(self._lut) - 1)
+            return self._lut[c]
+        if self.kind == "program":
+            prog = self._programs(chan, records["start"].astype(np.int64))
+            keys = np.where(chan % 16 == 9, -1, prog)
+            i = np.searchsorted(self._keys, keys)
+            return np.clip(i, 0, len(self._keys) - 1)
+        key = synth.alloc.h["key"][slots].astype(np.int64)
+        tr = [self._on.get((c, k, s), self._chan_track.get(c, int(self._keys[0])))
+              for c, k, s in zip(chan.tolist(), key.tolist(), records["start"].tolist())]
+        i = np.searchsorted(self._keys, np.asarray(tr, np.int64))
+        return np.clip(i, 0, len(self._keys) - 1)
+
+
+def _track_names(song) -> dict:
+    """Track index -> track name (meta 0x03), read from the file's bytes."""
+    import struct
+    path = getattr(song, "path", None)
+    idx = getattr(song, "_idx", None)
+    buf = bytes(idx.buf) if idx is not None and idx.buf is not None else None
+    if buf is None and path and os.path.exists(path):
+        with open(path, "rb") as f:
+            buf = f.read()
+    out = {}
+    if not buf:
+        return out
+    pos = buf.find(b"MThd")
+    if pos < 0:
+        return out
+    pos += 8 + struct.unpack(">I", buf[pos + 4:pos + 8])[0]
+    tno = 0
+    while pos + 8 <= len(buf):
+        tag, ln = buf[pos:pos + 4], struct.unpack(">I", buf[pos + 4:pos + 8])[0]
+        body = buf[pos + 8:pos + 8 + ln]
+        pos += 8 + ln
+        if tag != b"MTrk":
+            continue
+        m = body.find(b"\xff\x03")
+        if 0 <= m < 64 and m + 3 <= len(body):
+            n = body[m + 2]
+            if n < 0x80:
+                out[tno] = body[m + 3:m + 3 + n].decode("latin-1", "replace")
+        tno += 1
+    return out
+
+
+class Renderer:
+    """A rendering session: the bank is loaded once and one synth stays open across songs.
+
+    ``Renderer(bank=None, *, rate=48000, backend="auto", voices=None, gain=0.5,
+    interp="cubic", tail_cap_s=30.0, chunk=32768, **options)``; ``options`` are further
+    ``Synth`` keyword arguments (effects, reverb/chorus knobs, black-MIDI note limits).
+    ``render(midi, stems=None)`` -> float32 (frames, 2) or a dict of stems; ``stats`` holds
+    the last render's statistics (gpusynth.render.summarize)."""
+
+    def __init__(self, bank=None, *, rate=48000, backend="auto", voices=None, gain=0.5,
+                 interp="cubic", tail_cap_s=30.0, chunk=32768, **options):
+        self.bank = load_bank_any(bank)
+        self.rate = int(rate)
+        self.tail_cap_s = float(tail_cap_s)
+        self.chunk = int(chunk)
+        self.synth = Synth(backend=backend, interp=interp, gain=gain, **options)
+        self.backend = self.synth.backend_name
+        self.voices = int(voices) if voices is not None else default_voices(self.backend)
+        self.synth.download(self.bank)
+        self.stats = None
+        self.songs = 0
+
+    # a freshly opened synth for each song (the same state as Synth() + open + download)
+    def _open(self, song):
+        s = self.synth
+        if s.is_open:
+            s.close()
+        g = max(1, int(getattr(song, "channel_groups", 2) or 2))
+        eff = s.open({"sample_rate": self.rate, "voices": self.voices, "channel_groups": g})
+        return s, eff
+
+    def render(self, midi, *, stems: str | None = None):
+        """Render one song: float32 (frames, 2), or with ``stems`` a dict name -> (frames, 2)."""
+        song = load_midi(midi)
+        mix = self._render_mix(song)
+        if stems is None:
+            return mix
+        return self._render_stems(song, stems, len(mix))
+
+    __call__ = render
+
+    def render_with_stems(self, midi, stems: str):
+        """(mix, {name: stem}) for one song."""
+        song = load_midi(midi)
+        mix = self._render_mix(song)
+        return mix, self._render_stems(song, stems, len(mix))
+
+    def _render_mix(self, song) -> np.ndarray:
+        s, _ = self._open(song)
+        end = int(round(song.duration_s * self.rate))
+        t0 = time.perf_counter()
+        blocks = [b for _, b in iter_render(s, song_source(song, self.rate), end, self.chunk,
+                                            self.tail_cap_s)]
+        audio = np.concatenate(blocks) if blocks else np.zeros((0, 2), np.float32)
+        self.stats = summarize(s, len(audio), time.perf_counter() - t0)
+        self.stats["preset_warnings"] = s.preset_warnings()
+        self.songs += 1
+        return audio
+
+    def _render_stems(self, song, kind: str, frames: int) -> dict:
+        sm = _StemMap(song, kind, self.rate)
+        out = {}
+        for k, name in enumerate(sm.names):
+            s, _ = self._open(song)
+            be = s.backend
+            orig = be.add_voices
+
+            def add_voices(slots, records, _k=k, _orig=orig, _s=s):
+                lab = sm.label(_s, slots, records)
+                if np.any(lab != _k):
+                    records = np.array(records, copy=True)
+                    records["atten"][lab != _k] += np.float32(MUTE_CB)
+                _orig(slots, records)
+
+            be.add_voices = add_voices
+            try:
+                s.stream(song_source(song, self.rate))
+                parts, pos = [], 0
+                while pos < frames:
+                    n = min(self.chunk, frames - pos)
+                    parts.append(s.render(n, pos))
+                    pos += n
+            finally:
+                del be.add_voices
+            out[name] = np.concatenate(parts) if parts else np.zeros((0, 2), np.float32)
+        return out
+
+    def close(self):
+        if self.synth.is_open:
+            self.synth.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def render(midi, bank=None, *, rate=48000, backend="auto", stems=None, voices=None, gain=0.5,
+           interp="cubic", tail_cap_s=30.0, **options):
+    """Render a MIDI song to float32 stereo ``(frames, 2)`` at ``rate`` (or, with ``stems``,
+    a dict of stems). For many songs keep a ``Renderer`` (the bank loads once)."""
+    r = Renderer(bank, rate=rate, backend=backend, voices=voices, gain=gain, interp=interp,
+                 tail_cap_s=tail_cap_s, **options)
+    try:
+        return r.render(midi, stems=stems)
+    finally:
+        r.close()
