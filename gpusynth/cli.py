@@ -298,6 +298,8 @@ def build_parser():
     lv.add_argument("--backend")
     lv.add_argument("--rate", type=int, default=48000)
     lv.set_defaults(fn=cmd_live)
+    from .batch import add_parser as _add_batch_parser      # `gpusynth batch` (gpusynth/batch.py)
+    _add_batch_parser(sub)
     return p
 
 

@@ -1,0 +1,468 @@
+"""`gpusynth batch`: render many MIDI files (a directory, a glob, a list file) to one folder.
+
+Local worker processes (``--jobs N``; each loads the bank once and keeps one opened synth,
+gpusynth.api.Renderer) take the songs in groups (``--group K`` files per task), or Ray tasks
+on a cluster (``--ray ADDRESS``: actors, the bank shipped once through the object store, the
+MIDI bytes sent and the encoded audio returned, so no shared file system is needed). Every song
+starts from a freshly opened synth and the encoding is the same code path, so the output files
+are byte-identical whichever way they ran (jobs, groups, Ray or not).
+
+Resumable: an output that exists is skipped unless ``--force`` (files are written under a
+temporary name and renamed, a stem folder is renamed into place when complete). A file that
+fails (unreadable MIDI, a render error) is reported and skipped; the batch goes on. A summary
+JSON (``OUTDIR/batch-summary.json`` unless ``--summary PATH``) lists every file with its status,
+audio duration, wall time and render statistics, and the totals.
+"""
+from __future__ import annotations
+
+import glob as _glob
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+MIDI_EXT = (".mid", ".midi", ".kar", ".rmi", ".smf")
+
+
+class BatchError(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------ inputs
+def expand_inputs(items) -> list:
+    """(input path, output name without extension) for every MIDI file named by ``items``:
+    directories (recursive, names relative to the directory), globs, list files (``@list.txt``
+    or a .txt/.lst file: one path per line, relative to the list's folder, # comments) and
+    plain files. Sorted within each item; duplicates dropped; clashing names get a suffix."""
+    out, seen = [], set()
+
+    def add(path, name):
+        ap = os.path.abspath(path)
+        if ap in seen:
+            return
+        seen.add(ap)
+        out.append((path, name))
+
+    for it in items:
+        it = os.fspath(it)
+        if it.startswith("@") or (os.path.isfile(it) and it.lower().endswith((".txt", ".lst"))):
+            lp = it[1:] if it.startswith("@") else it
+            if not os.path.isfile(lp):
+                raise BatchError(f"{lp}: list file not found")
+            base = os.path.dirname(os.path.abspath(lp))
+            with open(lp, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    line = line.strip()
+                    if not line or line.startswith("#"):
+                        continue
+                    p = line if os.path.isabs(line) else os.path.join(base, line)
+                    add(p, os.path.splitext(os.path.basename(p))[0])
+        elif os.path.isdir(it):
+            found = []
+            for root, dirs, files in os.walk(it):
+                dirs.sort()
+                for fn in files:
+                    if fn.lower().endswith(MIDI_EXT):
+                        found.append(os.path.join(root, fn))
+            for p in sorted(found):
+                add(p, os.path.splitext(os.path.relpath(p, it))[0])
+        elif any(c in it for c in "*?["):
+            for p in sorted(_glob.glob(it, recursive=True)):
+                if os.path.isfile(p):
+                    add(p, os.path.splitext(os.path.basename(p))[0])
+        else:
+            add(it, os.path.splitext(os.path.basename(it))[0])   # missing: reported per file
+    names = {}
+    res = []
+    for p, n in out:
+        k = names.get(n, 0)
+        names[n] = k + 1
+        res.append((p, n if k == 0 else f"{n}~{k}"))
+    return res
+
+
+# ------------------------------------------------------------------------------ one song
+def _encode(audio, rate, subtype, fmt, path):
+    from .output import open_writer
+    w = open_writer(path, rate, subtype, fmt=fmt)
+    try:
+        for i in range(0, len(audio), 1 << 16):
+            w.write(audio[i:i + (1 << 16)])
+    finally:
+        w.close()
+
+
+def render_one(renderer, midi, name, ext, subtype, stems, workdir):
+    """Render one song into ``workdir`` (``name + ext``, or a folder ``name`` holding
+    ``mix + ext`` and one file per stem). Returns (stats, relative paths written)."""
+    from .api import load_midi
+    song = load_midi(midi)
+    fmt = ext[1:]
+    t0 = time.perf_counter()
+    if stems:
+        mix, st = renderer.render_with_stems(song, stems)
+        stats = dict(renderer.stats)
+        d = os.path.join(workdir, name)
+        os.makedirs(d, exist_ok=True)
+        files = []
+        for stem_name, a in [("mix", mix)] + sorted(st.items()):
+            _encode(a, renderer.rate, subtype, fmt, os.path.join(d, stem_name + ext))
+            files.append(os.path.join(name, stem_name + ext))
+        stats["stems"] = sorted(st)
+    else:
+        audio = renderer.render(song)
+        stats = dict(renderer.stats)
+        p = os.path.join(workdir, name + ext)
+        os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
+        _encode(audio, renderer.rate, subtype, fmt, p)
+        files = [name + ext]
+    stats["wall_s"] = time.perf_counter() - t0
+    stats["warnings"] = list(getattr(song, "warnings", [])) + stats.pop("preset_warnings", [])
+    return stats, files
+
+
+def _job(renderer, path_or_bytes, name, opts, workdir):
+    """One song -> a result dict (never raises for a bad song)."""
+    try:
+        st, files = render_one(renderer, path_or_bytes, name, opts["ext"], opts["subtype"],
+                               opts["stems"], workdir)
+        return {"status": "ok", "stats": st, "files": files}
+    except Exception as e:               # a bad file is reported, the batch goes on
+        msg = str(e) or type(e).__name__
+        return {"status": "error", "error": f"{type(e).__name__}: {msg}"}
+
+
+# ------------------------------------------------------------------------------ local workers
+_R = None
+_OPTS = None
+
+
+def _worker_init(bank, opts, threads):
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    global _R, _OPTS
+    from .api import Renderer
+    _R = Renderer(bank, **opts["renderer"])
+    _OPTS = opts
+
+
+def _worker_group(group, outdir):
+    """Render a group of (index, input path, name) into outdir: each output written under a
+    temporary name (a temporary folder) and renamed into place when complete."""
+    res = []
+    for idx, path, name in group:
+        tmp = tempfile.mkdtemp(prefix=".gpusynth-batch-", dir=outdir)
+        try:
+            r = _job(_R, path, name, _OPTS, tmp)
+            if r["status"] == "ok":
+                _move_into_place(tmp, outdir, name, _OPTS)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        res.append((idx, r))
+    return res
+
+
+def _final(outdir, name, opts):
+    return os.path.join(outdir, name if opts["stems"] else name + opts["ext"])
+
+
+def _move_into_place(tmp, outdir, name, opts):
+    src = os.path.join(tmp, name if opts["stems"] else name + opts["ext"])
+    dst = _final(outdir, name, opts)
+    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    if os.path.isdir(dst):
+        shutil.rmtree(dst)
+    os.replace(src, dst)
+
+
+# ------------------------------------------------------------------------------ Ray
+def _ray_run(address, bank_obj, opts, todo, outdir, jobs, group, report):
+    try:
+        import ray
+    except ImportError:
+        raise BatchError("--ray needs the ray package (pip install gpusynth[dist])") from None
+    if address == "local":
+        ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    else:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        bank_ref = ray.put(bank_obj)          # shipped once; every actor maps it
+
+        @ray.remote(num_cpus=1)
+        class _Worker:
+            def __init__(self, bank, o):
+                os.environ.setdefault("OMP_NUM_THREADS", "1")
+                from gpusynth.api import Renderer
+                self.r = Renderer(bank, **o["renderer"])
+                self.o = o
+
+            def run(self, items):
+                out = []
+                for idx, data, name in items:
+                    tmp = tempfile.mkdtemp(prefix="gpusynth-ray-")
+                    try:
+                        r = _job(self.r, data, name, self.o, tmp)
+                        if r["status"] == "ok":
+                            r["blobs"] = {}
+                            for rel in r["files"]:
+                                with open(os.path.join(tmp, rel), "rb") as f:
+                                    r["blobs"][rel] = f.read()
+                    finally:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                    out.append((idx, r))
+                return out
+
+        n_act = max(1, min(jobs, -(-len(todo) // max(group, 1))))
+        actors = [_Worker.remote(bank_ref, opts) for _ in range(n_act)]
+        groups = [todo[i:i + group] for i in range(0, len(todo), group)]
+        pending = {}
+        gi = 0
+
+        def submit(a):
+            nonlocal gi
+            items = []
+            for idx, path, name in groups[gi]:
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError as e:
+                    report(idx, {"status": "error", "error": f"{path}: {e.strerror or e}"})
+                    continue
+                items.append((idx, data, name))
+            gi += 1
+            pending[a.run.remote(items)] = a
+
+        for a in actors:
+            if gi < len(groups):
+                submit(a)
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            a = pending.pop(done[0])
+            for idx, r in ray.get(done[0]):
+                if r["status"] == "ok":
+                    tmp = tempfile.mkdtemp(prefix=".gpusynth-batch-", dir=outdir)
+                    try:
+                        for rel, blob in r.pop("blobs").items():
+                            p = os.path.join(tmp, rel)
+                            os.makedirs(os.path.dirname(p), exist_ok=True)
+                            with open(p, "wb") as f:
+                                f.write(blob)
+                        _move_into_place(tmp, outdir, todo_name(todo, idx), opts)
+                    finally:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                report(idx, r)
+            if gi < len(groups):
+                submit(a)
+    finally:
+        ray.shutdown()
+
+
+def todo_name(todo, idx):
+    for i, _, n in todo:
+        if i == idx:
+            return n
+    raise KeyError(idx)
+
+
+# ------------------------------------------------------------------------------ progress
+class _Progress:
+    def __init__(self, total, enabled):
+        self.total, self.enabled = total, enabled
+        self.done = self.errors = 0
+        self.audio_s = 0.0
+        self.t0 = time.perf_counter()
+
+    def update(self, r):
+        self.done += 1
+        if r["status"] == "error":
+            self.errors += 1
+        elif r["status"] == "ok":
+            self.audio_s += r["stats"].get("duration_s", 0.0)
+        if self.enabled:
+            el = max(time.perf_counter() - self.t0, 1e-9)
+            w = 24
+            fill = int(w * self.done / max(self.total, 1))
+            sys.stderr.write(f"\r[{'#' * fill}{'.' * (w - fill)}] {self.done}/{self.total} files "
+                             f"{self.done / el:.1f} files/s {self.audio_s / el:.1f}x RT"
+                             + (f" {self.errors} failed" if self.errors else "") + "   ")
+            sys.stderr.flush()
+
+    def finish(self):
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+# ------------------------------------------------------------------------------ driver
+def run_batch(inputs, outdir, bank=None, *, jobs=None, group=8, stems=None, fmt="wav",
+              subtype=None, force=False, ray_address=None, rate=48000, backend="auto",
+              voices=None, threads=None, summary=None, progress=None, quiet=False,
+              synth_options=None) -> dict:
+    """Render every MIDI file named by ``inputs`` into ``outdir``; returns the summary dict
+    (also written as JSON). See the module docstring."""
+    from .api import load_bank_any, STEM_KINDS
+    if stems is not None and stems not in STEM_KINDS:
+        raise BatchError(f"--stems must be one of {', '.join(STEM_KINDS)}")
+    items = expand_inputs(inputs)
+    if not items:
+        raise BatchError("no MIDI files found in the inputs")
+    os.makedirs(outdir, exist_ok=True)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    jobs = max(1, int(jobs or cores or 1))
+    threads = threads or max(1, (cores or 1) // jobs)
+    ext = "." + fmt.lower().lstrip(".")
+    if subtype is None:
+        subtype = "pcm24" if ext == ".flac" else "pcm16"
+    opts = {"ext": ext, "subtype": subtype, "stems": stems,
+            "renderer": {"rate": rate, "backend": backend, "voices": voices,
+                         **(synth_options or {})}}
+    results = [None] * len(items)
+    todo = []
+    for i, (p, n) in enumerate(items):
+        if not force and os.path.exists(_final(outdir, n, opts)):
+            results[i] = {"status": "skipped", "reason": "output exists (--force to redo)"}
+        else:
+            todo.append((i, p, n))
+    prog = _Progress(len(todo), progress if progress is not None else
+                     (sys.stderr.isatty() and not quiet))
+
+    def report(idx, r):
+        results[idx] = r
+        prog.update(r)
+        if r["status"] == "error" and not quiet:
+            if prog.enabled:
+                sys.stderr.write("\n")
+            print(f"gpusynth batch: {items[idx][0]}: {r['error']} (skipped)", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    bank_obj = load_bank_any(bank) if todo else None
+    group = max(1, int(group))
+    if todo and ray_address:
+        _ray_run(ray_address, bank_obj, opts, todo, outdir, jobs, group, report)
+    elif todo and jobs == 1:
+        _worker_init(bank_obj, opts, None)
+        for g in range(0, len(todo), group):
+            for idx, r in _worker_group(todo[g:g + group], outdir):
+                report(idx, r)
+    elif todo:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        # each group costs about the same; smaller groups at the end would balance better,
+        # but a group per call keeps the inter-process traffic small
+        groups = [todo[g:g + group] for g in range(0, len(todo), group)]
+        with ProcessPoolExecutor(max_workers=min(jobs, len(groups)),
+                                 mp_context=mp.get_context("spawn"),
+                                 initializer=_worker_init,
+                                 initargs=(bank_obj, opts, threads)) as ex:
+            futs = {ex.submit(_worker_group, g, outdir): g for g in groups}
+            for f in as_completed(futs):
+                try:
+                    rs = f.result()
+                except Exception as e:          # a worker died: its group is reported
+                    rs = [(idx, {"status": "error", "error": f"worker failed: {e}"})
+                          for idx, _, _ in futs[f]]
+                for idx, r in rs:
+                    report(idx, r)
+    prog.finish()
+    wall = time.perf_counter() - t0
+    files = []
+    for (p, n), r in zip(items, results):
+        e = {"input": p, "output": _final(outdir, n, opts), "status": r["status"]}
+        if r["status"] == "ok":
+            st = r["stats"]
+            e.update(duration_s=st["duration_s"], wall_s=st["wall_s"],
+                     realtime_factor=st["realtime_factor"], stats=st)
+        elif r["status"] == "error":
+            e["error"] = r["error"]
+        else:
+            e["reason"] = r["reason"]
+        files.append(e)
+    ok = [f for f in files if f["status"] == "ok"]
+    audio = sum(f["duration_s"] for f in ok)
+    summ = {"files": files,
+            "totals": {"files": len(files), "ok": len(ok),
+                       "failed": sum(f["status"] == "error" for f in files),
+                       "skipped": sum(f["status"] == "skipped" for f in files),
+                       "audio_s": audio, "wall_s": wall,
+                       "files_per_s": len(ok) / wall if wall > 0 else 0.0,
+                       "realtime_factor": audio / wall if wall > 0 else 0.0,
+                       "jobs": jobs, "group": group, "ray": ray_address,
+                       "backend": ok[0]["stats"]["backend"] if ok else backend}}
+    path = summary or os.path.join(outdir, "batch-summary.json")
+    with open(path, "w") as f:
+        json.dump(summ, f, indent=1, default=float)
+    summ["summary_path"] = path
+    return summ
+
+
+def cmd_batch(a):
+    """The `gpusynth batch` subcommand (registered in gpusynth.cli)."""
+    from .cli import CliError
+    try:
+        from .cli import effect_kwargs
+    except ImportError:                    # a build without the effect options
+        def effect_kwargs(a):
+            return {}
+    if a.ray and a.ray not in ("auto", "local") and ":" not in a.ray:
+        raise CliError(f"--ray {a.ray}: give auto, local or HOST:PORT (ray://HOST:PORT)")
+    for b in a.bank or []:
+        if not os.path.isfile(b):
+            raise CliError(f"{b}: no such bank file")
+    if a.jobs is not None and a.jobs < 1:
+        raise CliError("--jobs must be >= 1")
+    try:
+        s = run_batch(a.inputs, a.output, (a.bank or [None])[0], jobs=a.jobs, group=a.group,
+                      stems=a.stems, fmt=a.format, subtype="float" if a.float else None,
+                      force=a.force, ray_address=a.ray, rate=a.rate, backend=a.backend or "auto",
+                      voices=a.voices, summary=a.summary, quiet=a.quiet,
+                      synth_options=effect_kwargs(a))
+    except BatchError as e:
+        raise CliError(str(e)) from None
+    t = s["totals"]
+    if not a.quiet:
+        print(f"{a.output}: {t['ok']} rendered, {t['skipped']} skipped (done before), "
+              f"{t['failed']} failed; {t['audio_s']:.1f} s of audio in {t['wall_s']:.1f} s "
+              f"({t['files_per_s']:.1f} files/s, {t['realtime_factor']:.1f}x real time); "
+              f"summary {s['summary_path']}")
+    return 2 if t["failed"] else 0
+
+
+def add_parser(sub):
+    """Register `gpusynth batch` on the CLI's subparsers."""
+    import argparse
+    try:
+        from .cli import _add_effect_args
+    except ImportError:
+        _add_effect_args = None
+    b = sub.add_parser("batch", help="render many MIDI files (folders, globs, list files)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b.add_argument("inputs", nargs="+", metavar="IN",
+                   help="MIDI files, folders (recursive), globs, list files (@list.txt)")
+    b.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    b.add_argument("--bank", action="append", metavar="PATH",
+                   help="SF2, SF3 or DLS bank (default: the built-in GM bank)")
+    b.add_argument("-j", "--jobs", type=int, default=None,
+                   help="worker processes (default: the usable cores)")
+    b.add_argument("--group", type=int, default=8, help="songs per task")
+    b.add_argument("--stems", choices=["channel", "program", "track"],
+                   help="also write one file per stem: OUTDIR/NAME/mix.wav + STEM.wav")
+    b.add_argument("--format", default="wav", choices=["wav", "flac", "w64", "aiff"],
+                   help="output format")
+    b.add_argument("--float", action="store_true", help="32-bit float samples (default 16-bit)")
+    b.add_argument("--force", action="store_true", help="render again outputs that exist")
+    b.add_argument("--ray", metavar="ADDRESS",
+                   help="run as Ray tasks: auto (the running cluster), HOST:PORT, or local "
+                        "(start a private local instance); pip install gpusynth[dist]")
+    b.add_argument("--backend", help="auto|cupy|native|numpy")
+    b.add_argument("-r", "--rate", type=int, default=48000)
+    b.add_argument("--voices", type=int, default=None, help="voice limit per song")
+    b.add_argument("--summary", metavar="PATH",
+                   help="summary JSON (default OUTDIR/batch-summary.json)")
+    b.add_argument("-q", "--quiet", action="store_true")
+    if _add_effect_args is not None:
+        _add_effect_args(b)
+    b.set_defaults(fn=cmd_batch)
+    return b
