@@ -85,7 +85,7 @@ else:
     sys.path.insert(0, str(ROOT))
 
 from gpusynth.render import render_song  # noqa: E402
-from gpusynth.smf import write_smf, load_smf  # noqa: E402
+from gpusynth.smf import write_smf, load_smf, tempo_meta  # noqa: E402
 import gpusynth  # noqa: E402
 
 PKG_ROOT = Path(gpusynth.__file__).resolve().parents[1]   # the checkout actually imported
@@ -1112,6 +1112,101 @@ def bench_effects(a):
     return out
 
 
+
+# -------------------------------------------------------------------------- batch (issue 12)
+
+def batch_songs(d, n, seconds=8.0, seed=12):
+    """``n`` short GM songs (4 melodic channels + drums, 120 bpm, about ``seconds`` long,
+    well under 64 voices each) written as SMF files into ``d``."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(d, exist_ok=True)
+    paths = []
+    beats = int(seconds * 2)
+    for i in range(n):
+        tracks = []
+        for c in range(4):
+            prog = int(rng.integers(0, 96))
+            tr = [(0, tempo_meta(500000)), (0, bytes([0xC0 | c, prog])), (0, bytes([0xB0 | c, 7, 100]))]
+            step = int(rng.choice([240, 480, 960]))
+            for t in range(0, beats * 480, step):
+                key = int(rng.integers(40, 84))
+                tr += [(t, bytes([0x90 | c, key, int(rng.integers(60, 120))])),
+                       (t + step - 20, bytes([0x80 | c, key, 0]))]
+            tracks.append(tr)
+        dr = []
+        for t in range(0, beats * 480, 240):
+            k = int(rng.choice([36, 38, 42, 46]))
+            dr += [(t, bytes([0x99, k, 100])), (t + 100, bytes([0x89, k, 0]))]
+        tracks.append(dr)
+        p = os.path.join(d, f"song{i:04d}.mid")
+        write_smf(p, tracks)
+        paths.append(p)
+    return paths
+
+
+def bench_batch(a):
+    """200 short GM songs at equal cores (pinned): ``gpusynth batch -j CORES`` against a loop
+    of ``gpusynth render`` processes and against FluidSynth run once per file (same bank,
+    reverb and chorus off on both sides); wall time over the whole set, one run each, in the
+    same session (the machine is shared and noisy). Also the byte-identity of the batch
+    outputs with the loop's."""
+    import glob
+    cores = int(str(a.cores).split(",")[-1])
+    n = a.songs_n
+    bank = default_bank() if a.bank is None else a.bank
+    d = tempfile.mkdtemp(prefix="gpusynth-batch-bench-")
+    try:
+        songs = batch_songs(os.path.join(d, "in"), n)
+        env = _env(cores)
+        res = {"songs": n, "cores": cores, "bank": bank}
+        cmd = [sys.executable, "-m", "gpusynth", "batch", os.path.join(d, "in"), "-o",
+               os.path.join(d, "batch"), "-j", str(cores), "--backend", "native",
+               "--no-effects", "-q"] + (["--bank", bank] if bank != "builtin" else [])
+        env1 = dict(env)
+        for k in ("OMP_NUM_THREADS",):
+            env1.pop(k, None)
+        w, r = run_timed(cmd, cores, a.timeout, env=env1)
+        summ = json.load(open(os.path.join(d, "batch", "batch-summary.json")))
+        audio = summ["totals"]["audio_s"]
+        res["audio_s"] = audio
+        res["batch"] = {"wall_s": w, "files_per_s": n / w, "realtime_factor": audio / w,
+                        "ok": summ["totals"]["ok"], "rc": r.returncode}
+        log(f"batch: {w:.1f} s ({n / w:.1f} files/s)")
+        os.makedirs(os.path.join(d, "loop"))
+        t0 = time.perf_counter()
+        bad = 0
+        for p in songs:
+            out = os.path.join(d, "loop", os.path.basename(p)[:-4] + ".wav")
+            _, r = run_timed([sys.executable, "-m", "gpusynth", "render", p, "-o", out,
+                              "--backend", "native", "--no-effects", "-q"]
+                             + (["--bank", bank] if bank != "builtin" else []), cores, a.timeout)
+            bad += r.returncode != 0
+        w = time.perf_counter() - t0
+        res["render_loop"] = {"wall_s": w, "files_per_s": n / w, "realtime_factor": audio / w,
+                              "failed": bad}
+        same = sum(open(os.path.join(d, "loop", os.path.basename(p)), "rb").read()
+                   == open(p, "rb").read() for p in glob.glob(os.path.join(d, "batch", "*.wav")))
+        res["identical_outputs"] = same
+        log(f"render loop: {w:.1f} s; identical outputs {same}/{n}")
+        if shutil.which("fluidsynth") and not a.no_fluidsynth and bank != "builtin":
+            os.makedirs(os.path.join(d, "fluid"))
+            t0 = time.perf_counter()
+            for p in songs:
+                run_timed(fluid_cmd(bank, p, os.path.join(d, "fluid", os.path.basename(p) + ".wav"),
+                                    cores), cores, a.timeout)
+            w = time.perf_counter() - t0
+            res["fluidsynth_per_file"] = {"wall_s": w, "files_per_s": n / w,
+                                          "realtime_factor": audio / w}
+            log(f"fluidsynth per file: {w:.1f} s")
+        b = res["batch"]["wall_s"]
+        res["speedup_vs_render_loop"] = res["render_loop"]["wall_s"] / b
+        if "fluidsynth_per_file" in res:
+            res["speedup_vs_fluidsynth"] = res["fluidsynth_per_file"]["wall_s"] / b
+        return {"batch": res}
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def plot(out, path):
     try:
         import matplotlib
@@ -1179,7 +1274,7 @@ def machine():
 
 def build_parser():
     p = argparse.ArgumentParser(description="gpusynth benchmarks (JSON on stdout)")
-    p.add_argument("what", choices=["polyphony", "songs", "kernel", "all", "blackmidi", "effects", "_one"])
+    p.add_argument("what", choices=["polyphony", "songs", "kernel", "all", "blackmidi", "effects", "batch", "_one"])
     p.add_argument("--voices", default=DEFAULT_VOICES, help="held-voice counts (polyphony)")
     p.add_argument("--backends", default=None, help="comma list of gpusynth backends (default native)")
     p.add_argument("--backend", default="native", help=argparse.SUPPRESS)
@@ -1211,6 +1306,7 @@ def build_parser():
     p.add_argument("--data-dir", default=None,
                    help="blackmidi: where generated files are kept (default $TMPDIR/gpusynth-bench)")
     p.add_argument("--limit", type=int, default=4096, help="black MIDI voice limit")
+    p.add_argument("--songs-n", type=int, default=200, help="batch: number of generated songs")
     p.add_argument("--timeout", type=float, default=900, help="seconds per subprocess")
     p.add_argument("--plot", help="write a PNG (needs matplotlib)")
     p.add_argument("--out", help="also write the JSON to this file")
@@ -1234,6 +1330,8 @@ def main(argv=None):
         out.update(bench_blackmidi(a))
     if a.what == "effects":
         out.update(bench_effects(a))
+    if a.what == "batch":
+        out.update(bench_batch(a))
     if a.plot:
         out["plot"] = plot(out, a.plot)
     text = json.dumps(out, indent=2, default=float)

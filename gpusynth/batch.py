@@ -317,7 +317,9 @@ def run_batch(inputs, outdir, bank=None, *, jobs=None, group=8, stems=None, fmt=
     if subtype is None:
         subtype = "pcm24" if ext == ".flac" else "pcm16"
     opts = {"ext": ext, "subtype": subtype, "stems": stems,
-            "renderer": {"rate": rate, "backend": backend, "voices": voices,
+            # chunk 16384: the blocks of `gpusynth render` (where the tail ends depends on
+            # the block), so a batch output is the same file as `gpusynth render` writes
+            "renderer": {"rate": rate, "backend": backend, "voices": voices, "chunk": 16384,
                          **(synth_options or {})}}
     results = [None] * len(items)
     todo = []
