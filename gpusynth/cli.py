@@ -107,6 +107,46 @@ def _subtype(a):
     return "float" if a.float else a.sample_format
 
 
+# reverb/chorus options (render and play) -> Synth keyword arguments (gpusynth.effects)
+_EFFECT_OPTS = ("reverb_room", "reverb_time", "reverb_damp", "reverb_width", "reverb_level",
+                "reverb_predelay", "chorus_voices", "chorus_level", "chorus_speed",
+                "chorus_depth", "chorus_type")
+
+
+def _add_effect_args(p):
+    """FluidSynth-style effect switches and knobs (defaults: FluidSynth's, effects on)."""
+    g = p.add_argument_group("effects (reverb and chorus on the CC91/CC93 sends; on by default)")
+    g.add_argument("--reverb", dest="reverb", action=argparse.BooleanOptionalAction, default=True,
+                   help="reverb on/off (FluidSynth -R)")
+    g.add_argument("--chorus", dest="chorus", action=argparse.BooleanOptionalAction, default=True,
+                   help="chorus on/off (FluidSynth -C)")
+    g.add_argument("--no-effects", dest="effects", action="store_false", default=True,
+                   help="no reverb and no chorus (the dry mix)")
+    g.add_argument("--reverb-room", type=float, metavar="0..1",
+                   help="room size, FluidSynth's scale (default 0.2: RT60 0.91 s)")
+    g.add_argument("--reverb-time", type=float, metavar="S", help="RT60 in seconds (overrides the room)")
+    g.add_argument("--reverb-damp", type=float, metavar="0..1", help="high-frequency damping (default 0)")
+    g.add_argument("--reverb-width", type=float, metavar="0..100", help="stereo width (default 0.5)")
+    g.add_argument("--reverb-level", type=float, metavar="0..1", help="wet level (default 0.9)")
+    g.add_argument("--reverb-predelay", type=float, metavar="S", help="pre-delay (default 0)")
+    g.add_argument("--chorus-voices", type=int, metavar="N", help="chorus voices 0..99 (default 3)")
+    g.add_argument("--chorus-level", type=float, metavar="0..10", help="chorus level (default 2)")
+    g.add_argument("--chorus-speed", type=float, metavar="HZ", help="LFO rate 0.1..5 Hz (default 0.3)")
+    g.add_argument("--chorus-depth", type=float, metavar="MS", help="depth 0..40 ms (default 8)")
+    g.add_argument("--chorus-type", choices=["sine", "triangle"], help="LFO shape (default sine)")
+
+
+def effect_kwargs(a) -> dict:
+    """The Synth keyword arguments of the effect options in ``a``."""
+    kw = {"effects": bool(getattr(a, "effects", True)), "reverb": bool(getattr(a, "reverb", True)),
+          "chorus": bool(getattr(a, "chorus", True))}
+    for k in _EFFECT_OPTS:
+        v = getattr(a, k, None)
+        if v is not None:
+            kw[k] = v
+    return kw
+
+
 def cmd_render(a):
     from .render import open_synth, render_file, default_voices
     from .synth import SynthError
@@ -140,7 +180,7 @@ def cmd_render(a):
     voices = a.voices if a.voices is not None else default_voices(backend)
     try:
         synth, eff = open_synth(bank, backend, a.rate, voices, interp=a.interp, gain=a.gain,
-                                song=song, **limits)
+                                song=song, **limits, **effect_kwargs(a))
     except TypeError as e:
         raise CliError(f"this build does not support {', '.join(limits)}: {e}") from None
     except (ValueError, SynthError) as e:
@@ -273,6 +313,7 @@ def build_parser():
                    help="refuse songs longer than S seconds (default 24 h; 0: no limit)")
     r.add_argument("--stats-json", help="write run statistics as JSON")
     r.add_argument("-q", "--quiet", action="store_true")
+    _add_effect_args(r)
     r.set_defaults(fn=cmd_render)
     i = sub.add_parser("info", help="backends, GPU, and bank presets")
     i.add_argument("--json", action="store_true")
@@ -288,6 +329,7 @@ def build_parser():
     pl.add_argument("--rate", type=int, default=48000)
     pl.add_argument("--voices", type=int, default=256)
     pl.add_argument("--stats-json")
+    _add_effect_args(pl)
     pl.set_defaults(fn=cmd_play)
     lv = sub.add_parser("live", help="play from a MIDI input port")
     lv.add_argument("--port")

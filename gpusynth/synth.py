@@ -53,6 +53,13 @@ VOLUME_DEFAULTS = (0, 600)
 DIRECTMUSIC_GAIN = 10.0 ** (1200 / 2000)
 
 PC_DLS, PC_SOFTWARESYNTH, PC_DLS2 = 0x1, 0x4, 0x200
+# DirectMusic effect flags (DMUS_PORTPARAMS.dwEffectFlags, DMUS_PORTCAPS.dwEffectFlags)
+DMUS_EFFECT_NONE, DMUS_EFFECT_REVERB, DMUS_EFFECT_CHORUS = 0x0, 0x1, 0x2
+# Synth keyword -> gpusynth.effects parameter (reverb_*, chorus_*)
+_REVERB_KW = {"reverb_room": "room", "reverb_time": "time", "reverb_damp": "damp",
+              "reverb_width": "width", "reverb_level": "level", "reverb_predelay": "predelay"}
+_CHORUS_KW = {"chorus_voices": "voices", "chorus_level": "level", "chorus_speed": "speed",
+              "chorus_depth": "depth", "chorus_type": "type", "chorus_width": "width"}
 
 
 # controllers that change what later notes do: bank select, pedals, sound/notes off, resets
@@ -77,7 +84,8 @@ class Synth:
     def __init__(self, backend: str | None = None, interp: str = "cubic", block_ticks: int = 4,
                  gain: float = 0.5, max_window_ticks: int = 512, sends: bool = False,
                  min_velocity: int = 0, max_key_voices: int = 0, max_note_s: float = 0.0,
-                 alloc_engine: str = "auto"):
+                 alloc_engine: str = "auto", effects: bool = True, reverb: bool = True,
+                 chorus: bool = True, effects_engine: str = "auto", **effect_params):
         """block_ticks: the smallest window (a render call renders whole multiples of it);
         max_window_ticks: the longest window (one kernel launch); sends: also render the
         reverb and chorus send buses (``render(..., sends=True)``).
@@ -92,7 +100,31 @@ class Synth:
         sustain pedal does not extend it). ``alloc_engine``: the per-tick stealing loop
         (gpusynth.steal): "auto" (compiled helper if a C++ compiler works, else numpy),
         "native", "numpy", or "reference" (one tick at a time through VoiceAllocator.notes;
-        no per-key cap). All engines give the same bits."""
+        no per-key cap). All engines give the same bits.
+
+        Effects (gpusynth.effects: reverb and chorus on the send buses, added to the dry mix;
+        on by default, as in FluidSynth and DirectMusic): ``effects=False`` turns both off,
+        ``reverb``/``chorus`` each; the port parameter ``effects`` of ``open()`` (flags
+        DMUS_EFFECT_REVERB | DMUS_EFFECT_CHORUS) overrides them. Knobs (FluidSynth's names and
+        defaults): ``reverb_room`` 0..1 (0.2: RT60 0.91 s), ``reverb_time`` RT60 in s
+        (overrides the room), ``reverb_damp`` 0..1 (0), ``reverb_width`` 0..100 (0.5),
+        ``reverb_level`` 0..1 (0.9), ``reverb_predelay`` s (0); ``chorus_voices`` 0..99 (3),
+        ``chorus_level`` 0..10 (2), ``chorus_speed`` Hz 0.1..5 (0.3), ``chorus_depth`` ms
+        0..40 (8), ``chorus_type`` "sine"|"triangle", ``chorus_width`` 0..10 (10).
+        ``effects_engine``: "auto" (compiled helper, else numpy), "native", "numpy"."""
+        bad = set(effect_params) - set(_REVERB_KW) - set(_CHORUS_KW)
+        if bad:
+            raise TypeError(f"Synth() got unexpected keyword argument(s): {', '.join(sorted(bad))}")
+        self._rev_params = {_REVERB_KW[k]: v for k, v in effect_params.items()
+                            if k in _REVERB_KW and (v is not None or k == "reverb_time")}
+        self._cho_params = {_CHORUS_KW[k]: v for k, v in effect_params.items()
+                            if k in _CHORUS_KW and v is not None}
+        self.effect_flags = ((DMUS_EFFECT_REVERB if effects and reverb else 0)
+                             | (DMUS_EFFECT_CHORUS if effects and chorus else 0))
+        self.effects_engine = effects_engine
+        from .effects import Effects
+        Effects(48000, reverb_params=self._rev_params, chorus_params=self._cho_params,
+                engine="numpy")              # validates the knobs now, not at open()
         if interp not in ("linear", "cubic"):
             raise ValueError(f"interpolation must be 'linear' or 'cubic', not {interp!r}")
         if int(min_velocity) < 0 or int(max_key_voices) < 0 or float(max_note_s) < 0:
@@ -138,6 +170,11 @@ class Synth:
         if self.is_open:
             raise SynthError("synth is already open (DMUS_E_ALREADYOPEN)")
         params = dict(params or {})
+        fx_flags = params.pop("effects", self.effect_flags)
+        try:
+            fx_flags = int(fx_flags)
+        except (TypeError, ValueError):
+            raise ValueError(f"port parameter effects must be an integer, not {fx_flags!r}") from None
         unknown = set(params) - set(DEFAULTS)
         if unknown:
             raise ValueError(f"unknown port parameter(s): {', '.join(sorted(unknown))}")
@@ -153,6 +190,10 @@ class Synth:
             if cv != iv:
                 clamped.append(k)
             eff[k] = cv
+        fx_eff = fx_flags & (DMUS_EFFECT_REVERB | DMUS_EFFECT_CHORUS)
+        if fx_eff != fx_flags:
+            clamped.append("effects")
+        eff["effects"] = fx_eff
         eff["clamped"] = clamped
         self.params = eff
         self.sample_rate = eff["sample_rate"]
@@ -161,6 +202,11 @@ class Synth:
         self.backend = create_backend(self.backend_name, self.sample_rate,
                                       min(2 * self.max_voices + 64, 4096), self.interp)
         self.channels = ChannelState(self.groups)
+        from .effects import Effects
+        self.fx = Effects(self.sample_rate, bool(fx_eff & DMUS_EFFECT_REVERB),
+                          bool(fx_eff & DMUS_EFFECT_CHORUS), self._rev_params, self._cho_params,
+                          engine=self.effects_engine)
+        self._fx_changes = []       # (sample time, system-effect settings) from GS/XG SysEx
         self._ch_inputs = None
         self._queue = ev.make_events(0)
         self._source = None
@@ -252,7 +298,8 @@ class Synth:
         return {"flags": PC_DLS | PC_DLS2 | PC_SOFTWARESYNTH, "class": "output",
                 "type": "user_mode_synth", "memory_size": 0x7FFFFFFF,
                 "max_channel_groups": LIMITS["channel_groups"][1],
-                "max_voices": LIMITS["voices"][1], "max_audio_channels": 2, "effect_flags": 0,
+                "max_voices": LIMITS["voices"][1], "max_audio_channels": 2,
+                "effect_flags": DMUS_EFFECT_REVERB | DMUS_EFFECT_CHORUS,
                 "description": f"gpusynth ({self.backend_name} backend)"}
 
     # ------------------------------------------------------------------ priorities
@@ -671,6 +718,7 @@ class Synth:
         cs = self.channels
         data = self._sysex.pop(int(e["sysex"]), b"")
         drum_before = cs.drum.copy()
+        fx_before = dict(cs.fx)
         if cs.sysex(data) == "reset":
             n = self.alloc.n
             self.alloc.kill(np.flatnonzero(~self.alloc.h["killed"][:n]), t)
@@ -678,6 +726,8 @@ class Synth:
             self._ch_pid = None
         if not np.array_equal(drum_before, cs.drum):
             self._ch_pid = None
+        if cs.fx != fx_before:          # GS/XG reverb/chorus type or level: from this tick on
+            self._fx_changes.append((t, dict(cs.fx)))
 
     _DISPATCH = {ev.CONTROL: _on_control, ev.PROGRAM: _on_program, ev.PITCH_BEND: _on_bend,
                  ev.CHAN_PRESSURE: _on_pressure, ev.POLY_PRESSURE: _on_poly_pressure}
@@ -746,7 +796,8 @@ class Synth:
         al.flush(self.backend)
         n_before = al.n
         k_start = _time.perf_counter()
-        out, finished = self.backend.render(al.n, B, T, chin, self.sends)
+        fx = self.fx if self.fx.on else None
+        out, finished = self.backend.render(al.n, B, T, chin, self.sends or fx is not None)
         k_s = _time.perf_counter() - k_start
         al.remove(finished, self.backend, B + N)
         if self._pool_base:
@@ -754,6 +805,10 @@ class Synth:
         self._block_pos = B + N
         out = out * np.float32(self.gain)
         st = self.stats
+        if fx is not None or self._fx_changes:
+            f_start = _time.perf_counter()
+            self._effects(out, B)
+            st["effects_s"] = st.get("effects_s", 0.0) + _time.perf_counter() - f_start
         st["render_s"] += _time.perf_counter() - t_start
         st["kernel_s"] += k_s
         st["audio_frames"] += N
@@ -764,6 +819,33 @@ class Synth:
         st["peak_level"] = max(st["peak_level"], pk)
         self.last_block_peak = pk
         return out
+
+    def _effects(self, out, B):
+        """The effect stage (gpusynth.effects) on a window's gained buses ``out`` [N, 4]: the
+        wet signal is added to the dry columns in place. GS/XG effect settings apply from the
+        start of the tick their SysEx arrived in (as controllers do)."""
+        fx, a = self.fx, 0
+        for t, settings in self._fx_changes:
+            k = max(0, (int(t) - B) // TICK * TICK)
+            if k > a:
+                if fx.on:
+                    out[a:k, :2] += fx.process(out[a:k])
+                else:
+                    fx.chorus.pos += k - a
+                a = k
+            fx.apply_sysex(settings)
+        self._fx_changes = []
+        if len(out) > a:
+            if fx.on:
+                out[a:, :2] += fx.process(out[a:])
+            else:
+                fx.chorus.pos += len(out) - a
+
+    @property
+    def effects_ringing(self) -> bool:
+        """True while the reverb or chorus still holds signal (a tail to render after the
+        last voice has ended)."""
+        return self.is_open and self.fx.ringing()
 
     def render(self, n_frames: int, position: int | None = None, sends: bool = False) -> np.ndarray:
         with self._lock:
