@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 import time
 
@@ -107,6 +109,23 @@ def _subtype(a):
     return "float" if a.float else a.sample_format
 
 
+# FluidSynth-style `-o KEY=VALUE` settings that exist here: key -> (attribute, type, check)
+SETTINGS = {
+    "synth.gain": ("gain", float, "0..10"),
+    "synth.polyphony": ("voices", int, "1..4000000"),
+    "synth.sample-rate": ("rate", int, "8000..192000"),
+    "synth.reverb.active": ("reverb", int, "0|1"),
+    "synth.reverb.room-size": ("reverb_room", float, "0..1"),
+    "synth.reverb.damp": ("reverb_damp", float, "0..1"),
+    "synth.reverb.width": ("reverb_width", float, "0..100"),
+    "synth.reverb.level": ("reverb_level", float, "0..1"),
+    "synth.chorus.active": ("chorus", int, "0|1"),
+    "synth.chorus.nr": ("chorus_voices", int, "0..99"),
+    "synth.chorus.level": ("chorus_level", float, "0..10"),
+    "synth.chorus.speed": ("chorus_speed", float, "0.1..5"),
+    "synth.chorus.depth": ("chorus_depth", float, "0..40"),
+}
+
 # reverb/chorus options (render and play) -> Synth keyword arguments (gpusynth.effects)
 _EFFECT_OPTS = ("reverb_room", "reverb_time", "reverb_damp", "reverb_width", "reverb_level",
                 "reverb_predelay", "chorus_voices", "chorus_level", "chorus_speed",
@@ -147,29 +166,103 @@ def effect_kwargs(a) -> dict:
     return kw
 
 
+_SETTING_RE = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)+=")
+
+
+def _split_outputs(a):
+    """`-o` takes the output path and, as FluidSynth's -o, KEY=VALUE settings; -F (FluidSynth's
+    fast-render file) is the output too. Exactly one output path must remain."""
+    paths = list(a.fast_render or [])
+    for v in a.output or []:
+        if _SETTING_RE.match(v):
+            key, val = v.split("=", 1)
+            if key not in SETTINGS:
+                raise CliError(f"-o {v}: unknown setting {key!r} (supported: "
+                               f"{', '.join(sorted(SETTINGS))})")
+            attr, typ, _ = SETTINGS[key]
+            try:
+                setattr(a, attr, typ(float(val)) if typ is int else typ(val))
+            except ValueError:
+                raise CliError(f"-o {v}: {val!r} is not a number") from None
+        else:
+            paths.append(v)
+    if not paths:
+        raise CliError("render: give the output file with -o FILE (or -F FILE; '-' for stdout)")
+    if len(paths) > 1:
+        raise CliError(f"render: several output files given ({', '.join(paths)})")
+    a.output = paths[0]
+
+
+def _finite(name, v, lo=None, hi=None):
+    if v is None:
+        return
+    if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f" (allowed {lo:g}..{hi:g})" if lo is not None and hi is not None else \
+            (f" (at least {lo:g})" if lo is not None else "")
+        raise CliError(f"{name} {v!r} is out of range{rng}")
+
+
+def _validate_render(a):
+    """Everything that can be wrong with the arguments, before any work."""
+    _split_outputs(a)
+    _finite("--gain", a.gain, 0.0, 10.0)
+    _finite("--tail-cap", a.tail_cap, 0.0, 3600.0)
+    _finite("--max-note-length", a.max_note_length, 0.0, 1e6)
+    _finite("--max-length", a.max_length, 0.0, None)
+    _finite("--normalize", a.normalize, -120.0, 0.0)
+    if not 8000 <= a.rate <= 192000:
+        raise CliError(f"--rate {a.rate} is out of range (allowed 8000..192000)")
+    if a.voices is not None and not 1 <= a.voices <= 4_000_000:
+        raise CliError(f"--voices {a.voices} is out of range (allowed 1..4000000)")
+    if not 0 <= a.min_velocity <= 127:
+        raise CliError(f"--min-velocity {a.min_velocity} is out of range (allowed 0..127)")
+    if a.key_voices < 0:
+        raise CliError(f"--key-voices {a.key_voices} must be >= 0")
+    a.interp = {"1": "linear", "4": "cubic", "7": "cubic"}.get(a.interp, a.interp)
+    from .output import check_writable, OutputError
+    try:
+        check_writable(a.output, a.format, _subtype(a))
+    except OutputError as e:
+        raise CliError(str(e)) from None
+    if a.stats_json:
+        if os.path.isdir(a.stats_json):
+            raise CliError(f"{a.stats_json}: cannot write the stats: is a directory")
+        existed = os.path.exists(a.stats_json)
+        try:
+            with open(a.stats_json, "a"):
+                pass
+        except OSError as e:
+            raise CliError(f"{a.stats_json}: cannot write the stats: {e.strerror or e}") from None
+        if not existed:
+            os.unlink(a.stats_json)
+
+
+def _warn(a, msg):
+    if not a.quiet:
+        print(f"warning: {msg}", file=sys.stderr)
+
+
 def cmd_render(a):
     from .render import open_synth, render_file, default_voices
     from .synth import SynthError
-    from .output import OutputError, container, FLOAT_NOTES
+    from .output import OutputError, FLOAT_NOTES
+    _validate_render(a)
     backend, why = _backend_choice(a.backend)
-    out_dir = os.path.dirname(os.path.abspath(a.output))
-    if not os.path.isdir(out_dir):
-        raise CliError(f"{a.output}: cannot write: directory {out_dir} does not exist")
-    try:
-        container(a.output)
-    except OutputError as e:
-        raise CliError(str(e)) from None
     subtype = _subtype(a)
     song = _load_song("--demo" if a.demo else a.input)
-    for w in getattr(song, "warnings", [])[:20]:
-        if not a.quiet:
-            print(f"warning: {w}", file=sys.stderr)
+    warnings = list(getattr(song, "warnings", []))
+    if a.strict and warnings:
+        raise CliError(f"{a.input}: {warnings[0]} (--strict)")
+    for w in warnings[:20]:
+        _warn(a, w)
+    if len(warnings) > 20:
+        _warn(a, f"... and {len(warnings) - 20} more")
     dur = float(getattr(song, "duration_s", 0.0))
     if a.max_length and dur > a.max_length:
         raise CliError(f"{a.input}: the song lasts {dur / 3600:.1f} h (its last event), more "
                        f"than --max-duration {a.max_length:g} s; raise --max-duration "
                        f"(alias --max-length) to render it")
-    bank = _load_bank(a.bank)
+    banks = [_load_bank(b) for b in (a.bank or [None])]
     limits = {}
     if a.min_velocity:
         limits["min_velocity"] = a.min_velocity
@@ -179,8 +272,10 @@ def cmd_render(a):
         limits["max_note_s"] = a.max_note_length
     voices = a.voices if a.voices is not None else default_voices(backend)
     try:
-        synth, eff = open_synth(bank, backend, a.rate, voices, interp=a.interp, gain=a.gain,
+        synth, eff = open_synth(banks[0], backend, a.rate, voices, interp=a.interp, gain=a.gain,
                                 song=song, **limits, **effect_kwargs(a))
+        for k, b in enumerate(banks[1:], 1):      # stacked: a later --bank is searched first
+            synth.download(b, priority=k)
     except TypeError as e:
         raise CliError(f"this build does not support {', '.join(limits)}: {e}") from None
     except (ValueError, SynthError) as e:
@@ -190,13 +285,24 @@ def cmd_render(a):
               + ", ".join(f"{k}={eff[k]}" for k in eff["clamped"]), file=sys.stderr)
     rate = eff["sample_rate"]
     prog = Progress(sys.stderr.isatty() and not a.quiet, getattr(song, "n_notes", 0))
+
+    def progress(done, total, s):
+        prog(done, total, s)
+        if a.strict:
+            pw = s.preset_warnings()
+            if pw:
+                raise CliError(f"{pw[0]} (--strict)")
+
     try:
         st = render_file(song, a.output, subtype=subtype, normalize_db=a.normalize,
-                         chunk=16384, tail_cap_s=a.tail_cap, progress=prog, synth=synth)
+                         chunk=16384, tail_cap_s=a.tail_cap, progress=progress, synth=synth,
+                         fmt=a.format)
     except KeyboardInterrupt as e:
         prog.finish()
         frames = getattr(e, "frames", 0)
-        print(f"interrupted: wrote {frames / rate:.1f} s to {a.output}", file=sys.stderr)
+        where = getattr(e, "partial", None)
+        print(f"interrupted: {frames / rate:.1f} s rendered"
+              + (f", kept as {where}" if where else ", nothing written"), file=sys.stderr)
         return 130
     except OutputError as e:
         prog.finish()
@@ -208,6 +314,18 @@ def cmd_render(a):
     st["backend_reason"] = why
     st["input"] = "demo" if a.demo else a.input
     st["output"] = a.output
+    late = synth.preset_warnings()
+    if st["lost_notes"]:
+        late.append(f"{st['lost_notes']:,} note(s) lost: more regions at once than "
+                    f"--voices {st['voices_limit']:,}")
+    if st.get("clipped_samples"):
+        late.append(f"{st['clipped_samples']:,} samples clipped (peak {st['peak_db']:+.1f} "
+                    f"dBFS): use --float, --normalize or a lower --gain")
+    st["warnings"] = warnings + late
+    for w in late:
+        _warn(a, w)
+    piped = a.output == "-" or (os.path.exists(a.output) and not os.path.isfile(a.output))
+    out = sys.stderr if piped else sys.stdout        # never mix text into piped audio
     if not a.quiet:
         extra = ""
         if st["float_default"]:
@@ -222,13 +340,16 @@ def cmd_render(a):
         print(f"{st['output']}: {st['duration_s']:.2f} s of audio in {st['wall_s']:.2f} s "
               f"({st['realtime_factor']:.1f}x real time) on {st['backend']}; "
               f"{st['notes']:,} notes ({_si(st['notes_per_s'])}/s), peak {st['peak_voices']:,} "
-              f"of {st['voices_limit']:,} voices, {st['stolen_voices']:,} stolen{extra}")
+              f"of {st['voices_limit']:,} voices, {st['stolen_voices']:,} stolen"
+              + (f", {st['lost_notes']:,} lost" if st["lost_notes"] else "") + extra, file=out)
     if a.stats_json:
         try:
             with open(a.stats_json, "w") as f:
                 json.dump(st, f, indent=2, default=float)
         except OSError as e:
             raise CliError(f"{a.stats_json}: cannot write: {e.strerror or e}") from None
+    if a.strict and late:
+        raise CliError(f"{late[0]} (--strict; the output was written)")
     return 0
 
 
@@ -281,20 +402,32 @@ def cmd_live(a):
 
 def build_parser():
     p = argparse.ArgumentParser(prog="gpusynth", description="GPU-accelerated DirectMusic-style software synthesizer")
+    from . import __version__
+    p.add_argument("-V", "--version", action="version", version=f"gpusynth {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("render", help="render a MIDI file to WAV")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    r = sub.add_parser("render", help="render a MIDI file to an audio file", formatter_class=fmt)
     r.add_argument("input", nargs="?", help="Standard MIDI File")
     r.add_argument("--demo", action="store_true", help="render the bundled demo song")
-    r.add_argument("-o", "--output", required=True,
-                   help="output file: .wav (RF64 past 4 GiB), .w64, .flac, .aiff, .caf")
-    r.add_argument("--bank", help="SF2, SF3 or DLS bank (default: the built-in GM bank)")
+    r.add_argument("-o", "--output", action="append", metavar="FILE|KEY=VALUE",
+                   help="output file (.wav, RF64 past 4 GiB; .w64 .flac .ogg .aiff .caf; '-': "
+                        "WAV to stdout); also FluidSynth settings: "
+                        + ", ".join(f"{k}=" for k in SETTINGS))
+    r.add_argument("-F", "--fast-render", action="append", metavar="FILE",
+                   help="output file (FluidSynth's spelling)")
+    r.add_argument("--format", choices=["wav", "w64", "flac", "ogg", "aiff", "caf"],
+                   help="output format (default: from the file extension)")
+    r.add_argument("--bank", action="append", metavar="PATH",
+                   help="SF2, SF3 or DLS bank; repeat to stack them (a later bank is searched "
+                        "first) (default: the built-in GM bank)")
     r.add_argument("--backend", help="auto|cupy|native|numpy (default: $GPUSYNTH_BACKEND or auto)")
-    r.add_argument("--rate", type=int, default=48000, help="sample rate (8000-192000)")
+    r.add_argument("-r", "--rate", type=int, default=48000, help="sample rate (8000-192000)")
     r.add_argument("--voices", type=int, default=None,
                    help="voice limit, stealing above it (default: numpy 512, native 4096, "
                         "cupy 65536; at most 4,000,000)")
-    r.add_argument("--interp", choices=["linear", "cubic"], default="cubic")
-    r.add_argument("--gain", type=float, default=0.5, help="master gain (linear)")
+    r.add_argument("--interp", choices=["linear", "cubic", "1", "4", "7"], default="cubic",
+                   help="sample interpolation (FluidSynth's numbers: 1 linear; 4 and 7: cubic)")
+    r.add_argument("-g", "--gain", type=float, default=0.5, help="master gain (linear, 0-10)")
     r.add_argument("--sample-format", choices=["pcm16", "pcm24", "float"], default=None,
                    help="sample format (default: float when the input has more than a "
                         "million notes, else pcm16)")
@@ -312,7 +445,10 @@ def build_parser():
                    default=24 * 3600.0, metavar="S",
                    help="refuse songs longer than S seconds (default 24 h; 0: no limit)")
     r.add_argument("--stats-json", help="write run statistics as JSON")
-    r.add_argument("-q", "--quiet", action="store_true")
+    r.add_argument("--strict", action="store_true",
+                   help="treat warnings (file repairs, missing presets, lost notes, clipping) "
+                        "as errors")
+    r.add_argument("-q", "--quiet", action="store_true", help="no summary, no warnings")
     _add_effect_args(r)
     r.set_defaults(fn=cmd_render)
     i = sub.add_parser("info", help="backends, GPU, and bank presets")
