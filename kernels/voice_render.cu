@@ -52,10 +52,10 @@ struct GsLocalAcc {
         long long* p = buf + ((long long)(tk - tk0) * TICK + k) * (SENDS ? 4 : 2);
         p[0] += q(l);
         p[1] += q(r);
-        if (SENDS) {
+        if (SENDS) {                 // a zero send adds exactly 0: skipped
             const float mono = (l + r) * 0.5f;
-            p[2] += q(mono * rev);
-            p[3] += q(mono * cho);
+            if (rev != 0.0f) p[2] += q(mono * rev);
+            if (cho != 0.0f) p[3] += q(mono * cho);
         }
     }
 };
@@ -421,8 +421,10 @@ template <> __device__ __forceinline__ int gs_round<int>(float x) { return GS_F2
 
 // mix of the lanes' frames of one tick into p[k * nbus + bus]: each lane's frame rounded to the
 // nearest multiple of 2^-24 full scale, the lanes summed in I (int, when the caller has checked
-// that nothing can overflow, or long long), then added to the int64 accumulator
-template <bool SENDS, class I>
+// that nothing can overflow, or long long), then added to the int64 accumulator. REV / CHO:
+// whether any lane has a reverb / chorus send (a zero send adds exactly 0, so a bus whose
+// lanes all send nothing is skipped: the same integers, fewer conversions; GM's CC93 is 0)
+template <bool SENDS, bool REV, bool CHO, class I>
 GS_NOINLINE __device__ void gs_mix_lanes(
     const float (*__restrict__ xs)[VCHUNK], const float (*__restrict__ es)[VCHUNK],
     const float* __restrict__ gl0, const float* __restrict__ gld, const float* __restrict__ gr0,
@@ -439,10 +441,10 @@ GS_NOINLINE __device__ void gs_mix_lanes(
             const float yr = ye * (gr0[l] + grd[l] * ramp);
             sl += gs_round<I>(yl * MIX_SCALE);
             sr += gs_round<I>(yr * MIX_SCALE);
-            if (SENDS) {
+            if (SENDS && (REV || CHO)) {
                 const float mono = (yl + yr) * 0.5f;
-                sv += gs_round<I>((mono * rv[l]) * MIX_SCALE);
-                sc += gs_round<I>((mono * ch2[l]) * MIX_SCALE);
+                if (REV) sv += gs_round<I>((mono * rv[l]) * MIX_SCALE);
+                if (CHO) sc += gs_round<I>((mono * ch2[l]) * MIX_SCALE);
             }
         }
         p[k * nbus] += sl;
@@ -452,6 +454,22 @@ GS_NOINLINE __device__ void gs_mix_lanes(
             p[k * nbus + 3] += sc;
         }
     }
+}
+
+template <bool SENDS>
+__device__ __forceinline__ void gs_mix_dispatch(
+    bool small, bool rev, bool cho, const float (*__restrict__ xs)[VCHUNK],
+    const float (*__restrict__ es)[VCHUNK], const float* gl0, const float* gld,
+    const float* gr0, const float* grd, const float* rv, const float* ch2, long long* p, int nbus)
+{
+#define GS_MIX(R, C) \
+    (small ? gs_mix_lanes<SENDS, R, C, int>(xs, es, gl0, gld, gr0, grd, rv, ch2, p, nbus) \
+           : gs_mix_lanes<SENDS, R, C, long long>(xs, es, gl0, gld, gr0, grd, rv, ch2, p, nbus))
+    if (!SENDS || (!rev && !cho)) GS_MIX(false, false);
+    else if (rev && !cho) GS_MIX(true, false);
+    else if (!rev && cho) GS_MIX(false, true);
+    else GS_MIX(true, true);
+#undef GS_MIX
 }
 
 // ---- the lane render (voice_render) --------------------------------------------------------------
@@ -586,10 +604,14 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                 small = small && (ym[l] * emx[l] * gm < 128.0f / VCHUNK);   // false for NaN / inf
             }
             long long* p = buf + (long long)(tk - w0) * TICK * nbus;
-            if (small)
-                gs_mix_lanes<SENDS, int>(xs, es, gl0, gld, gr0, grd, rv, ch2, p, nbus);
-            else
-                gs_mix_lanes<SENDS, long long>(xs, es, gl0, gld, gr0, grd, rv, ch2, p, nbus);
+            bool any_rv = false, any_ch = false;
+            if (SENDS)
+                for (int l = 0; l < VCHUNK; ++l) {
+                    any_rv = any_rv || rv[l] != 0.0f;
+                    any_ch = any_ch || ch2[l] != 0.0f;
+                }
+            gs_mix_dispatch<SENDS>(small, any_rv, any_ch, xs, es, gl0, gld, gr0, grd, rv, ch2, p,
+                                   nbus);
             // filter state of the lanes live in this tick (bypassed: follows the input)
             for (int l = 0; l < nl; ++l) {
                 if (!lv[l]) continue;
@@ -713,8 +735,8 @@ __device__ __forceinline__ void gs_render_block_smem(
                     q[1] = GS_F2LL(r * MIX_SCALE);
                     if (SENDS) {
                         const float mono = (l + r) * 0.5f;
-                        q[2] = GS_F2LL((mono * T.rev) * MIX_SCALE);
-                        q[3] = GS_F2LL((mono * T.cho) * MIX_SCALE);
+                        if (T.rev != 0.0f) q[2] = GS_F2LL((mono * T.rev) * MIX_SCALE);
+                        if (T.cho != 0.0f) q[3] = GS_F2LL((mono * T.cho) * MIX_SCALE);
                     }
                 }
                 gs_smem_put(acc, k, nbus, q);
