@@ -132,6 +132,15 @@ _EFFECT_OPTS = ("reverb_room", "reverb_time", "reverb_damp", "reverb_width", "re
                 "chorus_depth", "chorus_type")
 
 
+def _onoff(v: str) -> bool:
+    x = str(v).strip().lower()
+    if x in ("1", "yes", "on", "true"):
+        return True
+    if x in ("0", "no", "off", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected 0|1|yes|no|on|off, got {v!r}")
+
+
 def _add_effect_args(p):
     """FluidSynth-style effect switches and knobs (defaults: FluidSynth's, effects on)."""
     g = p.add_argument_group("effects (reverb and chorus on the CC91/CC93 sends; on by default)")
@@ -139,6 +148,10 @@ def _add_effect_args(p):
                    help="reverb on/off (FluidSynth -R)")
     g.add_argument("--chorus", dest="chorus", action=argparse.BooleanOptionalAction, default=True,
                    help="chorus on/off (FluidSynth -C)")
+    g.add_argument("-R", dest="reverb", type=_onoff, metavar="0|1",
+                   help="reverb on/off, FluidSynth's spelling (-R 0)")
+    g.add_argument("-C", dest="chorus", type=_onoff, metavar="0|1",
+                   help="chorus on/off, FluidSynth's spelling (-C 0)")
     g.add_argument("--no-effects", dest="effects", action="store_false", default=True,
                    help="no reverb and no chorus (the dry mix)")
     g.add_argument("--reverb-room", type=float, metavar="0..1",

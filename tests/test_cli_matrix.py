@@ -203,3 +203,15 @@ def test_interrupted_render_never_leaves_a_half_file_under_the_name(tmp_path):
 def test_play_with_a_bad_device_is_one_line():
     r = cli("play", "--demo", "--device", "no-such-device-xyz", timeout=120)
     one_line_error(r, "audio output")
+
+
+def test_fluidsynth_effect_switches(tmp_path):
+    """-R 0 -C 0 (FluidSynth's spelling) renders the dry mix, the same bytes as --no-effects;
+    the default (effects on) differs from it."""
+    mid = song(tmp_path)
+    a, b, c = tmp_path / "a.wav", tmp_path / "b.wav", tmp_path / "c.wav"
+    for out, args in ((a, ["-R", "0", "-C", "0"]), (b, ["--no-effects"]), (c, [])):
+        assert cli("render", mid, "-o", out, "--backend", "native", "--float", *args).returncode == 0
+    assert a.read_bytes() == b.read_bytes() and a.read_bytes() != c.read_bytes()
+    r = cli("render", mid, "-o", a, "-R", "maybe")
+    assert r.returncode == 2 and b"expected 0|1" in r.stderr
