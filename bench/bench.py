@@ -13,7 +13,8 @@
   common: --plot out.png (needs matplotlib), --out results.json (also written to a file)
 
 The machines these run on are shared and noisy, so every comparison is made in the same run:
-gpusynth and FluidSynth (Debian `fluidsynth`, fast file render `-ni -F out.wav`, `-R 0 -C 0`,
+gpusynth and FluidSynth (Debian `fluidsynth`, fast file render `-ni -F out.wav`, both dry:
+ours `--no-effects`, FluidSynth `-R 0 -C 0`; the effects' own cost is `bench.py effects`,
 `-o synth.polyphony=65535`) render the same voices from the same SF2 bank, each at 1 core and
 at 2 cores. "N cores" means: the process is pinned to CPUs 0..N-1 (sched_setaffinity) and runs
 N threads (ours: OMP_NUM_THREADS=N, also the BLAS thread variables; FluidSynth:
@@ -399,10 +400,11 @@ def one_main(a):
         def progress(done, total, synth, marks=marks):
             marks.append((int(done), time.perf_counter()))
         try:
-            audio, st = render_song(song, bank, backend=a.backend, voices=limit, progress=progress)
+            audio, st = render_song(song, bank, backend=a.backend, voices=limit, progress=progress,
+                                    effects=False)
         except TypeError:                   # no progress callback: only the whole loop's time
             marks.clear()
-            audio, st = render_song(song, bank, backend=a.backend, voices=limit)
+            audio, st = render_song(song, bank, backend=a.backend, voices=limit, effects=False)
         run = {"hold_s": hold, "audio_s": len(audio) / RATE, "wall_s": st["wall_s"],
                "peak_voices": st.get("peak_voices"), "stolen_voices": st.get("stolen_voices"),
                "notes": st.get("notes"), "backend": st.get("backend"), "song": kind,
@@ -711,7 +713,7 @@ def _best(runs):
 def ours_song_point(be, path, bank, cores, a, d, info):
     wav, st_path = os.path.join(d, "o.wav"), os.path.join(d, "o.json")
     cmd = [sys.executable, "-m", "gpusynth", "render", path, "-o", wav, "--backend", be,
-           "--voices", str(a.song_voices), "--stats-json", st_path, "-q"]
+           "--voices", str(a.song_voices), "--stats-json", st_path, "--no-effects", "-q"]
     if bank != "builtin":
         cmd += ["--bank", bank]
     base = {"bench": "songs", "engine": be, "cores": cores if be != "cupy" else "gpu", **info}
@@ -969,7 +971,8 @@ def bench_blackmidi(a):
                 for be in backends:
                     wav, js = os.path.join(od, "o.wav"), os.path.join(od, "o.json")
                     cmd = [sys.executable, "-m", "gpusynth", "render", files[n], "-o", wav,
-                           "--backend", be, "--voices", str(a.limit), "--stats-json", js, "-q"]
+                           "--backend", be, "--voices", str(a.limit), "--stats-json", js,
+                           "--no-effects", "-q"]
                     if bank != "builtin":
                         cmd += ["--bank", bank]
                     wall, rss, rc, out, err = run_rss(cmd, cores, a.timeout)
