@@ -889,7 +889,6 @@ def run_rss(cmd, cores, timeout, env=None):
     stdout, stderr) -- the peak from wait4's rusage, so it is this child's alone. The peaks of
     its anonymous and file-backed resident memory, sampled every 50 ms from /proc, are left in
     ``run_rss.last_peaks`` (MB)."""
-    import resource  # noqa: F401  (wait4 returns a struct_rusage)
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
         p = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env or _env(cores),

@@ -14,7 +14,6 @@ is a pure function of the arguments (seeded).
 from __future__ import annotations
 
 import argparse
-import os
 import struct
 import sys
 import time

@@ -76,7 +76,7 @@ from pathlib import Path
 import numpy as np
 
 from .events import EVENT_DTYPE
-from .midi import DATA_LEN, NOTE_ON, SYSEX
+from .midi import DATA_LEN, SYSEX
 
 __all__ = [
     "MidiFileError", "Song", "EventCursor", "load_smf", "write_smf", "tempo_meta", "port_meta",

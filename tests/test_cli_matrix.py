@@ -3,7 +3,6 @@ any work, silence is explained, every output format round-trips, stdout streamin
 banks, FluidSynth's spellings, interrupted renders never leave a half file under the name."""
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
