@@ -45,11 +45,8 @@ numpy twin here (the reference and the fallback); both give the same bits.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import math
-import os
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
@@ -93,29 +90,8 @@ def room_to_time(room: float) -> float:
 # ---------------------------------------------------------------------------- compiled helper
 def build() -> Path:
     """Compile effects.cpp (cached by source, flags and compiler). Raises RuntimeError."""
-    from .backend.native_backend import cache_dir, compiler_version, find_compiler
-    cxx = find_compiler()
-    if cxx is None:
-        raise RuntimeError("no C++ compiler found (install g++ or set CXX)")
-    src = SOURCE.read_text()
-    h = hashlib.sha256("\0".join([src, cxx, compiler_version(cxx) or "", *FLAGS]).encode()).hexdigest()[:20]
-    d = cache_dir()
-    out = d / f"effects-{h}.so"
-    if out.is_file():
-        return out
-    fd, tmp = tempfile.mkstemp(prefix=f"effects-{h}-", suffix=".so.tmp", dir=d)
-    os.close(fd)
-    try:
-        r = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True,
-                           timeout=300)
-        if r.returncode != 0:
-            err = (r.stderr or r.stdout).strip().splitlines()
-            raise RuntimeError(f"compiling effects.cpp failed: {err[0] if err else '?'}")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    from .backend.native_backend import build_helper
+    return build_helper(SOURCE, "effects", FLAGS)
 
 
 def load():

@@ -65,11 +65,9 @@ Parsing rules (what real files need, beyond the letter of the spec):
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import mmap
 import os
 import struct
-import tempfile
 import threading
 from pathlib import Path
 
@@ -358,34 +356,8 @@ _NATIVE_FLAGS = ["-O2", "-shared", "-fPIC", "-ffp-contract=off", "-fno-math-errn
 
 
 def _build_native():
-    from .backend.native_backend import cache_dir, compiler_version, find_compiler
-    src_path = Path(__file__).with_name("smf_decode.c")
-    src = src_path.read_bytes()
-    cxx = find_compiler()
-    if cxx is None:
-        raise RuntimeError("no C++ compiler found (install g++ or set CXX)")
-    h = hashlib.sha256()
-    for part in (src, cxx.encode(), (compiler_version(cxx) or "").encode(),
-                 " ".join(_NATIVE_FLAGS).encode()):
-        h.update(part)
-        h.update(b"\0")
-    d = cache_dir()
-    out = d / f"smf_decode-{h.hexdigest()[:20]}.so"
-    if not out.is_file():
-        import subprocess
-        fd, tmp = tempfile.mkstemp(prefix="smf_decode-", suffix=".so.tmp", dir=d)
-        os.close(fd)
-        try:
-            r = subprocess.run([cxx, *_NATIVE_FLAGS, str(src_path), "-o", tmp],
-                               capture_output=True, text=True, timeout=300)
-            if r.returncode != 0:
-                err = (r.stderr or r.stdout).strip().splitlines()
-                first = next((ln for ln in err if "error" in ln), err[0] if err else "?")
-                raise RuntimeError(f"compiling smf_decode.c failed: {first}")
-            os.replace(tmp, out)  # atomic: a parallel build of the same hash is identical
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    from .backend.native_backend import build_helper
+    out = build_helper(Path(__file__).with_name("smf_decode.c"), "smf_decode", _NATIVE_FLAGS)
     lib = ctypes.CDLL(str(out))
     P, L = ctypes.c_void_p, ctypes.c_int64
     lib.smf_scan_fields.restype = L

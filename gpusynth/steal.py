@@ -22,10 +22,7 @@ helper when a C++ compiler is available, else the numpy twin.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
 import subprocess
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,36 +148,10 @@ def run_numpy(p: Plan):
 
 
 # ---------------------------------------------------------------------------- compiled helper
-def _cache_dir() -> Path:
-    from .backend.native_backend import cache_dir
-    return cache_dir()
-
-
 def build() -> Path:
     """Compile steal_run.cpp (cached by source, flags and compiler). Raises RuntimeError."""
-    from .backend.native_backend import find_compiler, compiler_version
-    cxx = find_compiler()
-    if cxx is None:
-        raise RuntimeError("no C++ compiler found (install g++ or set CXX)")
-    src = SOURCE.read_text()
-    h = hashlib.sha256("\0".join([src, cxx, compiler_version(cxx) or "", *FLAGS]).encode()).hexdigest()[:20]
-    d = _cache_dir()
-    out = d / f"steal-{h}.so"
-    if out.is_file():
-        return out
-    fd, tmp = tempfile.mkstemp(prefix=f"steal-{h}-", suffix=".so.tmp", dir=d)
-    os.close(fd)
-    try:
-        r = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True,
-                           timeout=300)
-        if r.returncode != 0:
-            err = (r.stderr or r.stdout).strip().splitlines()
-            raise RuntimeError(f"compiling steal_run.cpp failed: {err[0] if err else '?'}")
-        os.replace(tmp, out)        # atomic: parallel builds of one hash are identical
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    from .backend.native_backend import build_helper
+    return build_helper(SOURCE, "steal", FLAGS)
 
 
 def load():

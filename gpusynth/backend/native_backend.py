@@ -14,6 +14,7 @@ exp2/sin/cos/tan (see tests/test_native_vs_numpy.py).
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from .. import _kernels as K
 from .._kernels import BackendUnavailable
 from .kernel_backend import KernelBackend, int_args
 
-__all__ = ["NativeBackend", "BackendUnavailable", "build_library", "find_compiler",
+__all__ = ["NativeBackend", "BackendUnavailable", "build_library", "build_helper", "find_compiler",
            "compiler_version", "cache_dir"]
 
 BASE_FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC",
@@ -144,6 +145,38 @@ def build_library(flags=None, tag: str = "native") -> Path:
         exc.compiler_output = r.stderr
         raise exc
     os.replace(tmp_so, out)        # atomic: a parallel build of the same hash is identical
+    return out
+
+
+def build_helper(source, tag: str, flags) -> Path:
+    """Compile a small host helper (one C/C++ source: the SMF decoder, the steal loop, the
+    effects) into a shared library in the cache directory, named by a hash of the source, the
+    compiler and the flags; built under a temporary name and renamed, so parallel processes
+    never load a half-written file. Returns its path; RuntimeError (one line) when no compiler
+    is found or compilation fails."""
+    source = Path(source)
+    cxx = find_compiler()
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found (install g++ or set CXX)")
+    h = hashlib.sha256("\0".join([source.read_text(), cxx, compiler_version(cxx) or "",
+                                  *flags]).encode()).hexdigest()[:20]
+    d = cache_dir()
+    out = d / f"{tag}-{h}.so"
+    if out.is_file():
+        return out
+    fd, tmp = tempfile.mkstemp(prefix=f"{tag}-{h}-", suffix=".so.tmp", dir=d)
+    os.close(fd)
+    try:
+        r = subprocess.run([cxx, *flags, str(source), "-o", tmp], capture_output=True, text=True,
+                           timeout=300)
+        if r.returncode != 0:
+            err = (r.stderr or r.stdout).strip().splitlines()
+            first = next((ln for ln in err if "error" in ln), err[0] if err else "?")
+            raise RuntimeError(f"compiling {source.name} failed: {first}")
+        os.replace(tmp, out)        # atomic: a parallel build of the same hash is identical
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return out
 
 
