@@ -337,8 +337,8 @@ def cmd_render(a):
     st["warnings"] = warnings + late
     for w in late:
         _warn(a, w)
-    piped = a.output == "-" or (os.path.exists(a.output) and not os.path.isfile(a.output))
-    out = sys.stderr if piped else sys.stdout        # never mix text into piped audio
+    from .output import is_stream
+    out = sys.stderr if is_stream(a.output) else sys.stdout   # never mix text into piped audio
     if not a.quiet:
         extra = ""
         if st["float_default"]:

@@ -25,7 +25,7 @@ import tempfile
 import numpy as np
 
 __all__ = ["open_writer", "OutputError", "SUBTYPES", "default_subtype", "Normalizer",
-           "FLOAT_NOTES", "FORMATS", "check_writable", "container"]
+           "FLOAT_NOTES", "FORMATS", "check_writable", "container", "is_stream"]
 
 SUBTYPES = ("pcm16", "pcm24", "float")
 FLOAT_NOTES = 1_000_000       # inputs with more notes than this default to float output
@@ -38,6 +38,13 @@ _NAMES = {"pcm16": "16-bit", "pcm24": "24-bit", "float": "32-bit float"}
 
 class OutputError(Exception):
     """A user-facing output problem (unknown extension, unsupported subtype, no soundfile)."""
+
+
+def is_stream(path) -> bool:
+    """``-`` (stdout) or an existing pipe/device (``/dev/stdout``, a FIFO): written straight
+    through as a WAV stream, never via a temporary file."""
+    p = os.fspath(path)
+    return p == "-" or (os.path.exists(p) and not os.path.isfile(p) and not os.path.isdir(p))
 
 
 def container(path, fmt: str | None = None) -> str:
@@ -114,7 +121,7 @@ def check_writable(path, fmt: str | None = None, subtype: str | None = None):
             raise OutputError(f"{path}: writing {c} needs the soundfile package "
                               f"(pip install soundfile): {e}") from None
     p = os.fspath(path)
-    if p != "-" and not (os.path.exists(p) and not os.path.isfile(p) and not os.path.isdir(p)):
+    if not is_stream(p):
         d = os.path.dirname(os.path.abspath(p))
         if not os.path.isdir(d):
             raise OutputError(f"{path}: cannot write: directory {d} does not exist")
@@ -132,7 +139,7 @@ def open_writer(path, rate: int, subtype: str | None = None, fmt: str | None = N
     c = check_writable(path, fmt, subtype)
     subtype = subtype or default_subtype(path, fmt=fmt)
     p = os.fspath(path)
-    stream = p == "-" or (os.path.exists(p) and not os.path.isfile(p))
+    stream = is_stream(p)
     if stream and c != "WAV":
         raise OutputError(f"{path}: only WAV can be written to a pipe or device")
     if c == "WAV":

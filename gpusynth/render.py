@@ -116,7 +116,7 @@ def render_file(song, path, bank=None, backend="auto", rate=48000, voices=None,
     ``<name>.partial<ext>`` (``e.partial`` names it, ``e.frames`` counts its frames) and the
     exception propagates. Returns stats (summarize) plus ``output_format``,
     ``float_default``, ``clipped_samples`` (PCM output only) and ``normalize_gain_db``."""
-    from .output import open_writer, default_subtype
+    from .output import open_writer, default_subtype, container, is_stream
     if synth is None:
         synth, _ = open_synth(bank, backend, rate, voices, interp=interp, gain=gain, song=song,
                               **options)
@@ -127,7 +127,7 @@ def render_file(song, path, bank=None, backend="auto", rate=48000, voices=None,
         and default_subtype(path, 0, fmt) != "float"
     subtype = subtype or default_subtype(path, n_notes, fmt)
     # "-", a pipe or a device (/dev/stdout): written straight through as a WAV stream
-    to_stdout = path == "-" or (os.path.exists(path) and not os.path.isfile(path))
+    to_stdout = is_stream(path)
     if to_stdout:
         tmp = path
     else:
@@ -137,7 +137,6 @@ def render_file(song, path, bank=None, backend="auto", rate=48000, voices=None,
         um = os.umask(0)
         os.umask(um)
         os.chmod(tmp, 0o666 & ~um)          # the permissions a plain open() would give
-    from .output import container
     writer = open_writer(tmp, rate, subtype, fmt=container(path, fmt).lower())
     norm = None
     if normalize_db is not None:
