@@ -202,6 +202,11 @@ class Synth:
         self.backend = create_backend(self.backend_name, self.sample_rate,
                                       min(2 * self.max_voices + 64, 4096), self.interp)
         self.channels = ChannelState(self.groups)
+        if self.alloc_engine in ("auto", "native"):
+            # compile/load the stealing loop now, not at the first note-on: a first build takes
+            # about a second, which in real-time play is a second of underruns
+            from . import steal
+            steal.load()
         from .effects import Effects
         self.fx = Effects(self.sample_rate, bool(fx_eff & DMUS_EFFECT_REVERB),
                           bool(fx_eff & DMUS_EFFECT_CHORUS), self._rev_params, self._cho_params,
@@ -762,6 +767,16 @@ class Synth:
         """Render T ticks from the committed position: apply the window's events in order
         (host only: runs of notes vectorised across ticks, channel events one by one), build
         the per-tick controller timelines, one backend call."""
+        w = self._window_prepare(T)
+        k_start = _time.perf_counter()
+        out, finished = self.backend.render(w["n"], w["B"], T, w["chin"], w["sends"])
+        return self._window_finish(w, out, finished, _time.perf_counter() - k_start)
+
+    def _window_prepare(self, T: int) -> dict:
+        """The host half of a window before the kernel: the window's events applied, the
+        controller timelines built, the voice table flushed. Returns what the kernel call
+        needs (``n`` active slots, ``B`` first frame, ``chin``, ``sends``) for
+        ``_window_finish``; gpusynth.ensemble runs many synths' halves around one launch."""
         B = self._block_pos
         N = T * TICK
         t_start = _time.perf_counter()
@@ -794,11 +809,16 @@ class Synth:
         chin[:, done_tick:] = self._chin_snapshot()[:, None, :]
         al = self.alloc
         al.flush(self.backend)
-        n_before = al.n
-        k_start = _time.perf_counter()
+        return {"B": B, "T": T, "n": al.n, "chin": chin, "t_start": t_start,
+                "sends": bool(self.sends or self.fx.on)}
+
+    def _window_finish(self, w: dict, out: np.ndarray, finished: np.ndarray, k_s: float):
+        """The host half of a window after the kernel: finished voices removed, the gain and
+        the effects applied, the statistics counted. Returns the window's audio [N, buses]."""
+        B, T, n_before, t_start = w["B"], w["T"], w["n"], w["t_start"]
+        N = T * TICK
+        al = self.alloc
         fx = self.fx if self.fx.on else None
-        out, finished = self.backend.render(al.n, B, T, chin, self.sends or fx is not None)
-        k_s = _time.perf_counter() - k_start
         al.remove(finished, self.backend, B + N)
         if self._pool_base:
             self._compact_pool()
