@@ -220,6 +220,9 @@ class Renderer:
         self.chunk = int(chunk)
         self.synth = Synth(backend=backend, interp=interp, gain=gain, **options)
         self.backend = self.synth.backend_name
+        self._settings = dict(gain=gain, interp=interp, **options)
+        self._ensemble = None
+        self.song_stats = None
         self.voices = int(voices) if voices is not None else default_voices(self.backend)
         self.synth.download(self.bank)
         self.stats = None
@@ -243,6 +246,28 @@ class Renderer:
         return self._render_stems(song, stems, len(mix))
 
     __call__ = render
+
+    def render_many(self, midis) -> list:
+        """Render several songs in one voice table, one kernel launch per window for all of
+        them (gpusynth.ensemble): a list of float32 (frames, 2), each the same bits as
+        ``render(midi)``. Faster than one song at a time when the songs are small (a few
+        dozen voices each); group songs of similar length. ``stats`` then describes the
+        launch group, ``song_stats`` each song."""
+        songs = [load_midi(m) for m in midis]
+        if not songs:
+            return []
+        if self._ensemble is None:
+            from .ensemble import Ensemble
+            self._ensemble = Ensemble(self.bank, rate=self.rate, backend=self.backend,
+                                      voices=self.voices, tail_cap_s=self.tail_cap_s,
+                                      chunk=self.chunk, **self._settings)
+        outs = self._ensemble.render_many(songs)
+        self.stats = {k: v for k, v in self._ensemble.stats.items() if k != "per_song"}
+        self.song_stats = self._ensemble.stats["per_song"]
+        for st, sg in zip(self.song_stats, songs):
+            st["warnings"] = list(getattr(sg, "warnings", []))
+        self.songs += len(songs)
+        return outs
 
     def render_with_stems(self, midi, stems: str):
         """(mix, {name: stem}) for one song."""

@@ -5,7 +5,9 @@ gpusynth.api.Renderer) take the songs in groups (``--group K`` files per task), 
 on a cluster (``--ray ADDRESS``: actors, the bank shipped once through the object store, the
 MIDI bytes sent and the encoded audio returned, so no shared file system is needed). Every song
 starts from a freshly opened synth and the encoding is the same code path, so the output files
-are byte-identical whichever way they ran (jobs, groups, Ray or not).
+are byte-identical whichever way they ran (jobs, groups, Ray or not). ``--together`` renders
+each task's songs in one launch (gpusynth.ensemble: one voice table, each song mixed to its own
+output; the same bits as one by one); it is the default on the cupy backend only.
 
 Resumable: an output that exists is skipped unless ``--force`` (files are written under a
 temporary name and renamed, a stem folder is renamed into place when complete). A file that
@@ -134,6 +136,56 @@ def _job(renderer, path_or_bytes, name, opts, workdir):
         return {"status": "error", "error": f"{type(e).__name__}: {msg}"}
 
 
+def _together(renderer, opts) -> bool:
+    """Render a group's songs in one launch (gpusynth.ensemble)? ``--together`` on/off, or
+    by default on a GPU only: on CPU cores the worker processes already fill the machine (the
+    ensemble's gain on native comes from the threads of one process, see bench.py many)."""
+    t = opts.get("together")
+    if t is None:
+        t = renderer.backend == "cupy"
+    return bool(t) and not opts["stems"]
+
+
+def _run_items(renderer, items, opts, workdir_for):
+    """Render (idx, path or bytes, name) items; yields (idx, result, workdir). With
+    ``_together`` the songs that load are rendered in one launch (each the same bits as
+    alone); a song that fails to load is reported alone, and if the launch itself fails the
+    songs are rendered one by one."""
+    if _together(renderer, opts) and len(items) > 1:
+        from .api import load_midi
+        songs, rest = [], []
+        for idx, src, name in items:
+            try:
+                songs.append((idx, load_midi(src), name))
+            except Exception as e:
+                yield idx, {"status": "error", "error": f"{type(e).__name__}: {e}"}, None
+        try:
+            t0 = time.perf_counter()
+            outs = renderer.render_many([sg for _, sg, _ in songs]) if songs else []
+            wall = time.perf_counter() - t0
+        except Exception:
+            outs = None
+            rest = songs
+        if outs is not None:
+            for (idx, sg, name), audio, st in zip(songs, outs, renderer.song_stats):
+                wd = workdir_for()
+                try:
+                    p = os.path.join(wd, name + opts["ext"])
+                    os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
+                    _encode(audio, renderer.rate, opts["subtype"], opts["ext"][1:], p)
+                    st = dict(st)
+                    st["wall_s"] = wall / max(len(songs), 1)
+                    st["warnings"] = list(getattr(sg, "warnings", [])) + st.pop("preset_warnings", [])
+                    st["together"] = len(songs)
+                    yield idx, {"status": "ok", "stats": st, "files": [name + opts["ext"]]}, wd
+                except Exception as e:
+                    yield idx, {"status": "error", "error": f"{type(e).__name__}: {e}"}, wd
+        items = [(idx, sg, name) for idx, sg, name in rest]
+    for idx, src, name in items:
+        wd = workdir_for()
+        yield idx, _job(renderer, src, name, opts, wd), wd
+
+
 # ------------------------------------------------------------------------------ local workers
 _R = None
 _OPTS = None
@@ -152,14 +204,15 @@ def _worker_group(group, outdir):
     """Render a group of (index, input path, name) into outdir: each output written under a
     temporary name (a temporary folder) and renamed into place when complete."""
     res = []
-    for idx, path, name in group:
-        tmp = tempfile.mkdtemp(prefix=".gpusynth-batch-", dir=outdir)
+    names = {idx: name for idx, _, name in group}
+    for idx, r, tmp in _run_items(_R, group, _OPTS,
+                                  lambda: tempfile.mkdtemp(prefix=".gpusynth-batch-", dir=outdir)):
         try:
-            r = _job(_R, path, name, _OPTS, tmp)
             if r["status"] == "ok":
-                _move_into_place(tmp, outdir, name, _OPTS)
+                _move_into_place(tmp, outdir, names[idx], _OPTS)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
         res.append((idx, r))
     return res
 
@@ -202,17 +255,17 @@ def _ray_run(address, bank_obj, opts, todo, outdir, jobs, group, report):
 
             def run(self, items):
                 out = []
-                for idx, data, name in items:
-                    tmp = tempfile.mkdtemp(prefix="gpusynth-ray-")
+                for idx, r, tmp in _run_items(self.r, items, self.o,
+                                              lambda: tempfile.mkdtemp(prefix="gpusynth-ray-")):
                     try:
-                        r = _job(self.r, data, name, self.o, tmp)
                         if r["status"] == "ok":
                             r["blobs"] = {}
                             for rel in r["files"]:
                                 with open(os.path.join(tmp, rel), "rb") as f:
                                     r["blobs"][rel] = f.read()
                     finally:
-                        shutil.rmtree(tmp, ignore_errors=True)
+                        if tmp:
+                            shutil.rmtree(tmp, ignore_errors=True)
                     out.append((idx, r))
                 return out
 
@@ -300,7 +353,7 @@ class _Progress:
 def run_batch(inputs, outdir, bank=None, *, jobs=None, group=8, stems=None, fmt="wav",
               subtype=None, force=False, ray_address=None, rate=48000, backend="auto",
               voices=None, threads=None, summary=None, progress=None, quiet=False,
-              synth_options=None) -> dict:
+              synth_options=None, together=None) -> dict:
     """Render every MIDI file named by ``inputs`` into ``outdir``; returns the summary dict
     (also written as JSON). See the module docstring."""
     from .api import load_bank_any, STEM_KINDS
@@ -316,7 +369,7 @@ def run_batch(inputs, outdir, bank=None, *, jobs=None, group=8, stems=None, fmt=
     ext = "." + fmt.lower().lstrip(".")
     if subtype is None:
         subtype = "pcm24" if ext == ".flac" else "pcm16"
-    opts = {"ext": ext, "subtype": subtype, "stems": stems,
+    opts = {"ext": ext, "subtype": subtype, "stems": stems, "together": together,
             # chunk 16384: the blocks of `gpusynth render` (where the tail ends depends on
             # the block), so a batch output is the same file as `gpusynth render` writes
             "renderer": {"rate": rate, "backend": backend, "voices": voices, "chunk": 16384,
@@ -420,7 +473,7 @@ def cmd_batch(a):
                       stems=a.stems, fmt=a.format, subtype="float" if a.float else None,
                       force=a.force, ray_address=a.ray, rate=a.rate, backend=a.backend or "auto",
                       voices=a.voices, summary=a.summary, quiet=a.quiet,
-                      synth_options=effect_kwargs(a))
+                      synth_options=effect_kwargs(a), together=a.together)
     except BatchError as e:
         raise CliError(str(e)) from None
     t = s["totals"]
@@ -449,6 +502,12 @@ def add_parser(sub):
     b.add_argument("-j", "--jobs", type=int, default=None,
                    help="worker processes (default: the usable cores)")
     b.add_argument("--group", type=int, default=8, help="songs per task")
+    tg = b.add_mutually_exclusive_group()
+    tg.add_argument("--together", dest="together", action="store_true", default=None,
+                    help="render each task's songs in one launch, one voice table (default on "
+                         "the cupy backend only; every output is the same either way)")
+    tg.add_argument("--one-by-one", dest="together", action="store_false",
+                    help="render each task's songs one after another")
     b.add_argument("--stems", choices=["channel", "program", "track"],
                    help="also write one file per stem: OUTDIR/NAME/mix.wav + STEM.wav")
     b.add_argument("--format", default="wav", choices=["wav", "flac", "w64", "aiff"],

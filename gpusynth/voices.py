@@ -89,6 +89,7 @@ VOICE_FIELDS = [
     # --- 4- and 1-byte tail ---
     ("chan", np.int32, "channel index group*16+ch"),
     ("lmode", np.int32, "0 none, 1 forward, 3 until release"),
+    ("bus", np.int32, "output the voice mixes into (gpusynth.ensemble: one per song; else 0)"),
     ("done", np.int8, "state: 1 once the voice has finished"),
     ("me_convex", np.int8, "1: mod-envelope attack on the SF2 convex curve, 0: linear"),
 ]

@@ -114,6 +114,7 @@ struct Voice {
     float cpan;
     int chan;
     int lmode;
+    int bus;
     signed char done;
     signed char me_convex;
 };

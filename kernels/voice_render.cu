@@ -626,16 +626,22 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
 #define GS_KERNEL_ARGS \
     Voice* __restrict__ vt, long long n_voices, const float* __restrict__ pool, long long pool_len, \
     const float* __restrict__ chin, int n_chan, long long win_t0, int n_ticks, float rate, \
-    int fade_frames, int cubic, int sends, long long* __restrict__ out
+    int fade_frames, int cubic, int sends, int n_out, long long* __restrict__ out
 
+// the output a voice mixes into (an out-of-range bus falls back to output 0)
+__device__ __forceinline__ long long gs_bus(const Voice& V, int n_out) {
+    return (unsigned)V.bus < (unsigned)n_out ? (long long)V.bus : 0ll;
+}
+
+// every voice of a chunk mixes into the output of the chunk's first voice: the host keeps the
+// voices of one output together, each output's run padded to a whole chunk (gpusynth.ensemble)
 #define GS_KERNEL_BODY(chunk_fn) \
     const long long n_chunks = (n_voices + VCHUNK - 1) / VCHUNK; \
     const long long slice = (long long)n_ticks * TICK * (sends ? 4 : 2); \
-    (void)slice;                   /* used by the shim's GS_OUT_SLICE only */ \
     GRID_STRIDE_LOOP_DYN(ci, n_chunks) { \
         const long long v0 = ci * VCHUNK; \
         const long long v1 = v0 + VCHUNK < n_voices ? v0 + VCHUNK : n_voices; \
-        long long* o = GS_OUT_SLICE(out, slice); \
+        long long* o = GS_OUT_SLICE(out, slice * n_out) + gs_bus(vt[v0], n_out) * slice; \
         if (sends) \
             chunk_fn<true>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate, \
                            fade_frames, cubic, o); \
@@ -644,8 +650,9 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                             fade_frames, cubic, o); \
     }
 
-// out: int64 [n_ticks * TICK][nbus] (nbus = 4 with sends: L, R, reverb, chorus; else 2), zeroed
-// by the caller; in the shim build one such slice per OpenMP thread (GS_OUT_SLICE). chin:
+// out: int64 [n_out][n_ticks * TICK][nbus] (nbus = 4 with sends: L, R, reverb, chorus; else 2;
+// a voice mixes into output vt[v].bus), zeroed by the caller; in the shim build one such block
+// per OpenMP thread (GS_OUT_SLICE). chin:
 // float32 [N_CHIN][n_ticks][n_chan]; win_t0: absolute frame of tick 0 (a multiple of TICK).
 extern "C" __global__ void voice_render(GS_KERNEL_ARGS) { GS_KERNEL_BODY(gs_render_chunk_lanes) }
 
@@ -672,10 +679,17 @@ __device__ __forceinline__ long long gs_warp_sum(long long q) {
 
 // every lane of the warp calls this for the same frame k: the warp's sum of each bus goes to the
 // block's shared accumulator (lanes with a huge value add their own, still exactly)
-__device__ __forceinline__ void gs_smem_put(long long* acc, int k, int nbus, const long long* q) {
+// A warp whose lanes mix into more than one output (``mixed``) adds each lane's values straight
+// to its own output frame ``own`` in global memory instead.
+__device__ __forceinline__ void gs_smem_put(long long* acc, int k, int nbus, const long long* q,
+                                            bool mixed, long long* own) {
     const int lane = threadIdx.x & 31;
     for (int b = 0; b < nbus; ++b) {
         const long long qb = q[b];
+        if (mixed) {
+            if (qb != 0) atomicAdd((unsigned long long*)&own[b], (unsigned long long)qb);
+            continue;
+        }
         const bool big = qb >= (1ll << 41) || qb <= -(1ll << 41);
         if (__any_sync(0xffffffffu, big)) {
             if (qb != 0) atomicAdd((unsigned long long*)&acc[k * nbus + b], (unsigned long long)qb);
@@ -690,16 +704,24 @@ template <bool SENDS>
 __device__ __forceinline__ void gs_render_block_smem(
     Voice* __restrict__ vt, long long n_voices, const float* __restrict__ pool, long long pool_len,
     const float* __restrict__ chin, int n_chan, long long win_t0, int n_ticks, float rate,
-    int fade_frames, int cubic, long long* __restrict__ out, long long* acc)
+    int fade_frames, int cubic, int n_out, long long* __restrict__ out, long long* acc)
 {
     const int nbus = SENDS ? 4 : 2;
     const long long cstride = (long long)n_ticks * n_chan;
+    const long long slice = (long long)n_ticks * TICK * nbus;
     // blocks stride over the table together, so every thread of a block runs the same loop
     for (long long base = (long long)blockIdx.x * blockDim.x; base < n_voices;
          base += (long long)gridDim.x * blockDim.x) {
         const long long v = base + threadIdx.x;
         const bool has = v < n_voices && !vt[v].done;
         Voice& V = vt[has ? v : base];
+        // the block reduces on chip into the output of its first voice; a warp with a lane
+        // of another output adds its values to global memory directly
+        const long long bb = gs_bus(vt[base], n_out);
+        const long long my = has ? gs_bus(V, n_out) : bb;
+        const bool mixed = __any_sync(0xffffffffu, my != bb);
+        long long* ob = out + bb * slice;
+        long long* om = out + my * slice;
         GsVoiceK K;
         long long ipos = 0;
         float fpos = 0.0f, gl = 0.0f, gr = 0.0f, s1 = 0.0f, s2 = 0.0f;
@@ -739,7 +761,7 @@ __device__ __forceinline__ void gs_render_block_smem(
                         if (T.cho != 0.0f) q[3] = GS_F2LL((mono * T.cho) * MIX_SCALE);
                     }
                 }
-                gs_smem_put(acc, k, nbus, q);
+                gs_smem_put(acc, k, nbus, q, mixed, om + ((long long)tk * TICK + k) * nbus);
             }
             if (live) {
                 if (T.is_open) {
@@ -749,7 +771,7 @@ __device__ __forceinline__ void gs_render_block_smem(
                 gs_tick_end(V, K, T, t0, fade_frames, ended, ipos, fpos, gl, gr, done);
             }
             __syncthreads();
-            long long* o = out + (long long)tk * TICK * nbus;
+            long long* o = ob + (long long)tk * TICK * nbus;
             for (int i = threadIdx.x; i < TICK * nbus; i += blockDim.x)
                 if (acc[i] != 0) atomicAdd((unsigned long long*)(o + i), (unsigned long long)acc[i]);
             __syncthreads();                                  // before the next tick clears acc
@@ -764,9 +786,9 @@ extern "C" __global__ void voice_render_smem(GS_KERNEL_ARGS) {
     __shared__ long long acc[TICK * 4];
     if (sends)
         gs_render_block_smem<true>(vt, n_voices, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate,
-                                   fade_frames, cubic, out, acc);
+                                   fade_frames, cubic, n_out, out, acc);
     else
         gs_render_block_smem<false>(vt, n_voices, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate,
-                                    fade_frames, cubic, out, acc);
+                                    fade_frames, cubic, n_out, out, acc);
 }
 #endif  // GPUSYNTH_HOST

@@ -98,6 +98,22 @@ def test_batch_local(songs, tmp_path):
     assert s["totals"]["ok"] == 6 and _files(out2) == first
 
 
+def test_batch_together(songs, tmp_path):
+    """--together (each task's songs in one launch, with reverb and chorus on) writes the same
+    bytes as one by one; the bad file of the group is reported and its neighbours render."""
+    out1, out2 = str(tmp_path / "one"), str(tmp_path / "tog")
+    run_batch([songs], out1, sine_bank(), jobs=1, group=4, backend=FAST, progress=False,
+              quiet=True, together=False)
+    s = run_batch([songs], out2, sine_bank(), jobs=1, group=4, backend=FAST, progress=False,
+                  quiet=True, together=True)
+    t = s["totals"]
+    assert (t["ok"], t["failed"]) == (6, 1)
+    assert max(f["stats"].get("together", 1) for f in s["files"] if f["status"] == "ok") >= 3
+    a, b = _files(out1), _files(out2)
+    assert sorted(a) == sorted(b) and len(a) == 6
+    assert a == b
+
+
 def test_batch_stems(songs, tmp_path):
     import soundfile as sf
     out = str(tmp_path / "st")

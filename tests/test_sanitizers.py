@@ -103,8 +103,8 @@ int main(int argc, char** argv) {
         long long* out = (long long*)calloc((size_t)(nt * nf * nbus), sizeof(long long));
         long long* out2 = (long long*)calloc((size_t)(nt * nf * nbus), sizeof(long long));
         const int cubic = (int)(rnd() % 2);
-        voice_render(vt, n, pool, P, chin, n_chan, B, n_ticks, 48000.0f, 144, cubic, sends, out);
-        voice_render_fused(vt2, n, pool, P, chin, n_chan, B, n_ticks, 48000.0f, 144, cubic, sends, out2);
+        voice_render(vt, n, pool, P, chin, n_chan, B, n_ticks, 48000.0f, 144, cubic, sends, 1, out);
+        voice_render_fused(vt2, n, pool, P, chin, n_chan, B, n_ticks, 48000.0f, 144, cubic, sends, 1, out2);
         // both kernels: the same sums (exact int64 mix), the same voice state
         for (long long i = 0; i < nf * nbus; ++i) {
             long long a = 0, b = 0;

@@ -95,16 +95,20 @@ class CupyRuntime:
     def to_host(self, a):
         return self.cp.asnumpy(a)
 
-    def launch(self, be, n_active, t0, n_ticks, chin, sends, nf, nbus):
+    @property
+    def bus_align(self):
+        return K.GPU_CHUNK[0]
+
+    def launch(self, be, n_active, t0, n_ticks, chin, sends, nf, nbus, n_out=1):
         cp = self.cp
-        out = cp.zeros((nf, nbus), cp.int64)
+        out = cp.zeros((n_out, nf, nbus) if n_out > 1 else (nf, nbus), cp.int64)
         chin_d = cp.asarray(chin)
         n, plen, nch, t0_, nt_, rate, fade, cubic, snd = int_args(be, n_active, t0, n_ticks, chin, sends)
         i64, i32 = np.int64, np.int32
         per_thread = 1 if self.kernel_key == "smem" else K.GPU_CHUNK[0]
         self.kernel(_grid(-(-n // per_thread)), (THREADS,),
                     (be.table, i64(n), be.pool, i64(plen), chin_d, i32(nch), i64(t0_), i32(nt_),
-                     np.float32(rate), i32(fade), i32(cubic), i32(snd), out))
+                     np.float32(rate), i32(fade), i32(cubic), i32(snd), i32(n_out), out))
         return out
 
 

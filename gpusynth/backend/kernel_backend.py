@@ -85,17 +85,35 @@ class KernelBackend:
         return np.ascontiguousarray(self.rt.to_host(rows)).view(VOICE_DTYPE).reshape(-1)
 
     # ---- render -----------------------------------------------------------------------------
-    def render(self, n_active: int, t0: int, n_ticks: int, chin: np.ndarray, sends: bool = False):
-        n_active, n_ticks = int(n_active), int(n_ticks)
+    @property
+    def bus_align(self) -> int:
+        """Voices per kernel work item: the voices of one output (``n_out``) must stay together
+        in runs padded to a multiple of this (gpusynth.ensemble)."""
+        return int(self.rt.bus_align)
+
+    def render(self, n_active: int, t0: int, n_ticks: int, chin: np.ndarray, sends: bool = False,
+               n_out: int = 1):
+        """Render n_ticks ticks of voices [0, n_active). Returns (float32 [frames, buses], the
+        finished slots); with ``n_out`` > 1, float32 [n_out, frames, buses], each voice mixed
+        into output ``bus`` (its field)."""
+        n_active, n_ticks, n_out = int(n_active), int(n_ticks), int(n_out)
         nbus = 4 if sends else 2
         nf = n_ticks * TICK
+        shape = (n_out, nf, nbus) if n_out > 1 else (nf, nbus)
         if n_active == 0 or n_ticks == 0:
-            return np.zeros((nf, nbus), np.float32), np.zeros(0, np.int64)
+            return np.zeros(shape, np.float32), np.zeros(0, np.int64)
         chin = check_chin(chin, n_ticks)
-        acc = self.rt.launch(self, n_active, int(t0), n_ticks, chin, bool(sends), nf, nbus)
+        acc = self.rt.launch(self, n_active, int(t0), n_ticks, chin, bool(sends), nf, nbus, n_out)
         out = self.rt.to_host((acc.astype(self.xp.float64) * (1.0 / MIX_SCALE)).astype(self.xp.float32))
         done = self.rt.to_host(self.table[:n_active, DONE_OFF])
         return out, np.flatnonzero(done).astype(np.int64)
+
+    def load_rows(self, records: np.ndarray):
+        """Replace slots [0, len(records)) with ``records`` (VOICE_DTYPE): one upload."""
+        rec = np.ascontiguousarray(records, dtype=VOICE_DTYPE)
+        self.ensure_capacity(len(rec))
+        if len(rec):
+            self.table[:len(rec)] = self.xp.asarray(rec.view(np.uint8).reshape(len(rec), ITEM))
 
 
 def int_args(be, n_active, t0, n_ticks, chin, sends):

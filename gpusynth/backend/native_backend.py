@@ -183,7 +183,7 @@ def build_helper(source, tag: str, flags) -> Path:
 def _bind(lib):
     P, LL, I, F = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_int, ctypes.c_float
     for fn in (lib.voice_render, lib.voice_render_fused):
-        fn.argtypes = [P, LL, P, LL, P, I, LL, I, F, I, I, I, P]
+        fn.argtypes = [P, LL, P, LL, P, I, LL, I, F, I, I, I, I, P]
         fn.restype = None
     lib.omp_get_max_threads.restype = ctypes.c_int
     return lib
@@ -226,13 +226,17 @@ class NativeRuntime:
     def to_host(a):
         return a
 
-    def launch(self, be, n_active, t0, n_ticks, chin, sends, nf, nbus):
+    # voices per work item: each output's voices are padded to a multiple of it (ensemble)
+    bus_align = K.CPU_CHUNK[0]
+
+    def launch(self, be, n_active, t0, n_ticks, chin, sends, nf, nbus, n_out=1):
         nt = max(1, int(self.lib.omp_get_max_threads()))
-        out = np.zeros((nt, nf, nbus), np.int64)
+        out = np.zeros((nt, n_out, nf, nbus), np.int64)
         n, plen, nch, t0_, nt_, rate, fade, cubic, snd = int_args(be, n_active, t0, n_ticks, chin, sends)
         self.fn(be.table.ctypes.data, n, be.pool.ctypes.data, plen, chin.ctypes.data,
-                              nch, t0_, nt_, rate, fade, cubic, snd, out.ctypes.data)
-        return out.sum(axis=0) if nt > 1 else out[0]
+                nch, t0_, nt_, rate, fade, cubic, snd, int(n_out), out.ctypes.data)
+        out = out.sum(axis=0) if nt > 1 else out[0]
+        return out if n_out > 1 else out[0]
 
 
 class NativeBackend(KernelBackend):

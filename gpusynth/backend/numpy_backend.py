@@ -171,22 +171,33 @@ class NumpyBackend(HostVoiceTable):
         self.pool = p if len(p) else np.zeros(1, np.float32)
 
     # ---- render --------------------------------------------------------------------------
-    def render(self, n_active: int, t0: int, n_ticks: int, chin: np.ndarray, sends: bool = False):
+    bus_align = 1
+
+    def load_rows(self, records: np.ndarray):
+        """Replace slots [0, len(records)) with ``records`` (VOICE_DTYPE)."""
+        self.ensure_capacity(len(records))
+        self.table[:len(records)] = records
+
+    def render(self, n_active: int, t0: int, n_ticks: int, chin: np.ndarray, sends: bool = False,
+               n_out: int = 1):
         """Render n_ticks ticks of voices [0, n_active) from absolute frame t0 (a multiple of
         TICK). chin: float32 [N_CHIN, n_ticks, channels]. Returns (out float32
-        [n_ticks*TICK, 4 if sends else 2], finished slots)."""
+        [n_ticks*TICK, 4 if sends else 2], finished slots); with ``n_out`` > 1 the output is
+        [n_out, frames, buses], each voice mixed into output ``bus`` (its field; out of
+        range: output 0)."""
         nbus = 4 if sends else 2
-        acc = np.zeros((n_ticks * TICK, nbus), np.int64)
+        n_out = int(n_out)
+        acc = np.zeros((n_out, n_ticks * TICK, nbus), np.int64)
         tab = self.table[:n_active]
         for i in range(n_ticks):
             a = t0 + i * TICK
             live = np.flatnonzero((tab["done"] == 0) & (tab["start"] < a + TICK))
             if len(live):
-                acc[i * TICK:(i + 1) * TICK] = self._tick(tab, live, a, chin[:, i, :], sends)
+                acc[:, i * TICK:(i + 1) * TICK] = self._tick(tab, live, a, chin[:, i, :], sends, n_out)
         out = (acc.astype(np.float64) * (1.0 / MIX_SCALE)).astype(np.float32)
-        return out, np.flatnonzero(tab["done"]).astype(np.int64)
+        return (out if n_out > 1 else out[0]), np.flatnonzero(tab["done"]).astype(np.int64)
 
-    def _tick(self, tab, live, t0: int, ch, sends: bool):
+    def _tick(self, tab, live, t0: int, ch, sends: bool, n_out: int = 1):
         rate = self.rate
         v = tab[live]
         c = np.clip(v["chan"], 0, ch.shape[1] - 1)
@@ -263,15 +274,24 @@ class NumpyBackend(HostVoiceTable):
         yl = ye * (glp[:, None] + dgl[:, None] * ramp[None, :])
         yr = ye * (grp[:, None] + dgr[:, None] * ramp[None, :])
         live_f = on                                  # frames before the voice's start add nothing
-        res = np.zeros((TICK, 4 if sends else 2), np.int64)
-        res[:, 0] = np.where(live_f, quantize(yl), 0).sum(axis=0)
-        res[:, 1] = np.where(live_f, quantize(yr), 0).sum(axis=0)
+        res = np.zeros((n_out, TICK, 4 if sends else 2), np.int64)
+        bus = v["bus"].astype(np.int64)
+        bus = np.where((bus >= 0) & (bus < n_out), bus, 0)
+
+        def mix(col, y):                             # each voice into its output, exactly
+            q = np.where(live_f, quantize(y), 0)
+            if n_out == 1:
+                res[0, :, col] = q.sum(axis=0)
+            else:
+                np.add.at(res[:, :, col], bus, q)
+        mix(0, yl)
+        mix(1, yr)
         if sends:
             rev = np.clip(v["rev"] + ch_rev * v["rev_cc"], F32(0.0), F32(1.0))
             cho = np.clip(v["cho"] + ch_cho * v["cho_cc"], F32(0.0), F32(1.0))
             mono = (yl + yr) * F32(0.5)
-            res[:, 2] = np.where(live_f, quantize(mono * rev[:, None]), 0).sum(axis=0)
-            res[:, 3] = np.where(live_f, quantize(mono * cho[:, None]), 0).sum(axis=0)
+            mix(2, mono * rev[:, None])
+            mix(3, mono * cho[:, None])
         # -------- state update ------------------------------------------------------------
         pn = v["fpos"].astype(np.float64) + inc.astype(np.float64) * (TICK - k0)   # exact
         fln = pn.astype(np.int64)
