@@ -10,6 +10,10 @@
                                   [--cores 2] [--density 50000] (not part of `all`)
   python bench/bench.py effects   [--voices 64,4096] [--repeat 3] (reverb + chorus cost, reverb
                                   decay against FluidSynth; see bench_effects)
+  python bench/bench.py batch     [--songs-n 200] [--cores 2] (`gpusynth batch` against a loop
+                                  of `gpusynth render` and FluidSynth per file)
+  python bench/bench.py many      [--songs-n 64] [--group 8,32] [--cores 2] [--backend native]
+                                  (many songs in one launch against one at a time, in-process)
   common: --plot out.png (needs matplotlib), --out results.json (also written to a file)
 
 The machines these run on are shared and noisy, so every comparison is made in the same run:
@@ -1209,6 +1213,72 @@ def bench_batch(a):
         shutil.rmtree(d, ignore_errors=True)
 
 
+_MANY_CHILD = r"""
+import json, sys, time
+from gpusynth.api import Renderer, load_midi
+from gpusynth.voices import TICK
+paths, bank, backend, group, effects = json.loads(sys.argv[1])
+songs = [load_midi(p) for p in paths]
+r = Renderer(None if bank == "builtin" else bank, backend=backend, effects=effects)
+r.render(songs[0]); r.render_many(songs[:2])              # warm: compiled code, caches
+res = {}
+t0 = time.perf_counter(); vs = 0; one = []
+for s in songs:
+    one.append(r.render(s)); vs += r.synth.stats["voices_sum"] * TICK
+res["one_by_one"] = {"wall_s": time.perf_counter() - t0}
+t0 = time.perf_counter(); many = []; launches = 0
+for i in range(0, len(songs), group):
+    many += r.render_many(songs[i:i + group]); launches += r.stats["launches"]
+res["together"] = {"wall_s": time.perf_counter() - t0, "group": group, "launches": launches,
+                   "window_ticks": r.stats["window_ticks"]}
+for k in ("one_by_one", "together"):
+    res[k]["voice_samples_per_s"] = vs / res[k]["wall_s"]
+res["voice_samples"] = vs
+res["audio_s"] = sum(len(a) for a in one) / r.rate
+res["mean_voices"] = vs / max(sum(len(a) for a in one), 1)
+res["peak_voices_max"] = max(st["peak_voices"] for st in r.song_stats)
+res["identical"] = sum(a.tobytes() == b.tobytes() for a, b in zip(one, many))
+print(json.dumps(res))
+"""
+
+
+def bench_many(a):
+    """Many songs in one launch (gpusynth.ensemble) against one song at a time, in one
+    process with ``--cores`` threads (pinned), the same Renderer, the same generated short GM
+    songs (under 64 voices each), reverb and chorus off; voice-samples per second of each,
+    their ratio, and the byte-identity of the two. FluidSynth renders the same files once per
+    file at the same core count for scale."""
+    cores = int(str(a.cores).split(",")[-1])
+    n = a.songs_n
+    bank = default_bank() if a.bank is None else a.bank
+    d = tempfile.mkdtemp(prefix="gpusynth-many-bench-")
+    try:
+        songs = batch_songs(os.path.join(d, "in"), n)
+        res = {"songs": n, "cores": cores, "bank": bank, "backend": a.backend}
+        for g in [int(x) for x in str(a.group).split(",")]:
+            w, r = run_timed([sys.executable, "-c", _MANY_CHILD,
+                              json.dumps([songs, bank, a.backend, g, False])], cores, a.timeout)
+            if r.returncode != 0:
+                res[f"group_{g}"] = {"error": _tail(r.stderr)}
+                continue
+            x = json.loads(r.stdout.strip().splitlines()[-1])
+            x["ratio_voice_samples_per_s"] = (x["together"]["voice_samples_per_s"]
+                                              / x["one_by_one"]["voice_samples_per_s"])
+            res[f"group_{g}"] = x
+            log(f"group {g}: together {x['together']['voice_samples_per_s'] / 1e6:.1f} M vs/s, "
+                f"one by one {x['one_by_one']['voice_samples_per_s'] / 1e6:.1f} M vs/s "
+                f"(x{x['ratio_voice_samples_per_s']:.2f}), identical {x['identical']}/{n}")
+        if shutil.which("fluidsynth") and not a.no_fluidsynth and bank != "builtin":
+            t0 = time.perf_counter()
+            for p in songs:
+                run_timed(fluid_cmd(bank, p, os.path.join(d, os.path.basename(p) + ".wav"), cores),
+                          cores, a.timeout)
+            res["fluidsynth_per_file"] = {"wall_s": time.perf_counter() - t0}
+        return {"many": res}
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def plot(out, path):
     try:
         import matplotlib
@@ -1276,7 +1346,7 @@ def machine():
 
 def build_parser():
     p = argparse.ArgumentParser(description="gpusynth benchmarks (JSON on stdout)")
-    p.add_argument("what", choices=["polyphony", "songs", "kernel", "all", "blackmidi", "effects", "batch", "_one"])
+    p.add_argument("what", choices=["polyphony", "songs", "kernel", "all", "blackmidi", "effects", "batch", "many", "_one"])
     p.add_argument("--voices", default=DEFAULT_VOICES, help="held-voice counts (polyphony)")
     p.add_argument("--backends", default=None, help="comma list of gpusynth backends (default native)")
     p.add_argument("--backend", default="native", help=argparse.SUPPRESS)
@@ -1308,7 +1378,8 @@ def build_parser():
     p.add_argument("--data-dir", default=None,
                    help="blackmidi: where generated files are kept (default $TMPDIR/gpusynth-bench)")
     p.add_argument("--limit", type=int, default=4096, help="black MIDI voice limit")
-    p.add_argument("--songs-n", type=int, default=200, help="batch: number of generated songs")
+    p.add_argument("--songs-n", type=int, default=200, help="batch, many: number of generated songs")
+    p.add_argument("--group", default="32", help="many: songs per launch (comma list)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per subprocess")
     p.add_argument("--plot", help="write a PNG (needs matplotlib)")
     p.add_argument("--out", help="also write the JSON to this file")
@@ -1334,6 +1405,8 @@ def main(argv=None):
         out.update(bench_effects(a))
     if a.what == "batch":
         out.update(bench_batch(a))
+    if a.what == "many":
+        out.update(bench_many(a))
     if a.plot:
         out["plot"] = plot(out, a.plot)
     text = json.dumps(out, indent=2, default=float)
