@@ -1044,15 +1044,17 @@ def _effects_point(song, bank, V, backend, fx, sends):
     end = int(round(song.duration_s * RATE))
     marks = []
     for pos, b in iter_render(synth, song_source(song, RATE), end, 32768, 0.0):
-        marks.append((pos + len(b), time.perf_counter()))
+        marks.append((pos + len(b), time.perf_counter(), time.process_time()))
         if pos + len(b) >= end:
             break
-    return marks[-1][1] - marks[0][1], synth.stats.get("effects_s", 0.0)
+    return (marks[-1][1] - marks[0][1], synth.stats.get("effects_s", 0.0),
+            marks[-1][2] - marks[0][2])
 
 
 def bench_effects(a):
     """effects: the cost of reverb + chorus at V held voices (the polyphony chord, native, this
-    process's threads), same run, alternating, best of --repeat: `dry` (effects off, no send
+    process's threads), same run, alternating (the order rotating each round), best of
+    --repeat: `dry` (effects off, no send
     buses), `sends` (effects off, the kernel mixes the send buses), `effects` (reverb + chorus,
     FluidSynth's defaults). overhead = effects / dry - 1; `stage_s` is the effect stage's own
     time. Then reverb decay: FluidSynth (defaults) and gpusynth render a short note with CC91
@@ -1068,20 +1070,29 @@ def bench_effects(a):
         hold = hold_for(Vr, a.seconds, a.max_voice_samples or 2e8)
         song, _ = ours_song(lay, hold, a.program)
         best = {}
-        for _ in range(a.repeat):
-            for name, fx, sends in (("dry", False, False), ("sends", False, True), ("effects", True, False)):
-                w, st = _effects_point(song, bank, Vr, backend, fx, sends)
+        modes = [("dry", False, False), ("sends", False, True), ("effects", True, False)]
+        for rep in range(a.repeat):
+            # the order rotates each round: no mode always runs first or last
+            for name, fx, sends in modes[rep % 3:] + modes[:rep % 3]:
+                w, st, cpu = _effects_point(song, bank, Vr, backend, fx, sends)
                 if name not in best or w < best[name][0]:
-                    best[name] = (w, st)
+                    best[name] = (w, st, best.get(name, (0, 0, cpu))[2])
+                best[name] = best[name][:2] + (min(best[name][2], cpu),)
         r = {"voices": Vr, "hold_s": hold, "backend": backend,
              **{f"{k}_wall_s": v[0] for k, v in best.items()},
+             **{f"{k}_cpu_s": v[2] for k, v in best.items()},
              "stage_s": best["effects"][1],
              "overhead": best["effects"][0] / best["dry"][0] - 1,
              "sends_overhead": best["sends"][0] / best["dry"][0] - 1,
+             # process CPU time: what the render costs, without the time a shared machine
+             # took the CPU away (the wall-clock ratios above carry that noise)
+             "overhead_cpu": best["effects"][2] / best["dry"][2] - 1,
+             "sends_overhead_cpu": best["sends"][2] / best["dry"][2] - 1,
              "stage_fraction": best["effects"][1] / best["dry"][0]}
         log(f"    effects V={Vr}: dry {r['dry_wall_s']:.3f} s, sends {r['sends_wall_s']:.3f} s, "
-            f"effects {r['effects_wall_s']:.3f} s (+{100 * r['overhead']:.1f} %; stage "
-            f"{r['stage_s']:.4f} s = {100 * r['stage_fraction']:.1f} %)")
+            f"effects {r['effects_wall_s']:.3f} s (+{100 * r['overhead']:.1f} %; CPU time "
+            f"+{100 * r['overhead_cpu']:.1f} %, sends alone +{100 * r['sends_overhead_cpu']:.1f} %; "
+            f"stage {r['stage_s']:.4f} s = {100 * r['stage_fraction']:.1f} %)")
         out["effects"].append(r)
     from gpusynth import effects as fx
     ir = {}

@@ -418,6 +418,8 @@ class Effects:
             (self.chorus_on and not self.chorus.silent())
 
     def process(self, buses: np.ndarray) -> np.ndarray:
+        """The wet signal float32 [n, 2] of buses [n, 4] (L, R, reverb send, chorus send):
+        (0 + reverb) + chorus, per side."""
         n = len(buses)
         out = np.zeros((n, 2), F)
         if self.reverb_on:
@@ -431,6 +433,28 @@ class Effects:
         else:
             self.chorus.pos += n
         return out
+
+    def add_to(self, buses: np.ndarray):
+        """buses[:, :2] += process(buses), in place and without the [n, 2] temporaries (the
+        same floats: each side's wet is (0 + reverb) + chorus before it meets the dry)."""
+        n = len(buses)
+        wl = wr = None
+        if self.reverb_on:
+            wl, wr = self.reverb.process(buses[:, 2])
+            wl += F(0.0)                       # 0 + x: as process() (a -0.0 becomes +0.0)
+            wr += F(0.0)
+        if self.chorus_on:
+            l_, r_ = self.chorus.process(buses[:, 3])
+            if wl is None:
+                wl, wr = l_ + F(0.0), r_ + F(0.0)
+            else:
+                wl += l_
+                wr += r_
+        else:
+            self.chorus.pos += n
+        if wl is not None:
+            buses[:, 0] += wl
+            buses[:, 1] += wr
 
     # ---- GS / XG system effect settings ------------------------------------------------
     def apply_sysex(self, fx: dict):

@@ -823,7 +823,10 @@ class Synth:
         if self._pool_base:
             self._compact_pool()
         self._block_pos = B + N
-        out = out * np.float32(self.gain)
+        if out.flags.writeable and out.flags.owndata:
+            out *= np.float32(self.gain)          # the backend's fresh array: scale in place
+        else:
+            out = out * np.float32(self.gain)
         st = self.stats
         if fx is not None or self._fx_changes:
             f_start = _time.perf_counter()
@@ -849,7 +852,7 @@ class Synth:
             k = max(0, (int(t) - B) // TICK * TICK)
             if k > a:
                 if fx.on:
-                    out[a:k, :2] += fx.process(out[a:k])
+                    fx.add_to(out[a:k])
                 else:
                     fx.chorus.pos += k - a
                 a = k
@@ -857,7 +860,7 @@ class Synth:
         self._fx_changes = []
         if len(out) > a:
             if fx.on:
-                out[a:, :2] += fx.process(out[a:])
+                fx.add_to(out[a:])
             else:
                 fx.chorus.pos += len(out) - a
 

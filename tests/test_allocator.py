@@ -307,3 +307,21 @@ def test_compiled_loop_is_its_numpy_twin_bit_for_bit():
         assert (p.stolen, p.peak) == (q.stolen, q.peak), trial
         total += p.stolen
     assert total > 1000
+
+
+def test_open_loads_the_compiled_loop_before_the_first_note(monkeypatch):
+    """Synth.open builds/loads the stealing loop, so the first note-on in real time does not
+    wait for a compiler (a first build took about a second: 191 underruns in the soak)."""
+    if steal.load() is None:
+        pytest.skip(f"no compiled steal helper: {steal.load_error()}")
+    calls = []
+    real = steal.load
+    monkeypatch.setattr(steal, "load", lambda: calls.append(1) or real())
+    s = Synth(backend="numpy")
+    s.open({"voices": 8})
+    assert calls, "open() did not load the compiled stealing loop"
+    s.close()
+    calls.clear()
+    s = Synth(backend="numpy", alloc_engine="numpy")
+    s.open({"voices": 8})
+    assert not calls                      # the numpy engine needs no compiled code
