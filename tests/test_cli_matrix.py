@@ -185,10 +185,21 @@ def test_interrupted_render_never_leaves_a_half_file_under_the_name(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "gpusynth", "render", mid, "-o", out,
                           "--backend", "native"], cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(tmp_path.glob(".o.wav.*.part")):
+    # interrupt once audio is being written (not after a fixed delay: on a loaded machine the
+    # first blocks can take longer than that)
+    deadline = time.time() + 120
+
+    def written():
+        n = 0
+        for f in tmp_path.glob(".o.wav.*.part"):
+            try:
+                n += f.stat().st_size
+            except OSError:            # renamed in between
+                pass
+        return n
+    while time.time() < deadline and written() < 200_000 and p.poll() is None:
         time.sleep(0.05)
-    time.sleep(1.0)
+    assert p.poll() is None, "the render ended before it could be interrupted"
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
