@@ -13,6 +13,7 @@
 #   pytest-gpu.txt/.xml      python -m pytest -q -m gpu tests/
 #   polyphony-cupy.json/.png the cupy polyphony sweep 1,024 .. 4,000,000 held voices (smem kernel)
 #   polyphony-cupy-fused.json the portable kernel on the middle of the sweep
+#   many-cupy.json           many songs in one launch against one at a time (bench.py many)
 #   summary.txt              one line per step: status, exit code, seconds
 # --dry: the same steps on a CPU-only machine (native backend, small sweep) to check the script.
 set -u
@@ -117,6 +118,14 @@ GPUSYNTH_CUPY_KERNEL=smem step polyphony-cupy 150 "$PY" bench/bench.py polyphony
     --timeout 100 --out "$OUTDIR/polyphony-cupy.json" --plot "$OUTDIR/polyphony-cupy.png"
 GPUSYNTH_CUPY_KERNEL=fused step polyphony-cupy-fused 90 "$PY" bench/bench.py polyphony \
     "${SWEEP_FUSED[@]}" --timeout 60 --out "$OUTDIR/polyphony-cupy-fused.json"
+# many songs in one launch against one at a time (gpusynth.ensemble), same process
+if [ "$DRY" = 1 ]; then
+    step many-cupy 120 "$PY" bench/bench.py many --backend native --songs-n 8 --group 8 \
+        --cores 2 --no-fluidsynth --out "$OUTDIR/many-cupy.json"
+else
+    step many-cupy 120 "$PY" bench/bench.py many --backend cupy --songs-n 128 --group 32,128 \
+        --cores 4 --no-fluidsynth --timeout 110 --out "$OUTDIR/many-cupy.json"
+fi
 [ -f "$OUTDIR/pytest-gpu.log" ] && cp "$OUTDIR/pytest-gpu.log" "$OUTDIR/pytest-gpu.txt"
 
 echo "total: $(( $(date +%s) - START ))s" | tee -a "$SUMMARY"
