@@ -67,8 +67,6 @@ def test_window_ticks():
 def test_bus_routing_matches_single_output(backend, bank):
     """A launch with three outputs: output b equals the launch of bus b's voices alone (the
     others marked finished), bit for bit, and the voices' state is the same."""
-    if backend == "cupy":
-        pytest.skip("the GPU check runs in bench/gpu-check.sh")
     from gpusynth.synth import Synth
     s = Synth(backend="numpy")
     s.open({"sample_rate": RATE, "voices": 64, "channel_groups": 1})
