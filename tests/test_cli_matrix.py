@@ -182,9 +182,13 @@ def test_interrupted_render_never_leaves_a_half_file_under_the_name(tmp_path):
     mid = tmp_path / "long.mid"
     write_black_midi(mid, 400_000, tracks=8, density=4000)       # ~100 s of dense audio
     out = tmp_path / "o.wav"
+    # SIGINT back to its default in the child: a test run started in the background by a
+    # shell without job control inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt (the render would simply finish)
     p = subprocess.Popen([sys.executable, "-m", "gpusynth", "render", mid, "-o", out,
                           "--backend", "native"], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+                         stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # interrupt once audio is being written (not after a fixed delay: on a loaded machine the
     # first blocks can take longer than that)
     deadline = time.time() + 120
