@@ -264,8 +264,6 @@ class Renderer:
         outs = self._ensemble.render_many(songs)
         self.stats = {k: v for k, v in self._ensemble.stats.items() if k != "per_song"}
         self.song_stats = self._ensemble.stats["per_song"]
-        for st, sg in zip(self.song_stats, songs):
-            st["warnings"] = list(getattr(sg, "warnings", []))
         self.songs += len(songs)
         return outs
 

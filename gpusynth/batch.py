@@ -103,26 +103,38 @@ def render_one(renderer, midi, name, ext, subtype, stems, workdir):
     song = load_midi(midi)
     fmt = ext[1:]
     t0 = time.perf_counter()
-    if stems:
-        mix, st = renderer.render_with_stems(song, stems)
-        stats = dict(renderer.stats)
-        d = os.path.join(workdir, name)
-        os.makedirs(d, exist_ok=True)
-        files = []
-        for stem_name, a in [("mix", mix)] + sorted(st.items()):
-            _encode(a, renderer.rate, subtype, fmt, os.path.join(d, stem_name + ext))
-            files.append(os.path.join(name, stem_name + ext))
-        stats["stems"] = sorted(st)
-    else:
+    if not stems:
         audio = renderer.render(song)
-        stats = dict(renderer.stats)
-        p = os.path.join(workdir, name + ext)
-        os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
-        _encode(audio, renderer.rate, subtype, fmt, p)
-        files = [name + ext]
+        return _write_song(audio, dict(renderer.stats), song, name, ext, subtype, workdir,
+                           renderer.rate, t0)
+    mix, st = renderer.render_with_stems(song, stems)
+    stats = dict(renderer.stats)
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    files = []
+    for stem_name, a in [("mix", mix)] + sorted(st.items()):
+        _encode(a, renderer.rate, subtype, fmt, os.path.join(d, stem_name + ext))
+        files.append(os.path.join(name, stem_name + ext))
+    stats["stems"] = sorted(st)
     stats["wall_s"] = time.perf_counter() - t0
     stats["warnings"] = list(getattr(song, "warnings", [])) + stats.pop("preset_warnings", [])
     return stats, files
+
+
+def _write_song(audio, stats, song, name, ext, subtype, workdir, rate, t0, before=0.0):
+    """Encode one song's mix as ``workdir/name + ext``; returns (stats, [relative path]).
+    wall_s: ``before`` (seconds spent on it elsewhere) + the time since ``t0``."""
+    p = os.path.join(workdir, name + ext)
+    os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
+    _encode(audio, rate, subtype, ext[1:], p)
+    stats["wall_s"] = before + time.perf_counter() - t0
+    stats["warnings"] = list(getattr(song, "warnings", [])) + stats.pop("preset_warnings", [])
+    return stats, [name + ext]
+
+
+def _error(e) -> dict:
+    """The result of a song that failed: reported, and the batch goes on."""
+    return {"status": "error", "error": f"{type(e).__name__}: {str(e) or type(e).__name__}"}
 
 
 def _job(renderer, path_or_bytes, name, opts, workdir):
@@ -132,8 +144,7 @@ def _job(renderer, path_or_bytes, name, opts, workdir):
                                opts["stems"], workdir)
         return {"status": "ok", "stats": st, "files": files}
     except Exception as e:               # a bad file is reported, the batch goes on
-        msg = str(e) or type(e).__name__
-        return {"status": "error", "error": f"{type(e).__name__}: {msg}"}
+        return _error(e)
 
 
 def _together(renderer, opts) -> bool:
@@ -158,7 +169,7 @@ def _run_items(renderer, items, opts, workdir_for):
             try:
                 songs.append((idx, load_midi(src), name))
             except Exception as e:
-                yield idx, {"status": "error", "error": f"{type(e).__name__}: {e}"}, None
+                yield idx, _error(e), None
         try:
             t0 = time.perf_counter()
             outs = renderer.render_many([sg for _, sg, _ in songs]) if songs else []
@@ -170,16 +181,12 @@ def _run_items(renderer, items, opts, workdir_for):
             for (idx, sg, name), audio, st in zip(songs, outs, renderer.song_stats):
                 wd = workdir_for()
                 try:
-                    p = os.path.join(wd, name + opts["ext"])
-                    os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
-                    _encode(audio, renderer.rate, opts["subtype"], opts["ext"][1:], p)
-                    st = dict(st)
-                    st["wall_s"] = wall / max(len(songs), 1)
-                    st["warnings"] = list(getattr(sg, "warnings", [])) + st.pop("preset_warnings", [])
-                    st["together"] = len(songs)
-                    yield idx, {"status": "ok", "stats": st, "files": [name + opts["ext"]]}, wd
+                    st, files = _write_song(audio, dict(st, together=len(songs)), sg, name,
+                                            opts["ext"], opts["subtype"], wd, renderer.rate,
+                                            time.perf_counter(), wall / len(songs))
+                    yield idx, {"status": "ok", "stats": st, "files": files}, wd
                 except Exception as e:
-                    yield idx, {"status": "error", "error": f"{type(e).__name__}: {e}"}, wd
+                    yield idx, _error(e), wd
         items = [(idx, sg, name) for idx, sg, name in rest]
     for idx, src, name in items:
         wd = workdir_for()

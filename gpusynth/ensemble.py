@@ -120,11 +120,7 @@ class Ensemble:
         # backend's), never rendered itself: the launch renders its rows
         s = Synth(backend="numpy", interp=self.interp, gain=self.gain, **self.options)
         g = max(1, int(getattr(song, "channel_groups", 2) or 2))
-        if self._pool_of is None:
-            s.download(self.bank)             # validates the bank (once per ensemble)
-        else:
-            s._banks.append((1, self.bank, 1))  # the same bank, already validated
-            s._next_handle = 2
+        s.download(self.bank, validate=self._pool_of is None)    # validated once per ensemble
         s.open({"sample_rate": self.rate, "voices": self.voices, "channel_groups": g})
         s.stream(song_source(song, self.rate))
         pool = s.presets.pool                 # one bank: a view of its samples, never a copy

@@ -325,12 +325,15 @@ class Synth:
         self.channels.priority[i] = np.uint32(prio)
 
     # ------------------------------------------------------------------ banks
-    def download(self, bank: Bank, priority: int | None = None) -> int:
+    def download(self, bank: Bank, priority: int | None = None, validate: bool = True) -> int:
         """Make a bank's presets playable. Banks with a higher priority win lookups; the default
-        priority is the download order (a later bank shadows an earlier one)."""
+        priority is the download order (a later bank shadows an earlier one). ``validate=False``
+        skips the bank's checks, for a bank object another synth has already validated
+        (gpusynth.ensemble opens one synth per song on one bank)."""
         if not isinstance(bank, Bank):
             raise TypeError("download() takes a gpusynth.banks.Bank (see gpusynth.banks.load_bank)")
-        bank.validate()
+        if validate:
+            bank.validate()
         h = self._next_handle
         self._next_handle += 1
         self._banks.append((h, bank, h if priority is None else int(priority)))
