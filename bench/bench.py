@@ -1161,6 +1161,27 @@ def batch_songs(d, n, seconds=8.0, seed=12):
     return paths
 
 
+def _song_set(a, prefix):
+    """The generated short GM songs of ``batch``/``many``: (cores, n, bank, tmpdir, paths)."""
+    cores = int(str(a.cores).split(",")[-1])
+    bank = default_bank() if a.bank is None else a.bank
+    d = tempfile.mkdtemp(prefix=prefix)
+    return cores, a.songs_n, bank, d, batch_songs(os.path.join(d, "in"), a.songs_n)
+
+
+def _fluid_per_file(a, bank, songs, d, cores):
+    """FluidSynth run once per file (dry, pinned): total wall seconds, or None when it is not
+    run (not installed, --no-fluidsynth, or the built-in bank)."""
+    if not shutil.which("fluidsynth") or a.no_fluidsynth or bank == "builtin":
+        return None
+    os.makedirs(os.path.join(d, "fluid"), exist_ok=True)
+    t0 = time.perf_counter()
+    for p in songs:
+        run_timed(fluid_cmd(bank, p, os.path.join(d, "fluid", os.path.basename(p) + ".wav"), cores),
+                  cores, a.timeout)
+    return time.perf_counter() - t0
+
+
 def bench_batch(a):
     """200 short GM songs at equal cores (pinned): ``gpusynth batch -j CORES`` against a loop
     of ``gpusynth render`` processes and against FluidSynth run once per file (same bank,
@@ -1168,12 +1189,8 @@ def bench_batch(a):
     same session (the machine is shared and noisy). Also the byte-identity of the batch
     outputs with the loop's."""
     import glob
-    cores = int(str(a.cores).split(",")[-1])
-    n = a.songs_n
-    bank = default_bank() if a.bank is None else a.bank
-    d = tempfile.mkdtemp(prefix="gpusynth-batch-bench-")
+    cores, n, bank, d, songs = _song_set(a, "gpusynth-batch-bench-")
     try:
-        songs = batch_songs(os.path.join(d, "in"), n)
         env = _env(cores)
         res = {"songs": n, "cores": cores, "bank": bank}
         cmd = [sys.executable, "-m", "gpusynth", "batch", os.path.join(d, "in"), "-o",
@@ -1205,13 +1222,8 @@ def bench_batch(a):
                    == open(p, "rb").read() for p in glob.glob(os.path.join(d, "batch", "*.wav")))
         res["identical_outputs"] = same
         log(f"render loop: {w:.1f} s; identical outputs {same}/{n}")
-        if shutil.which("fluidsynth") and not a.no_fluidsynth and bank != "builtin":
-            os.makedirs(os.path.join(d, "fluid"))
-            t0 = time.perf_counter()
-            for p in songs:
-                run_timed(fluid_cmd(bank, p, os.path.join(d, "fluid", os.path.basename(p) + ".wav"),
-                                    cores), cores, a.timeout)
-            w = time.perf_counter() - t0
+        w = _fluid_per_file(a, bank, songs, d, cores)
+        if w is not None:
             res["fluidsynth_per_file"] = {"wall_s": w, "files_per_s": n / w,
                                           "realtime_factor": audio / w}
             log(f"fluidsynth per file: {w:.1f} s")
@@ -1259,12 +1271,8 @@ def bench_many(a):
     songs (under 64 voices each), reverb and chorus off; voice-samples per second of each,
     their ratio, and the byte-identity of the two. FluidSynth renders the same files once per
     file at the same core count for scale."""
-    cores = int(str(a.cores).split(",")[-1])
-    n = a.songs_n
-    bank = default_bank() if a.bank is None else a.bank
-    d = tempfile.mkdtemp(prefix="gpusynth-many-bench-")
+    cores, n, bank, d, songs = _song_set(a, "gpusynth-many-bench-")
     try:
-        songs = batch_songs(os.path.join(d, "in"), n)
         res = {"songs": n, "cores": cores, "bank": bank, "backend": a.backend}
         for g in [int(x) for x in str(a.group).split(",")]:
             w, r = run_timed([sys.executable, "-c", _MANY_CHILD,
@@ -1279,12 +1287,9 @@ def bench_many(a):
             log(f"group {g}: together {x['together']['voice_samples_per_s'] / 1e6:.1f} M vs/s, "
                 f"one by one {x['one_by_one']['voice_samples_per_s'] / 1e6:.1f} M vs/s "
                 f"(x{x['ratio_voice_samples_per_s']:.2f}), identical {x['identical']}/{n}")
-        if shutil.which("fluidsynth") and not a.no_fluidsynth and bank != "builtin":
-            t0 = time.perf_counter()
-            for p in songs:
-                run_timed(fluid_cmd(bank, p, os.path.join(d, os.path.basename(p) + ".wav"), cores),
-                          cores, a.timeout)
-            res["fluidsynth_per_file"] = {"wall_s": time.perf_counter() - t0}
+        w = _fluid_per_file(a, bank, songs, d, cores)
+        if w is not None:
+            res["fluidsynth_per_file"] = {"wall_s": w}
         return {"many": res}
     finally:
         shutil.rmtree(d, ignore_errors=True)
