@@ -417,31 +417,14 @@ class Effects:
         return (self.reverb_on and not self.reverb.silent()) or \
             (self.chorus_on and not self.chorus.silent())
 
-    def process(self, buses: np.ndarray) -> np.ndarray:
-        """The wet signal float32 [n, 2] of buses [n, 4] (L, R, reverb send, chorus send):
-        (0 + reverb) + chorus, per side."""
-        n = len(buses)
-        out = np.zeros((n, 2), F)
-        if self.reverb_on:
-            l_, r_ = self.reverb.process(buses[:, 2])
-            out[:, 0] += l_
-            out[:, 1] += r_
-        if self.chorus_on:
-            l_, r_ = self.chorus.process(buses[:, 3])
-            out[:, 0] += l_
-            out[:, 1] += r_
-        else:
-            self.chorus.pos += n
-        return out
-
     def add_to(self, buses: np.ndarray):
-        """buses[:, :2] += process(buses), in place and without the [n, 2] temporaries (the
-        same floats: each side's wet is (0 + reverb) + chorus before it meets the dry)."""
+        """Add the wet signal of buses [n, 4] (L, R, reverb send, chorus send) into its dry
+        columns, in place: each side's wet is (0 + reverb) + chorus before it meets the dry."""
         n = len(buses)
         wl = wr = None
         if self.reverb_on:
             wl, wr = self.reverb.process(buses[:, 2])
-            wl += F(0.0)                       # 0 + x: as process() (a -0.0 becomes +0.0)
+            wl += F(0.0)                       # 0 + x: a -0.0 from the reverb becomes +0.0
             wr += F(0.0)
         if self.chorus_on:
             l_, r_ = self.chorus.process(buses[:, 3])

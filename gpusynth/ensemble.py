@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-from .render import SILENCE, song_source
+from .render import song_over, song_source, summarize
 from .synth import Synth
 from .voices import TICK, VOICE_DTYPE
 
@@ -167,7 +167,6 @@ class Ensemble:
                         nxt = self._prepare(parts[i], job["B"] + T * TICK, T)
                         fut[i] = (nxt, ex.submit(self._launch, launchers[i], nxt))
         wall = time.perf_counter() - t_all
-        from .render import summarize
         per = []
         outs = []
         for m in mem:
@@ -248,7 +247,6 @@ class Ensemble:
                 tab = m.synth.backend.table
                 tab[:n] = after[a:a + n]
                 tab["chan"][:n] -= job["coff"][b]
-                tab["bus"][:n] = 0
                 finished = np.flatnonzero(tab["done"][:n]).astype(np.int64)
             else:
                 finished = np.zeros(0, np.int64)
@@ -274,14 +272,7 @@ class Ensemble:
         block = np.concatenate(m.pending) if len(m.pending) > 1 else m.pending[0]
         m.pending = []
         m.blocks.append(block)
-        s = m.synth
-        if m.pos >= m.end and s.pending_events == 0 and s.source_done:
-            if s.active_voices == 0 and not s.effects_ringing:
-                m.done = True
-            elif float(np.max(np.abs(block))) < SILENCE and not s.has_held_notes():
-                m.done = True
-            elif m.pos >= m.cap:
-                m.done = True
+        m.done = song_over(m.synth, m.pos, m.end, m.cap, block)
 
 
 __all__ = ["Ensemble", "EnsembleError", "window_ticks"]

@@ -69,13 +69,21 @@ def iter_render(synth: Synth, source, end_frame: int, chunk: int = 32768,
         block = synth.render(chunk, pos)
         yield pos, block
         pos += chunk
-        if pos >= end_frame and synth.pending_events == 0 and synth.source_done:
-            if synth.active_voices == 0 and not getattr(synth, "effects_ringing", False):
-                break
-            if float(np.max(np.abs(block))) < SILENCE and not synth.has_held_notes():
-                break
-            if pos >= cap:
-                break
+        if song_over(synth, pos, end_frame, cap, block):
+            break
+
+
+def song_over(synth: Synth, pos: int, end_frame: int, cap: int, block: np.ndarray) -> bool:
+    """The end-of-song rule, checked after each chunk (``block``, ending at frame ``pos``):
+    past the song's end with every event played, and no voice or effect tail left, or the
+    last chunk below -90 dBFS with no note held, or ``cap`` reached."""
+    if pos < end_frame or synth.pending_events or not synth.source_done:
+        return False
+    if synth.active_voices == 0 and not getattr(synth, "effects_ringing", False):
+        return True
+    if float(np.max(np.abs(block))) < SILENCE and not synth.has_held_notes():
+        return True
+    return pos >= cap
 
 
 def render_song(song, bank=None, backend="auto", rate=48000, voices=None, chunk=32768,
