@@ -1037,29 +1037,55 @@ def bench_blackmidi(a):
 
 # -------------------------------------------------------------------------- plot
 
-def _effects_point(song, bank, V, backend, fx, sends):
-    """One render of the chord; returns (wall of the held stretch, effect-stage seconds)."""
+def _effects_interleaved(song, bank, V, backend, modes, rounds):
+    """The chord rendered in every mode of ``modes`` (name, effects, sends) side by side: each
+    round opens one synth per mode and advances them a 32,768-frame chunk at a time in turn
+    (the order rotating each chunk), so that a slow stretch of a shared machine lands on every
+    mode alike. Returns {name: [wall s, CPU s, effect-stage s]} summed over the held stretch
+    (every chunk after the first, which holds the note-ons) of every round."""
     from gpusynth.render import open_synth, iter_render, song_source
-    synth, _ = open_synth(bank, backend, RATE, V + 64, song=song, effects=fx, sends=sends)
     end = int(round(song.duration_s * RATE))
-    marks = []
-    for pos, b in iter_render(synth, song_source(song, RATE), end, 32768, 0.0):
-        marks.append((pos + len(b), time.perf_counter(), time.process_time()))
-        if pos + len(b) >= end:
-            break
-    return (marks[-1][1] - marks[0][1], synth.stats.get("effects_s", 0.0),
-            marks[-1][2] - marks[0][2])
+    tot = {m[0]: [0.0, 0.0, 0.0] for m in modes}
+    for rnd in range(rounds):
+        gens, synths = {}, {}
+        for name, fx, sends in modes:
+            synths[name], _ = open_synth(bank, backend, RATE, V + 64, song=song, effects=fx,
+                                         sends=sends)
+            gens[name] = iter_render(synths[name], song_source(song, RATE), end, 32768, 0.0)
+        live = [m[0] for m in modes]
+        i = rnd
+        first = True
+        while live:
+            order = live[i % len(live):] + live[:i % len(live)]
+            i += 1
+            for name in order:
+                fx0 = synths[name].stats.get("effects_s", 0.0)
+                w0, c0 = time.perf_counter(), time.process_time()
+                item = next(gens[name], None)
+                w1, c1 = time.perf_counter(), time.process_time()
+                if item is None or item[0] + len(item[1]) >= end:
+                    live.remove(name)
+                if not first and item is not None:
+                    t = tot[name]
+                    t[0] += w1 - w0
+                    t[1] += c1 - c0
+                    t[2] += synths[name].stats.get("effects_s", 0.0) - fx0
+            first = False
+        for sy in synths.values():
+            sy.close()
+    return tot
 
 
 def bench_effects(a):
     """effects: the cost of reverb + chorus at V held voices (the polyphony chord, native, this
-    process's threads), same run, alternating (the order rotating each round), best of
-    --repeat: `dry` (effects off, no send
-    buses), `sends` (effects off, the kernel mixes the send buses), `effects` (reverb + chorus,
-    FluidSynth's defaults). overhead = effects / dry - 1; `stage_s` is the effect stage's own
-    time. Then reverb decay: FluidSynth (defaults) and gpusynth render a short note with CC91
-    127; the tails' slopes (dB/s, 20 ms frames, first 40 dB) and the impulse-response RT60 of
-    the reverb alone (Schroeder, -5..-35 dB) against its parameter."""
+    process's threads) in three modes rendered side by side, a chunk at a time in turn
+    (_effects_interleaved; --repeat rounds): `dry` (effects off, no send buses), `sends`
+    (effects off, the kernel mixes the send buses), `effects` (reverb + chorus, FluidSynth's
+    defaults). overhead = effects / dry - 1 over the summed held stretches (CPU time and wall);
+    `stage_s` is the effect stage's own time. Then reverb decay: FluidSynth (defaults) and
+    gpusynth render a short note with CC91 127; the tails' slopes (dB/s, 20 ms frames, first
+    40 dB) and the impulse-response RT60 of the reverb alone (Schroeder, -5..-35 dB) against
+    its parameter."""
     bank_path = a.bank or default_bank()
     bank = _bank(bank_path)
     backend = (a.backends or "native").split(",")[0]
@@ -1069,26 +1095,19 @@ def bench_effects(a):
         Vr = lay["n_voices"]
         hold = hold_for(Vr, a.seconds, a.max_voice_samples or 2e8)
         song, _ = ours_song(lay, hold, a.program)
-        best = {}
         modes = [("dry", False, False), ("sends", False, True), ("effects", True, False)]
-        for rep in range(a.repeat):
-            # the order rotates each round: no mode always runs first or last
-            for name, fx, sends in modes[rep % 3:] + modes[:rep % 3]:
-                w, st, cpu = _effects_point(song, bank, Vr, backend, fx, sends)
-                if name not in best or w < best[name][0]:
-                    best[name] = (w, st, best.get(name, (0, 0, cpu))[2])
-                best[name] = best[name][:2] + (min(best[name][2], cpu),)
-        r = {"voices": Vr, "hold_s": hold, "backend": backend,
-             **{f"{k}_wall_s": v[0] for k, v in best.items()},
-             **{f"{k}_cpu_s": v[2] for k, v in best.items()},
-             "stage_s": best["effects"][1],
-             "overhead": best["effects"][0] / best["dry"][0] - 1,
-             "sends_overhead": best["sends"][0] / best["dry"][0] - 1,
+        tot = _effects_interleaved(song, bank, Vr, backend, modes, a.repeat)
+        r = {"voices": Vr, "hold_s": hold, "backend": backend, "rounds": a.repeat,
+             **{f"{k}_wall_s": v[0] for k, v in tot.items()},
+             **{f"{k}_cpu_s": v[1] for k, v in tot.items()},
+             "stage_s": tot["effects"][2],
+             "overhead": tot["effects"][0] / tot["dry"][0] - 1,
+             "sends_overhead": tot["sends"][0] / tot["dry"][0] - 1,
              # process CPU time: what the render costs, without the time a shared machine
              # took the CPU away (the wall-clock ratios above carry that noise)
-             "overhead_cpu": best["effects"][2] / best["dry"][2] - 1,
-             "sends_overhead_cpu": best["sends"][2] / best["dry"][2] - 1,
-             "stage_fraction": best["effects"][1] / best["dry"][0]}
+             "overhead_cpu": tot["effects"][1] / tot["dry"][1] - 1,
+             "sends_overhead_cpu": tot["sends"][1] / tot["dry"][1] - 1,
+             "stage_fraction": tot["effects"][2] / tot["dry"][0]}
         log(f"    effects V={Vr}: dry {r['dry_wall_s']:.3f} s, sends {r['sends_wall_s']:.3f} s, "
             f"effects {r['effects_wall_s']:.3f} s (+{100 * r['overhead']:.1f} %; CPU time "
             f"+{100 * r['overhead_cpu']:.1f} %, sends alone +{100 * r['sends_overhead_cpu']:.1f} %; "

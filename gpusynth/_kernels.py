@@ -138,11 +138,11 @@ def check_schema():
 def defines(gpu: bool = True) -> tuple:
     """(name, value) constants for -D, deterministic order. ``gpu`` picks the portable
     kernel's work decomposition (a voice per thread on a GPU, chunks of voices on the CPU)."""
-    from .backend.numpy_backend import DONE_LEVEL, FILTER_OPEN_CENTS, MIX_SCALE
+    from .backend.numpy_backend import DONE_LEVEL, FILTER_OPEN_CENTS, MIX_SCALE, SEND_ONE
     vchunk, subw = GPU_CHUNK if gpu else CPU_CHUNK
     d = [("TICK", str(TICK)), ("DONE_LEVEL", repr(float(DONE_LEVEL)) + "f"),
          ("FILTER_OPEN_CENTS", repr(float(FILTER_OPEN_CENTS)) + "f"),
-         ("MIX_SCALE", repr(MIX_SCALE) + "f"),
+         ("MIX_SCALE", repr(MIX_SCALE) + "f"), ("SEND_ONE", repr(SEND_ONE) + "f"),
          ("VCHUNK", str(vchunk)), ("SUBW", str(subw)),
          ("VOICE_BYTES", str(VOICE_DTYPE.itemsize)), ("N_CHIN", str(len(CHANNEL_INPUTS)))]
     d += [(f"CHI_{nm}", str(i)) for i, nm in enumerate(CHANNEL_INPUTS)]

@@ -26,6 +26,9 @@
 #ifndef MIX_SCALE
 #define MIX_SCALE 16777216.0f      // fixed point of the mix: 2^24 per full scale
 #endif
+#ifndef SEND_ONE
+#define SEND_ONE 4096.0f           // send levels quantised to 1/SEND_ONE (the send buses' scale)
+#endif
 #ifndef VCHUNK
 #define VCHUNK 32                  // voices per work item of the portable kernel
 #endif

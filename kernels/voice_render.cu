@@ -12,7 +12,10 @@
 //   3. the frame's contribution to each bus rounded to fixed point (MIX_SCALE per full scale)
 //      and added in int64: the mix is exact whatever the order in which
 //      voices, threads or atomics add, so the output is bit-identical for any window size,
-//      voice order or thread count.
+//      voice order or thread count. A send bus (reverb, chorus) adds the integer product
+//      sq * (qL + qR) of the voice's send level, quantised per tick to sq = rint(send x
+//      SEND_ONE), and its two rounded dry frames: no further rounding per frame, and where the
+//      lanes of a chunk share one send level the product of the sums (the same integer).
 //
 // Two portable kernels (shim and GPU) compute the same thing, bit for bit:
 //   voice_render        a work item is a chunk of VCHUNK voices processed as lanes, tick by tick,
@@ -21,8 +24,9 @@
 //                       overlaps or vectorises it) and mix. The native backend's kernel.
 //   voice_render_fused  a voice per work item, every pass fused into one loop per frame, no
 //                       per-frame buffers: the GPU's kernel (a thread per voice).
-// Both sum SUBW ticks at a time into a private int64 buffer and then add it to `out` (the shim
-// gives each OpenMP thread its own slice of `out`; on the GPU the adds are integer atomics).
+// On the GPU both sum SUBW ticks at a time into a private int64 buffer and then add it to `out`
+// with integer atomics; the shim gives each OpenMP thread its own slice of `out`, which the
+// work items add into directly (gs_acc_begin).
 // A third, GPU-only entry point, voice_render_smem, runs the fused loop with a thread per voice
 // and reduces each tick across the block on chip (warp sums, then shared-memory integer
 // atomics, then one global atomic per block, frame and bus): the same integers, so the same
@@ -40,6 +44,11 @@
 #define GS_OUT_SLICE(out, stride) (out)
 #endif
 
+// a send bus's integer: send level sq (0..SEND_ONE) x (qL + qR), wrapping (as numpy's int64)
+__device__ __forceinline__ long long gs_send(long long sq, long long m) {
+    return (long long)((unsigned long long)sq * (unsigned long long)m);
+}
+
 // Accumulator of the portable kernel: int64 [SUBW * TICK][nbus], ticks [tk0, tk0 + SUBW).
 struct GsLocalAcc {
     long long* buf;
@@ -48,14 +57,14 @@ struct GsLocalAcc {
     // cannot make a non-finite one (whose integer value would be unspecified)
     __device__ __forceinline__ long long q(float v) const { return GS_F2LL(v * MIX_SCALE); }
     template <bool SENDS>
-    __device__ __forceinline__ void put(int tk, int k, float l, float r, float rev, float cho) {
+    __device__ __forceinline__ void put(int tk, int k, float l, float r, int rq, int cq) {
         long long* p = buf + ((long long)(tk - tk0) * TICK + k) * (SENDS ? 4 : 2);
-        p[0] += q(l);
-        p[1] += q(r);
+        const long long ql = q(l), qr = q(r);
+        p[0] += ql;
+        p[1] += qr;
         if (SENDS) {                 // a zero send adds exactly 0: skipped
-            const float mono = (l + r) * 0.5f;
-            if (rev != 0.0f) p[2] += q(mono * rev);
-            if (cho != 0.0f) p[3] += q(mono * cho);
+            if (rq != 0) p[2] += gs_send(rq, ql + qr);
+            if (cq != 0) p[3] += gs_send(cq, ql + qr);
         }
     }
 };
@@ -90,8 +99,8 @@ __device__ __forceinline__ void gs_voice_k(const Voice& V, long long pool_len, i
 
 // ---- per voice and tick: control values at the tick start -----------------------------------
 struct GsTick {
-    float inc, fa1, fa2, fa3, glp, dgl, grp, dgr, rev, cho, gl_new, gr_new;
-    int k0;
+    float inc, fa1, fa2, fa3, glp, dgl, grp, dgr, gl_new, gr_new;
+    int k0, rq, cq;                 // rq / cq: reverb / chorus send level, 0..SEND_ONE
     bool looping, is_open;
 };
 
@@ -139,11 +148,11 @@ __device__ __forceinline__ void gs_tick(Voice& V, const GsVoiceK& K, const float
         V.catt = att;
         V.cpan = pan;
     }
-    T.rev = 0.0f;
-    T.cho = 0.0f;
+    T.rq = 0;
+    T.cq = 0;
     if (SENDS) {
-        T.rev = gs_clampf(V.rev + ch[CHI_ch_rev * cstride] * V.rev_cc, 0.0f, 1.0f);
-        T.cho = gs_clampf(V.cho + ch[CHI_ch_cho * cstride] * V.cho_cc, 0.0f, 1.0f);
+        T.rq = GS_F2I(gs_clampf(V.rev + ch[CHI_ch_rev * cstride] * V.rev_cc, 0.0f, 1.0f) * SEND_ONE);
+        T.cq = GS_F2I(gs_clampf(V.cho + ch[CHI_ch_cho * cstride] * V.cho_cc, 0.0f, 1.0f) * SEND_ONE);
     }
     T.k0 = (int)gs_clampll(start - t0, 0, TICK);
     T.looping = (V.lmode == 1) || (V.lmode == 3 && !rel_c);
@@ -341,6 +350,30 @@ __device__ __forceinline__ void gs_flush(const long long* __restrict__ buf, long
         if (buf[i] != 0) GS_ATOMIC_ADD_LL(o + i, buf[i]);
 }
 
+// The accumulator of a work item's ticks [w0, w1), [tick - w0][frame][bus]: on a GPU a private
+// buffer, zeroed here and added to the shared output with atomics by gs_acc_end; in the host
+// shim each thread owns its slice of `out`, so the work item adds into it directly (no buffer to
+// clear and copy, half the cache footprint: the same integers).
+__device__ __forceinline__ long long* gs_acc_begin(long long* buf, long long* out, int w0, int w1,
+                                                   int nbus) {
+#ifdef GPUSYNTH_HOST
+    (void)buf; (void)w1;
+    return out + (long long)w0 * TICK * nbus;
+#else
+    gs_zero(buf, w0, w1, nbus);
+    return buf;
+#endif
+}
+
+__device__ __forceinline__ void gs_acc_end(const long long* acc, long long* out, int w0, int w1,
+                                           int nbus) {
+#ifdef GPUSYNTH_HOST
+    (void)acc; (void)out; (void)w0; (void)w1; (void)nbus;
+#else
+    gs_flush(acc, out, w0, w1, nbus);
+#endif
+}
+
 // Render voice V for ticks [tka, tkb) of the window that starts at absolute frame win_t0.
 template <bool SENDS, class Acc>
 __device__ __forceinline__ void gs_render_voice(
@@ -369,7 +402,7 @@ __device__ __forceinline__ void gs_render_voice(
                                             seg, g, s1, s2, x, ended);
             const float ramp = (float)(k + 1);
             acc.template put<SENDS>(tk, k, ye * (T.glp + T.dgl * ramp), ye * (T.grp + T.dgr * ramp),
-                                    T.rev, T.cho);
+                                    T.rq, T.cq);
         }
         if (T.is_open) {        // bypassed: the state follows the input (smooth re-engage)
             s1 = 0.0f;
@@ -393,7 +426,11 @@ __device__ __forceinline__ void gs_render_chunk_fused(
     float rate, int fade_frames, int cubic, long long* __restrict__ out)
 {
     const int nbus = SENDS ? 4 : 2;
+#ifdef GPUSYNTH_HOST
+    long long* buf = nullptr;
+#else
     long long buf[SUBW * TICK * 4];
+#endif
     GsLocalAcc acc;
     acc.buf = buf;
     for (int w0 = 0; w0 < n_ticks; w0 += SUBW) {
@@ -403,14 +440,14 @@ __device__ __forceinline__ void gs_render_chunk_fused(
         for (long long v = v0; v < v1; ++v) {
             if (vt[v].done || vt[v].start >= w_end) continue;
             if (!any) {
-                gs_zero(buf, w0, w1, nbus);
+                acc.buf = gs_acc_begin(buf, out, w0, w1, nbus);
                 any = true;
             }
             acc.tk0 = w0;
             gs_render_voice<SENDS>(vt[v], pool, pool_len, chin, n_chan, n_ticks, win_t0, w0, w1,
                                    rate, fade_frames, cubic, acc);
         }
-        if (any) gs_flush(buf, out, w0, w1, nbus);
+        if (any) gs_acc_end(acc.buf, out, w0, w1, nbus);
     }
 }
 
@@ -421,54 +458,79 @@ template <> __device__ __forceinline__ int gs_round<int>(float x) { return GS_F2
 
 // mix of the lanes' frames of one tick into p[k * nbus + bus]: each lane's frame rounded to the
 // nearest multiple of 2^-24 full scale, the lanes summed in I (int, when the caller has checked
-// that nothing can overflow, or long long), then added to the int64 accumulator. REV / CHO:
-// whether any lane has a reverb / chorus send (a zero send adds exactly 0, so a bus whose
-// lanes all send nothing is skipped: the same integers, fewer conversions; GM's CC93 is 0)
-template <bool SENDS, bool REV, bool CHO, class I>
+// that nothing can overflow, or long long), then added to the int64 accumulator. A send bus
+// adds sum over lanes of sq[l] * (qL + qR) (gs_send); RM / CM, the reverb / chorus send: 0 no
+// lane sends (skipped: a zero send adds exactly 0; GM's CC93 is 0), 1 every live lane sends
+// the same level s0 (the sum of the products is s0 times the sum of the dry sums: one multiply
+// per frame, the same integer), 2 per lane.
+template <bool SENDS, int RM, int CM, class I>
 GS_NOINLINE __device__ void gs_mix_lanes(
     const float (*__restrict__ xs)[VCHUNK], const float (*__restrict__ es)[VCHUNK],
     const float* __restrict__ gl0, const float* __restrict__ gld, const float* __restrict__ gr0,
-    const float* __restrict__ grd, const float* __restrict__ rv, const float* __restrict__ ch2,
+    const float* __restrict__ grd, const int* __restrict__ rq, const int* __restrict__ cq,
     long long* __restrict__ p, int nbus)
 {
     for (int k = 0; k < TICK; ++k) {
         const float ramp = (float)(k + 1);
-        I sl = 0, sr = 0, sv = 0, sc = 0;
+        I sl = 0, sr = 0;
+        long long sv = 0, sc = 0;
         GS_SIMD_REDUCE_MIX
         for (int l = 0; l < VCHUNK; ++l) {
             const float ye = xs[k][l] * es[k][l];
-            const float yl = ye * (gl0[l] + gld[l] * ramp);
-            const float yr = ye * (gr0[l] + grd[l] * ramp);
-            sl += gs_round<I>(yl * MIX_SCALE);
-            sr += gs_round<I>(yr * MIX_SCALE);
-            if (SENDS && (REV || CHO)) {
-                const float mono = (yl + yr) * 0.5f;
-                if (REV) sv += gs_round<I>((mono * rv[l]) * MIX_SCALE);
-                if (CHO) sc += gs_round<I>((mono * ch2[l]) * MIX_SCALE);
-            }
+            const I a = gs_round<I>((ye * (gl0[l] + gld[l] * ramp)) * MIX_SCALE);
+            const I b = gs_round<I>((ye * (gr0[l] + grd[l] * ramp)) * MIX_SCALE);
+            sl += a;
+            sr += b;
+            if (SENDS && RM == 2) sv += gs_send(rq[l], (long long)a + (long long)b);
+            if (SENDS && CM == 2) sc += gs_send(cq[l], (long long)a + (long long)b);
         }
         p[k * nbus] += sl;
         p[k * nbus + 1] += sr;
         if (SENDS) {
+            if (RM == 1) sv = gs_send(rq[0], (long long)sl + (long long)sr);
+            if (CM == 1) sc = gs_send(cq[0], (long long)sl + (long long)sr);
             p[k * nbus + 2] += sv;
             p[k * nbus + 3] += sc;
         }
     }
 }
 
+// a send's mode for gs_mix_lanes over the live lanes (lv); mode 1 leaves the shared level in s[0]
+__device__ __forceinline__ int gs_send_mode(int* s, const bool* lv) {
+    int first = 0;
+    for (int l = 0; l < VCHUNK && first == 0; ++l) first = lv[l] ? s[l] : 0;
+    bool any = false, same = true;
+    for (int l = 0; l < VCHUNK; ++l) {       // a dead lane adds zeros whatever its level
+        any = any || (lv[l] && s[l] != 0);
+        same = same && (!lv[l] || s[l] == first);
+    }
+    if (!any) return 0;
+    if (!same) return 2;
+    s[0] = first;
+    return 1;
+}
+
 template <bool SENDS>
 __device__ __forceinline__ void gs_mix_dispatch(
-    bool small, bool rev, bool cho, const float (*__restrict__ xs)[VCHUNK],
+    bool small, int rm, int cm, const float (*__restrict__ xs)[VCHUNK],
     const float (*__restrict__ es)[VCHUNK], const float* gl0, const float* gld,
-    const float* gr0, const float* grd, const float* rv, const float* ch2, long long* p, int nbus)
+    const float* gr0, const float* grd, const int* rq, const int* cq, long long* p, int nbus)
 {
 #define GS_MIX(R, C) \
-    (small ? gs_mix_lanes<SENDS, R, C, int>(xs, es, gl0, gld, gr0, grd, rv, ch2, p, nbus) \
-           : gs_mix_lanes<SENDS, R, C, long long>(xs, es, gl0, gld, gr0, grd, rv, ch2, p, nbus))
-    if (!SENDS || (!rev && !cho)) GS_MIX(false, false);
-    else if (rev && !cho) GS_MIX(true, false);
-    else if (!rev && cho) GS_MIX(false, true);
-    else GS_MIX(true, true);
+    (small ? gs_mix_lanes<SENDS, R, C, int>(xs, es, gl0, gld, gr0, grd, rq, cq, p, nbus) \
+           : gs_mix_lanes<SENDS, R, C, long long>(xs, es, gl0, gld, gr0, grd, rq, cq, p, nbus))
+    if (!SENDS) { GS_MIX(0, 0); return; }
+    switch (rm * 3 + cm) {
+    case 0: GS_MIX(0, 0); break;
+    case 1: GS_MIX(0, 1); break;
+    case 2: GS_MIX(0, 2); break;
+    case 3: GS_MIX(1, 0); break;
+    case 4: GS_MIX(1, 1); break;
+    case 5: GS_MIX(1, 2); break;
+    case 6: GS_MIX(2, 0); break;
+    case 7: GS_MIX(2, 1); break;
+    default: GS_MIX(2, 2); break;
+    }
 #undef GS_MIX
 }
 
@@ -487,10 +549,15 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
     const int nbus = SENDS ? 4 : 2;
     const int nl = (int)(v1 - v0);
     const long long cstride = (long long)n_ticks * n_chan;
+#ifdef GPUSYNTH_HOST
+    long long* buf = nullptr;
+#else
     long long buf[SUBW * TICK * 4];
+#endif
     float xs[TICK][VCHUNK], es[TICK][VCHUNK];
     float f1[VCHUNK], f2[VCHUNK], f3[VCHUNK], z1[VCHUNK], z2[VCHUNK];
-    float gl0[VCHUNK], gld[VCHUNK], gr0[VCHUNK], grd[VCHUNK], rv[VCHUNK], ch2[VCHUNK];
+    float gl0[VCHUNK], gld[VCHUNK], gr0[VCHUNK], grd[VCHUNK];
+    int rq[VCHUNK], cq[VCHUNK];
     int byp[VCHUNK];
     bool lv[VCHUNK];
     GsVoiceK Ks[VCHUNK];                 // per-voice constants: fixed for the whole call
@@ -503,7 +570,7 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
         bool any = false;
         for (long long v = v0; v < v1; ++v) any = any || (!vt[v].done && vt[v].start < w_end);
         if (!any) continue;
-        gs_zero(buf, w0, w1, nbus);
+        long long* const wacc = gs_acc_begin(buf, out, w0, w1, nbus);
         for (int tk = w0; tk < w1; ++tk) {
             const long long t0 = win_t0 + (long long)tk * TICK;
             int live = 0;
@@ -516,7 +583,8 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                     ek0[l] = TICK;
                     ekend[l] = -1;
                     f1[l] = 1.0f; f2[l] = 0.0f; f3[l] = 0.0f; z1[l] = 0.0f; z2[l] = 0.0f;
-                    gl0[l] = gld[l] = gr0[l] = grd[l] = rv[l] = ch2[l] = 0.0f;
+                    gl0[l] = gld[l] = gr0[l] = grd[l] = 0.0f;
+                    rq[l] = cq[l] = 0;
                     byp[l] = 1;
                     continue;
                 }
@@ -534,7 +602,7 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                 f1[l] = T.fa1; f2[l] = T.fa2; f3[l] = T.fa3; z1[l] = V.s1; z2[l] = V.s2;
                 byp[l] = T.is_open ? 1 : 0;
                 gl0[l] = T.glp; gld[l] = T.dgl; gr0[l] = T.grp; grd[l] = T.dgr;
-                rv[l] = T.rev; ch2[l] = T.cho;
+                rq[l] = T.rq; cq[l] = T.cq;
                 long long ipos = V.ipos;
                 float fpos = V.fpos, gl = V.gl, gr = V.gr;
                 signed char done = 0;
@@ -603,15 +671,10 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                 gm = gm > (re < 0.0f ? -re : re) ? gm : (re < 0.0f ? -re : re);
                 small = small && (ym[l] * emx[l] * gm < 128.0f / VCHUNK);   // false for NaN / inf
             }
-            long long* p = buf + (long long)(tk - w0) * TICK * nbus;
-            bool any_rv = false, any_ch = false;
-            if (SENDS)
-                for (int l = 0; l < VCHUNK; ++l) {
-                    any_rv = any_rv || rv[l] != 0.0f;
-                    any_ch = any_ch || ch2[l] != 0.0f;
-                }
-            gs_mix_dispatch<SENDS>(small, any_rv, any_ch, xs, es, gl0, gld, gr0, grd, rv, ch2, p,
-                                   nbus);
+            long long* p = wacc + (long long)(tk - w0) * TICK * nbus;
+            const int rm = SENDS ? gs_send_mode(rq, lv) : 0;
+            const int cm = SENDS ? gs_send_mode(cq, lv) : 0;
+            gs_mix_dispatch<SENDS>(small, rm, cm, xs, es, gl0, gld, gr0, grd, rq, cq, p, nbus);
             // filter state of the lanes live in this tick (bypassed: follows the input)
             for (int l = 0; l < nl; ++l) {
                 if (!lv[l]) continue;
@@ -619,7 +682,7 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                 vt[v0 + l].s2 = byp[l] ? xs[TICK - 1][l] : z2[l];
             }
         }
-        gs_flush(buf, out, w0, w1, nbus);
+        gs_acc_end(wacc, out, w0, w1, nbus);
     }
 }
 
@@ -756,9 +819,8 @@ __device__ __forceinline__ void gs_render_block_smem(
                     q[0] = GS_F2LL(l * MIX_SCALE);
                     q[1] = GS_F2LL(r * MIX_SCALE);
                     if (SENDS) {
-                        const float mono = (l + r) * 0.5f;
-                        if (T.rev != 0.0f) q[2] = GS_F2LL((mono * T.rev) * MIX_SCALE);
-                        if (T.cho != 0.0f) q[3] = GS_F2LL((mono * T.cho) * MIX_SCALE);
+                        q[2] = gs_send(T.rq, q[0] + q[1]);
+                        q[3] = gs_send(T.cq, q[0] + q[1]);
                     }
                 }
                 gs_smem_put(acc, k, nbus, q, mixed, om + ((long long)tk * TICK + k) * nbus);

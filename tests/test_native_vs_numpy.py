@@ -253,6 +253,44 @@ def test_fused_kernel_equals_lane_kernel(native):
     np.testing.assert_array_equal(a.read_table(slice(0, 500)), b.read_table(slice(0, 500)))
 
 
+@pytest.mark.parametrize("layout", ["one level", "two levels", "some dry"])
+def test_send_levels_shared_or_not(native, layout):
+    """A send bus sums level x (qL + qR) per voice; where every live lane of a chunk has the
+    same level the lane kernel multiplies the chunk's dry sums once instead (the same integers):
+    lanes == fused bit for bit, both == numpy within RTOL, and with one level the reverb bus is
+    that level x (L + R) / 2."""
+    rng = np.random.default_rng(31)
+    pool, bounds = make_pool(rng)
+    ch = random_chan_in(rng, 6)
+    n = 300
+    fields = random_voices(np.random.default_rng(8), n, 640, 384, bounds)
+    fields["rev_cc"] = 0.0                       # the level is the voice's own: no CC input
+    fields["cho_cc"] = 0.0
+    if layout == "one level":
+        fields["rev"], fields["cho"] = 0.3, 0.0
+    elif layout == "two levels":
+        fields["rev"] = np.where(np.arange(n) % 5 == 0, 0.7, 0.3)
+        fields["cho"] = 0.125
+    else:
+        fields["rev"] = np.where(np.arange(n) % 7 == 0, 0.0, 0.3)
+        fields["cho"] = np.where(np.arange(n) % 3 == 0, 0.5, 0.0)
+    outs = []
+    for make in (native, lambda *x: native(*x, kernel="voice_render_fused"), NumpyBackend):
+        x = make(RATE, n, "cubic")
+        x.upload_pool(pool)
+        x.add_voices(np.arange(n), fields)
+        outs.append(x.render(n, 640, 6, ch, sends=True)[0])
+    lanes, fused, ref = outs
+    np.testing.assert_array_equal(lanes, fused)
+    peak = float(np.abs(ref).max())
+    assert peak > 0.05
+    assert np.abs(ref.astype(np.float64) - lanes).max() <= RTOL * peak
+    if layout == "one level":
+        L, R, rv = (lanes[:, i].astype(np.float64) for i in range(3))
+        np.testing.assert_allclose(rv, 0.3 * (L + R) / 2, rtol=0, atol=1e-3 * 0.3 * peak)
+        assert np.abs(rv).max() > 0.01 and not lanes[:, 3].any()
+
+
 def test_table_ops(native):
     """add_voices / set_times / move / ensure_capacity / read_table match the numpy backend's."""
     rng = np.random.default_rng(5)

@@ -15,7 +15,7 @@ import numpy as np
 from .. import _kernels as K
 from ..voices import VOICE_DTYPE, TICK
 from .base import check_chin
-from .numpy_backend import fade_frames, MIX_SCALE
+from .numpy_backend import bus_scales, fade_frames
 
 ITEM = VOICE_DTYPE.itemsize
 DONE_OFF = VOICE_DTYPE.fields["done"][1]
@@ -104,7 +104,8 @@ class KernelBackend:
             return np.zeros(shape, np.float32), np.zeros(0, np.int64)
         chin = check_chin(chin, n_ticks)
         acc = self.rt.launch(self, n_active, int(t0), n_ticks, chin, bool(sends), nf, nbus, n_out)
-        out = self.rt.to_host((acc.astype(self.xp.float64) * (1.0 / MIX_SCALE)).astype(self.xp.float32))
+        scale = self.xp.asarray(bus_scales(nbus))
+        out = self.rt.to_host((acc.astype(self.xp.float64) * scale).astype(self.xp.float32))
         done = self.rt.to_host(self.table[:n_active, DONE_OFF])
         return out, np.flatnonzero(done).astype(np.int64)
 

@@ -15,7 +15,10 @@ no Python loop per voice or per frame. Every operation is float32 in the kernels
    (gpusynth.envelope.segment_gains), pan/volume gains ramped linearly across the tick;
 5. the mix: each voice's per-frame contribution to each bus is rounded to fixed point
    (MIX_SCALE per full scale) and summed in int64, which makes the mix
-   exact and independent of voice order, window size and thread count.
+   exact and independent of voice order, window size and thread count. A send bus (reverb,
+   chorus) sums the integers sq * (qL + qR): the voice's send level of the tick quantised to
+   sq = rint(level x SEND_ONE) times its two rounded dry frames (bus_scales gives each bus's
+   fixed point).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ FADE_SECONDS = 0.003            # steal / exclusive-class cut fade
 DONE_LEVEL = 1e-5               # -100 dB: the envelope is finished below this
 FILTER_OPEN_CENTS = 13500.0
 MIX_SCALE = float(1 << 24)
+SEND_ONE = float(1 << 12)       # send levels in steps of 1/4096 (0.2 % at GM's default CC91)
 F32 = np.float32
 # the kernels' decimal constants (kernels/common.cuh), the same float32 values
 PI_F = F32(3.14159265358979)
@@ -45,6 +49,19 @@ def quantize(v):
     """A voice's contribution (float32) -> int64 fixed point, as the kernels' GsLocalAcc::q
     (nearest multiple of 2^-24 full scale, ties to even)."""
     return np.rint(np.asarray(v, F32) * F32(MIX_SCALE)).astype(np.int64)
+
+
+def send_level(level) -> np.ndarray:
+    """float32 send levels in [0, 1] -> int64 steps of 1/SEND_ONE (the kernels' GsTick.rq)."""
+    return np.rint(np.asarray(level, F32) * F32(SEND_ONE)).astype(np.int64)
+
+
+def bus_scales(nbus: int) -> np.ndarray:
+    """float64 [nbus]: full scale per unit of each bus's int64 sum (L, R: 2^-24; the send
+    buses: 2^-24 / (2 x SEND_ONE), as they sum send level x (qL + qR), twice the mono frame)."""
+    s = np.full(nbus, 1.0 / MIX_SCALE)
+    s[2:] = 1.0 / (MIX_SCALE * 2.0 * SEND_ONE)
+    return s
 
 
 def _convex_table():
@@ -194,7 +211,7 @@ class NumpyBackend(HostVoiceTable):
             live = np.flatnonzero((tab["done"] == 0) & (tab["start"] < a + TICK))
             if len(live):
                 acc[:, i * TICK:(i + 1) * TICK] = self._tick(tab, live, a, chin[:, i, :], sends, n_out)
-        out = (acc.astype(np.float64) * (1.0 / MIX_SCALE)).astype(np.float32)
+        out = (acc.astype(np.float64) * bus_scales(nbus)).astype(np.float32)
         return (out if n_out > 1 else out[0]), np.flatnonzero(tab["done"]).astype(np.int64)
 
     def _tick(self, tab, live, t0: int, ch, sends: bool, n_out: int = 1):
@@ -278,20 +295,21 @@ class NumpyBackend(HostVoiceTable):
         bus = v["bus"].astype(np.int64)
         bus = np.where((bus >= 0) & (bus < n_out), bus, 0)
 
-        def mix(col, y):                             # each voice into its output, exactly
-            q = np.where(live_f, quantize(y), 0)
+        def mix(col, q):                             # each voice into its output, exactly
             if n_out == 1:
                 res[0, :, col] = q.sum(axis=0)
             else:
                 np.add.at(res[:, :, col], bus, q)
-        mix(0, yl)
-        mix(1, yr)
-        if sends:
+        ql = np.where(live_f, quantize(yl), 0)
+        qr = np.where(live_f, quantize(yr), 0)
+        mix(0, ql)
+        mix(1, qr)
+        if sends:                                    # send level x (qL + qR), int64 (wraps)
             rev = np.clip(v["rev"] + ch_rev * v["rev_cc"], F32(0.0), F32(1.0))
             cho = np.clip(v["cho"] + ch_cho * v["cho_cc"], F32(0.0), F32(1.0))
-            mono = (yl + yr) * F32(0.5)
-            mix(2, mono * rev[:, None])
-            mix(3, mono * cho[:, None])
+            m = ql + qr
+            mix(2, send_level(rev)[:, None] * m)
+            mix(3, send_level(cho)[:, None] * m)
         # -------- state update ------------------------------------------------------------
         pn = v["fpos"].astype(np.float64) + inc.astype(np.float64) * (TICK - k0)   # exact
         fln = pn.astype(np.int64)
