@@ -113,14 +113,19 @@ class Ensemble:
         self.align = max(1, int(getattr(self.launch, "bus_align", 1)))
         self._pool_of = None
         self._launch2 = None
+        self._spare = []          # closed member synths, reopened for later songs
         self.stats = None
 
     def _member(self, idx, song) -> _Member:
         # the song's control path; its voice table is a host record table (the numpy
         # backend's), never rendered itself: the launch renders its rows
-        s = Synth(backend="numpy", interp=self.interp, gain=self.gain, **self.options)
+        # (a member synth of an earlier song is reopened: its preset tables are kept)
+        if self._spare:
+            s = self._spare.pop()
+        else:
+            s = Synth(backend="numpy", interp=self.interp, gain=self.gain, **self.options)
+            s.download(self.bank, validate=self._pool_of is None)  # validated once per ensemble
         g = max(1, int(getattr(song, "channel_groups", 2) or 2))
-        s.download(self.bank, validate=self._pool_of is None)    # validated once per ensemble
         s.open({"sample_rate": self.rate, "voices": self.voices, "channel_groups": g})
         s.stream(song_source(song, self.rate))
         pool = s.presets.pool                 # one bank: a view of its samples, never a copy
@@ -177,6 +182,7 @@ class Ensemble:
             st["preset_warnings"] = m.synth.preset_warnings()
             per.append(st)
             m.synth.close()
+            self._spare.append(m.synth)
         vs = sum(m.synth.stats["voices_sum"] for m in mem) * TICK
         self.stats = {"songs": len(mem), "wall_s": wall, "launches": self._launches,
                       "window_ticks": T, "kernel_s": self._k_total, "voice_samples": vs,

@@ -358,11 +358,20 @@ class Synth:
         order = sorted(self._banks, key=lambda b: b[2])
         keep = hasattr(self, "alloc") and self.alloc.n > 0 and hasattr(self, "presets")
         base = self.presets.pool if keep else None
-        if not hasattr(self, "presets"):
-            self.presets = PresetMap()
-        self.presets.build(order, base_pool=base)
+        # the same banks at the same rate as the last build (a synth reopened for the next
+        # song: gpusynth.api.Renderer, gpusynth.ensemble): its tables are still right
+        built = [(b, p) for _, b, p in order], self.sample_rate
+        last = getattr(self, "_built", None)
+        if not keep and last is not None and last[1] == built[1] and len(last[0]) == len(built[0]) \
+                and all(x is y and p == q for (x, p), (y, q) in zip(last[0], built[0])):
+            self.presets.capped_notes = 0                 # as a build would
+        else:
+            if not hasattr(self, "presets"):
+                self.presets = PresetMap()
+            self.presets.build(order, base_pool=base)
+            self._set_regions()
+            self._built = None if keep else built
         self._pool_base = len(base) if keep else 0
-        self._set_regions()
         self.backend.upload_pool(self.presets.pool)
         self._ch_pid = None
 
@@ -373,6 +382,7 @@ class Synth:
             return
         self.presets.build(sorted(self._banks, key=lambda b: b[2]))
         self._set_regions()
+        self._built = None
         al.shift_pool(-base, self.backend)
         self.backend.upload_pool(self.presets.pool)
         self._pool_base = 0

@@ -180,6 +180,27 @@ def test_sysex_and_effects_stay_in_their_song(bank):
     assert not np.array_equal(dry[1][:len(outs[1])], outs[1][:len(dry[1])])
 
 
+def test_reopened_members_carry_nothing_over(bank):
+    """A second render_many reuses the first one's member synths (reopened, their preset
+    tables kept): the song that gets the synth of a song with a GS reset, a reverb-type SysEx,
+    a master-volume SysEx and CC91 = 0 still renders bit-identical to its own render."""
+    gs_reset = b"\xF0\x41\x10\x42\x12\x40\x00\x7F\x00\x41\xF7"
+    rev_type = b"\xF0\x41\x10\x42\x12\x40\x01\x30\x07\x08\xF7"
+    master = b"\xF0\x7F\x7F\x04\x01\x00\x20\xF7"
+    a = song(23, seconds=1.0, extra=[(100, gs_reset), (200, rev_type), (300, master),
+                                     (400, bytes([0xB0, 91, 0]))])
+    b, c = song(24, seconds=1.0), song(25, seconds=0.5)
+    ens = Ensemble(bank, backend=FAST, voices=64)
+    first = ens.render_many([a, b])
+    assert first[0].tobytes() == alone(bank, FAST, a, voices=64).tobytes()
+    assert len(ens._spare) == 2
+    spare = list(ens._spare)
+    again = ens.render_many([c, b])           # b now runs on the synth that played a
+    assert ens._spare and set(map(id, ens._spare)) == set(map(id, spare))
+    assert again[1].tobytes() == first[1].tobytes() == alone(bank, FAST, b, voices=64).tobytes()
+    assert again[0].tobytes() == alone(bank, FAST, c, voices=64).tobytes()
+
+
 def test_empty_and_silent_songs(bank):
     """A song with no notes renders (to the same length as alone) beside real ones."""
     empty = write_smf(None, [[(0, tempo_meta(500000)), (960, bytes([0xB0, 7, 100]))]])
