@@ -637,7 +637,10 @@ __device__ __forceinline__ void gs_render_chunk_lanes(
                     es[k][l] = e;
                     const float ae = e < 0.0f ? -e : e;
                     emx[l] = emx[l] > ae ? emx[l] : ae;
-                    eg[l] = act ? gg * em[l] + ea[l] : gg;
+                    // the step computed for every lane, then selected: a conditional multiply
+                    // (which might trap, to the compiler) keeps the loop from vectorising
+                    const float nx = gg * em[l] + ea[l];
+                    eg[l] = act ? nx : gg;
                 }
             }
             // filter pass: lanes side by side (a bypassed lane passes x through)

@@ -1,7 +1,8 @@
 """Native backend: the CUDA C kernels compiled for the CPU through kernels/host_shim.h.
 
 The inlined kernel source is compiled once per (source, shim, flags, compiler) hash with
-``g++ -O3 -fopenmp -ffp-contract=off -shared -fPIC -x c++ -include host_shim.h`` into the user
+``g++ -O3 -fopenmp -ffp-contract=off -fno-math-errno -fno-trapping-math -shared -fPIC -x c++
+-include host_shim.h -march=native`` into the user
 cache directory (``$XDG_CACHE_HOME/gpusynth`` or ``~/.cache/gpusynth``; written to a temporary
 name and renamed atomically, so parallel processes never load a half-written library), loaded
 with ctypes, and each kernel runs as many blocks of one thread with OpenMP over the blocks.
@@ -31,8 +32,11 @@ from .kernel_backend import KernelBackend, int_args
 __all__ = ["NativeBackend", "BackendUnavailable", "build_library", "build_helper", "find_compiler",
            "compiler_version", "cache_dir"]
 
-BASE_FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC",
-              "-x", "c++"]
+# -fno-trapping-math: the compiler may compute a float expression whose result a select then
+# drops (the envelope pass's per-lane step), so such loops vectorise; it changes no value
+# (no reassociation, no contraction, no finite-math assumptions)
+BASE_FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
+              "-shared", "-fPIC", "-x", "c++"]
 # the lane passes of voice_render vectorise across voices (AVX2 / AVX-512 gathers and
 # conversions); the library is built on and for this machine (the cache key includes the CPU)
 NATIVE_ARCH = ["-march=native"]
