@@ -24,7 +24,7 @@ settings), length included -- a song ends on the same 32,768-frame chunk rule as
 
 The group is split in two halves that take turns: while a worker thread runs one half's
 kernel (the compiled kernel runs without the GIL), this thread does the other half's host
-work, so the host path and the kernel overlap (``bench.py many``: x1.64 the voice-samples per
+work, so the host path and the kernel overlap (``bench.py many``: x1.50 the voice-samples per
 second of one song at a time on 2 cores; on one core there is nothing to overlap).
 
 Songs of a group start together and drop out as they end; group songs of similar length
