@@ -8,8 +8,8 @@ name and renamed atomically, so parallel processes never load a half-written lib
 with ctypes, and each kernel runs as many blocks of one thread with OpenMP over the blocks.
 The voice table is the kernel backend's record table in host memory (gpusynth.backend.
 kernel_backend); the kernel gets its address. Each OpenMP thread mixes into its own int64 slice
-of the output, summed here (exact). ``-ffp-contract=off`` (and no ``-march=native``) keeps
-multiply-adds unfused, as numpy computes, so native and numpy agree to float32 rounding of
+of the output, summed here (exact). ``-ffp-contract=off`` keeps multiply-adds unfused even
+where ``-march=native`` offers FMA, as numpy computes, so native and numpy agree to float32 rounding of
 exp2/sin/cos/tan (see tests/test_native_vs_numpy.py).
 """
 from __future__ import annotations
