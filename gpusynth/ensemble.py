@@ -1,20 +1,24 @@
-"""Many songs in one launch: one voice table, one kernel call per window, one output per song.
+"""Many songs in one launch: one control path, one voice table, one kernel call per window, one
+output per song.
 
 A GPU (or the native backend's threads) wastes itself on one small song: a song of a dozen
 voices is one work item of the CPU kernel (gpusynth._kernels.CPU_CHUNK = 16 voices), so one
-core renders it while the others wait, and every window pays its launch and host overhead for a
-few thousand voice-samples. ``Ensemble.render_many(songs)`` renders a group of songs together:
+core renders it while the others wait, and every window pays its launch and its host control
+path (event dispatch, preset lookup, allocation, a few dozen numpy calls) for a few thousand
+voice-samples. ``Ensemble.render_many(songs)`` renders a group of songs together:
 
-* every song keeps its own control path -- a ``Synth`` of its own (channels, presets, voice
-  allocation and stealing under its own voice limit, SysEx, reverb and chorus, gain), so
-  nothing one song does can reach another;
-* per window each song's host half runs (``Synth._window_prepare``: events, controller
-  timelines), then its active voice records are gathered into one launch table -- each song's
+* the songs share one control path (gpusynth.group.GroupSynth): each song gets its own block
+  of channel groups, and one pass per window dispatches every song's events, builds one
+  controller timeline and allocates every song's notes in one vectorised call. Everything it
+  decides is per channel, SysEx is scoped to its song (a GS reset or master volume reaches only
+  its own channels, effect settings only its own reverb and chorus), and each song has its own
+  voice limit: a song that could reach its limit leaves the group and is rendered again alone
+  (``stats["solo"]``), so stealing always happens as in its own render;
+* per window the group's voice records are sorted by song into one launch table, each song's
   run padded with finished voices to a whole kernel work item (``bus_align``), its ``bus``
-  field set to the song's output and its ``chan`` offset into the concatenated channel
-  inputs -- and one kernel call renders every song's voices, each mixed into its own output;
-* the voices' advanced state goes back to each song's table and each song finishes its window
-  (``Synth._window_finish``: finished voices, gain, effects).
+  field set to the song's output, and one kernel call renders every song's voices, each mixed
+  into its own output;
+* each song then gets its gain, its own effects, its statistics and the end-of-song rule.
 
 The mix is exact integer arithmetic (fixed point, summed in int64), so where a voice sits in
 the table and what else is rendered beside it cannot change a bit of any song: each song's
@@ -22,10 +26,9 @@ audio is identical to rendering it alone with ``Renderer.render`` (same backend,
 settings), length included -- a song ends on the same 32,768-frame chunk rule as
 ``gpusynth.render.iter_render``. tests/test_ensemble.py checks both on every backend here.
 
-The group is split in two halves that take turns: while a worker thread runs one half's
-kernel (the compiled kernel runs without the GIL), this thread does the other half's host
-work, so the host path and the kernel overlap (``bench.py many``: x1.50 the voice-samples per
-second of one song at a time on 2 cores; on one core there is nothing to overlap).
+The group is split in two halves (two group synths) that take turns: while a worker thread
+runs one half's kernel (the compiled kernel runs without the GIL), this thread runs the other
+half's control path, so the host path and the kernel overlap.
 
 Songs of a group start together and drop out as they end; group songs of similar length
 (``gpusynth batch`` sorts each worker's files by duration). Memory: the launch's output is
@@ -38,8 +41,11 @@ import time
 
 import numpy as np
 
-from .render import song_over, song_source, summarize
-from .synth import Synth
+from . import events as ev
+from .effects import Effects
+from .group import GroupSynth
+from .render import SILENCE, iter_render, song_source, summarize
+from .synth import Synth, apply_effects, format_preset_warnings
 from .voices import TICK, VOICE_DTYPE
 
 # bytes of int64 output the launch may hold per thread (songs x frames x 4 buses x 8)
@@ -62,34 +68,40 @@ def window_ticks(n_songs: int, chunk_ticks: int, block_ticks: int = 4,
     return max(t, block_ticks)
 
 
-class _Member:
-    """One song of the group: its synth, its source and what it has rendered."""
+class _Song:
+    """One song of the group: its source, its effects, what it has rendered, its statistics."""
 
-    def __init__(self, idx, song, synth, rate, tail_cap_s):
+    def __init__(self, idx, song, rate, tail_cap_s):
         self.idx = idx
         self.song = song
-        self.synth = synth
+        self.groups = max(1, int(getattr(song, "channel_groups", 2) or 2))
         self.end = int(round(song.duration_s * rate))
         self.cap = self.end + int(tail_cap_s * rate)
         self.blocks = []          # finished chunks (float32 [chunk, 2])
         self.pending = []         # windows of the chunk in progress
         self.pos = 0
         self.done = False
+        self.solo = False         # left the group: rendered alone
         self.wall = 0.0
+        self.source = None
+        self.fx = None
+        self.k = 0                # index in its group synth
+        self.st = {"voices_sum": 0, "ticks": 0, "peak_level": 0.0, "kernel_s": 0.0,
+                   "windows": 0, "peak_voices": 0}
 
-    def pull(self, end: int):
-        """Queue every event before frame ``end`` (repeating capped reads)."""
-        s = self.synth
-        ready = s._pull(end)
-        while ready < end and not s.source_done:
-            r = s._pull(end)
-            if r <= ready:
-                break
-            ready = r
+
+class _Group:
+    """A group synth and its songs (one half of render_many's group)."""
+
+    def __init__(self, synth, songs):
+        self.synth = synth
+        self.songs = songs
+        self.live = list(songs)
 
 
 class Ensemble:
-    """Renders groups of songs in one voice table (see the module docstring).
+    """Renders groups of songs in one control path and one voice table (see the module
+    docstring).
 
     ``Ensemble(bank, *, rate, backend, voices, gain, interp, tail_cap_s, chunk, **options)``
     takes a loaded Bank and the ``Renderer`` settings; ``render_many(songs)`` -> a list of
@@ -111,23 +123,27 @@ class Ensemble:
         self.backend_name = backend
         self.launch = create_backend(backend, self.rate, 1024, interp)
         self.align = max(1, int(getattr(self.launch, "bus_align", 1)))
+        # the shared control path is steal-free; the per-key cap and the one-tick reference
+        # engine take their decisions per tick: such songs are rendered one by one
+        self.shared = not options.get("max_key_voices") and options.get("alloc_engine") != "reference"
         self._pool_of = None
         self._launch2 = None
-        self._spare = []          # closed member synths, reopened for later songs
+        self._spare = []          # closed group synths, reopened for later groups
+        self._solo = None
         self.stats = None
 
-    def _member(self, idx, song) -> _Member:
-        # the song's control path; its voice table is a host record table (the numpy
-        # backend's), never rendered itself: the launch renders its rows
-        # (a member synth of an earlier song is reopened: its preset tables are kept)
+    # ---- synths -------------------------------------------------------------------------------
+    def _group(self, songs) -> _Group:
+        """A group synth for ``songs`` (a closed one of an earlier group is reopened: its
+        preset tables are kept)."""
         if self._spare:
             s = self._spare.pop()
         else:
-            s = Synth(backend="numpy", interp=self.interp, gain=self.gain, **self.options)
+            s = GroupSynth(backend="numpy", interp=self.interp, gain=self.gain, **self.options)
             s.download(self.bank, validate=self._pool_of is None)  # validated once per ensemble
-        g = max(1, int(getattr(song, "channel_groups", 2) or 2))
-        s.open({"sample_rate": self.rate, "voices": self.voices, "channel_groups": g})
-        s.stream(song_source(song, self.rate))
+        s.setup([m.groups for m in songs], self.voices)
+        s.open({"sample_rate": self.rate, "voices": min(self.voices * len(songs), 4_000_000),
+                "channel_groups": int(sum(m.groups for m in songs))})
         pool = s.presets.pool                 # one bank: a view of its samples, never a copy
         key = (pool.__array_interface__["data"][0], len(pool))
         if self._pool_of is None:
@@ -135,97 +151,190 @@ class Ensemble:
             self._pool_of = key
         elif key != self._pool_of:
             raise EnsembleError("songs of one launch must share one sample pool")
-        return _Member(idx, song, s, self.rate, self.tail_cap_s)
+        fx = s.fx
+        for k, m in enumerate(songs):
+            m.k = k
+            m.source = song_source(m.song, self.rate)
+            m.fx = Effects(self.rate, fx.reverb_on, fx.chorus_on, s._rev_params, s._cho_params,
+                           engine=s.effects_engine)
+        return _Group(s, songs)
 
+    def _render_alone(self, song):
+        """One song through its own synth: what Renderer.render does."""
+        s = self._solo
+        if s is None:
+            s = self._solo = Synth(backend=self.backend_name, interp=self.interp, gain=self.gain,
+                                   **self.options)
+            s.download(self.bank, validate=False)
+        if s.is_open:
+            s.close()
+        s.open({"sample_rate": self.rate, "voices": self.voices,
+                "channel_groups": max(1, int(getattr(song, "channel_groups", 2) or 2))})
+        end = int(round(song.duration_s * self.rate))
+        t0 = time.perf_counter()
+        blocks = [b for _, b in iter_render(s, song_source(song, self.rate), end, self.chunk,
+                                            self.tail_cap_s)]
+        audio = np.concatenate(blocks) if blocks else np.zeros((0, 2), np.float32)
+        st = summarize(s, len(audio), time.perf_counter() - t0)
+        st["preset_warnings"] = s.preset_warnings()
+        return audio, st
+
+    # ---- the group ----------------------------------------------------------------------------
     def render_many(self, songs) -> list:
         """Render ``songs`` (gpusynth.smf.Song objects, or anything ``gpusynth.api.load_midi``
         reads) together. Returns one float32 (frames, 2) array per song, in order.
 
         The group is split in two halves that take turns: while the kernel renders one
         half's window (in a worker thread: the compiled kernel runs without the GIL), this
-        thread runs the other half's host work (events, allocation, effects), so the host
+        thread runs the other half's control path (events, allocation, effects), so the host
         path and the kernel overlap instead of adding up."""
         from concurrent.futures import ThreadPoolExecutor
         from .api import load_midi
         songs = [load_midi(s) for s in songs]
         t_all = time.perf_counter()
-        mem = [self._member(i, s) for i, s in enumerate(songs)]
-        T = window_ticks(len(mem), self.chunk // TICK, mem[0].synth.block_ticks if mem else 4)
+        mem = [_Song(i, s, self.rate, self.tail_cap_s) for i, s in enumerate(songs)]
+        if not self.shared:
+            for m in mem:
+                m.solo = True
+            parts = []
+        else:
+            parts = [p for p in (mem[0::2], mem[1::2]) if p]
+        groups = [self._group(p) for p in parts]
+        T = window_ticks(len(mem), self.chunk // TICK, groups[0].synth.block_ticks if groups else 4)
         self._launches = 0
         self._k_total = 0.0
-        parts = [p for p in (mem[0::2], mem[1::2]) if p]
-        if len(parts) > 1 and self._launch2 is None:
+        if len(groups) > 1 and self._launch2 is None:
             from .backend import create_backend
             self._launch2 = create_backend(self.backend_name, self.rate, 1024, self.interp)
             self._launch2.upload_pool(self.launch.pool)
         launchers = [self.launch, self._launch2]
         with ThreadPoolExecutor(1, thread_name_prefix="gpusynth-ensemble") as ex:
             fut = {}
-            for i, part in enumerate(parts):
-                job = self._prepare(part, 0, T)
+            for i, g in enumerate(groups):
+                job = self._prepare(g, T)
                 fut[i] = (job, ex.submit(self._launch, launchers[i], job))
             while fut:
                 for i in list(fut):
                     job, f = fut.pop(i)
-                    parts[i] = self._finish(job, *f.result())
-                    if parts[i]:
-                        nxt = self._prepare(parts[i], job["B"] + T * TICK, T)
+                    g = groups[i]
+                    self._finish(g, job, *f.result())
+                    if g.live:
+                        nxt = self._prepare(g, T)
                         fut[i] = (nxt, ex.submit(self._launch, launchers[i], nxt))
-        wall = time.perf_counter() - t_all
-        per = []
-        outs = []
+        for g in groups:
+            g.synth.close()
+            self._spare.append(g.synth)
+        outs, per = [None] * len(mem), [None] * len(mem)
+        n_solo = 0
+        vs = 0.0
+        for g in groups:
+            for m in g.songs:
+                if not m.solo:
+                    outs[m.idx], per[m.idx] = self._song_result(g.synth, m)
+                    vs += m.st["voices_sum"] * TICK
         for m in mem:
-            audio = np.concatenate(m.blocks) if m.blocks else np.zeros((0, 2), np.float32)
-            outs.append(audio)
-            st = summarize(m.synth, len(audio), m.wall)
-            st["backend"] = self.backend_name
-            st["preset_warnings"] = m.synth.preset_warnings()
-            per.append(st)
-            m.synth.close()
-            self._spare.append(m.synth)
-        vs = sum(m.synth.stats["voices_sum"] for m in mem) * TICK
+            if m.solo:
+                outs[m.idx], per[m.idx] = self._render_alone(m.song)
+                per[m.idx]["backend"] = self.backend_name
+                vs += self._solo.stats["voices_sum"] * TICK
+                n_solo += 1
+        wall = time.perf_counter() - t_all
         self.stats = {"songs": len(mem), "wall_s": wall, "launches": self._launches,
                       "window_ticks": T, "kernel_s": self._k_total, "voice_samples": vs,
-                      "voice_samples_per_s": vs / wall if wall > 0 else 0.0,
+                      "voice_samples_per_s": vs / wall if wall > 0 else 0.0, "solo": n_solo,
                       "audio_s": sum(len(o) for o in outs) / self.rate, "per_song": per}
         return outs
 
-    def _prepare(self, live, B, T) -> dict:
-        """The host halves of ``live`` songs' window [B, B + N) and their launch table: each
-        song's rows padded to a whole work item, on its own bus, its channels offset into the
-        concatenated channel inputs."""
+    def _song_result(self, synth, m):
+        audio = np.concatenate(m.blocks) if m.blocks else np.zeros((0, 2), np.float32)
+        st, k = m.st, m.k
+        dur = len(audio) / self.rate
+        wall = m.wall
+        peak = st["peak_level"]
+        notes = int(synth.song_notes[k])
+        res = {
+            "duration_s": dur, "wall_s": wall,
+            "realtime_factor": dur / wall if wall > 0 else float("inf"),
+            "peak_voices": int(synth.alloc.song_peak[k]), "notes": notes,
+            "notes_per_s": notes / wall if wall > 0 else 0.0,
+            "stolen_voices": 0, "lost_notes": 0, "skipped_notes": int(synth.song_skipped[k]),
+            "voices_limit": self.voices, "backend": self.backend_name, "sample_rate": self.rate,
+            "peak_db": 20.0 * np.log10(peak) if peak > 0 else -200.0,
+            "voice_samples_per_s": st["voices_sum"] * TICK / wall if wall > 0 else 0.0,
+            "kernel_s": st["kernel_s"], "control_s": wall - st["kernel_s"],
+            "windows": st["windows"],
+            "preset_warnings": format_preset_warnings(synth.song_preset_misses(k), m.groups),
+        }
+        return audio, res
+
+    def _pull(self, g: _Group, end: int):
+        """Queue every live song's events before frame ``end`` on the group synth, each
+        song's channels moved to its block."""
+        s = g.synth
+        evs, payloads = [], []
+        for m in g.live:
+            if m.solo:
+                continue
+            src, lo, n_ch = m.source, int(s.song_off[m.k]), 16 * m.groups
+            while not src.done and src.position < end:
+                before = src.position
+                e, sx = src.read(end, 1 << 20)
+                if len(e):
+                    e = np.array(e, copy=True)
+                    is_sx = e["status"] == ev.SYSEX
+                    bad = ~is_sx & ((e["chan"] < 0) | (e["chan"] >= n_ch))
+                    if np.any(bad):          # as its own render: that song's error, alone
+                        s.evict(m.k)
+                        break
+                    e["chan"] = np.where(is_sx, lo + np.clip(e["chan"], 0, n_ch - 1), lo + e["chan"])
+                    if np.any(is_sx):
+                        e["sysex"][is_sx] += len(payloads)
+                        payloads += list(sx)
+                    evs.append(e)
+                if src.position == before and not len(e):
+                    break
+        evs = [e for e in evs if not s.evicted[int(s.song_of_chan[int(e["chan"][0])])]]
+        if evs:
+            s._play(np.concatenate(evs) if len(evs) > 1 else evs[0], payloads)
+
+    def _prepare(self, g: _Group, T) -> dict:
+        """The group's control path for the window [B, B + N) and its launch table: the
+        voices sorted by song, each song's rows padded to a whole work item, on its own bus."""
+        t0 = time.perf_counter()
+        s = g.synth
+        B = s._block_pos
         N = T * TICK
-        ws = []
-        for m in live:
-            t0 = time.perf_counter()
-            m.pull(B + N)
-            w = m.synth._window_prepare(T)
-            w["prep_s"] = time.perf_counter() - t0
-            ws.append(w)
-            m.wall += w["prep_s"]
-        counts = [w["n"] for w in ws]
-        padded = [n + (-n) % self.align for n in counts]
-        total = int(sum(padded))
-        chin = np.concatenate([w["chin"] for w in ws], axis=2)
-        coff = np.cumsum([0] + [w["chin"].shape[2] for w in ws])[:-1]
-        table = np.zeros(total, VOICE_DTYPE)
-        a = 0
-        for b, (m, n, p) in enumerate(zip(live, counts, padded)):
-            if n:
-                table[a:a + n] = m.synth.backend.table[:n]
-                table["chan"][a:a + n] += coff[b]
-            table["done"][a + n:a + p] = 1          # padding: finished voices
-            table["bus"][a:a + p] = b
-            a += p
-        return {"live": live, "B": B, "T": T, "ws": ws, "counts": counts, "padded": padded,
-                "coff": coff, "table": table, "chin": chin,
-                "sends": any(w["sends"] for w in ws)}
+        self._pull(g, B + N)
+        w = s._window_prepare(T)
+        n = w["n"]
+        live = [m for m in g.live if not s.evicted[m.k]]
+        bus_of = np.full(s.n_songs, -1, np.int64)
+        bus_of[[m.k for m in live]] = np.arange(len(live))
+        vb = bus_of[s.song_slot_songs()]
+        rows = np.flatnonzero(vb >= 0)
+        rows = rows[np.argsort(vb[rows], kind="stable")]
+        counts = np.bincount(vb[rows], minlength=len(live)).astype(np.int64)
+        padded = counts + (-counts) % self.align
+        first = np.concatenate([[0], np.cumsum(padded)[:-1]]).astype(np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        b_of_row = vb[rows]
+        dest = first[b_of_row] + (np.arange(len(rows)) - starts[b_of_row])
+        table = np.zeros(int(padded.sum()), VOICE_DTYPE)
+        table["done"] = 1                              # padding: finished voices
+        if len(rows):
+            table[dest] = s.backend.table[rows]
+        table["bus"] = np.repeat(np.arange(len(live)), padded)
+        for m, c in zip(live, counts.tolist()):
+            m.st["voices_sum"] += c * T
+        return {"live": live, "B": B, "T": T, "w": w, "rows": rows, "dest": dest,
+                "n": n, "table": table, "chin": w["chin"], "sends": w["sends"] or any(
+                    m.fx.on for m in live), "prep_s": time.perf_counter() - t0}
 
     @staticmethod
     def _launch(backend, job):
         """One kernel call for a prepared window (runs in the worker thread)."""
         k0 = time.perf_counter()
-        table, T, n_out = job["table"], job["T"], len(job["live"])
+        table, T, n_out = job["table"], job["T"], max(len(job["live"]), 1)
         total = len(table)
         if total:
             backend.load_rows(table)
@@ -238,47 +347,78 @@ class Ensemble:
             out = out[None]
         return out, after, time.perf_counter() - k0
 
-    def _finish(self, job, out, after, k_s) -> list:
-        """The voices' state back to each song; each song finishes its window. Returns the
-        songs still playing."""
+    def _finish(self, g: _Group, job, out, after, k_s):
+        """The voices' state back to the group's table, finished voices removed; each song
+        gets its gain, effects, statistics and the end-of-song rule."""
+        t0 = time.perf_counter()
         self._k_total += k_s
         self._launches += 1
-        N = job["T"] * TICK
-        share = k_s / max(len(job["table"]), 1)
-        a = 0
+        s, al = g.synth, g.synth.alloc
+        B, T = job["B"], job["T"]
+        N = T * TICK
+        n, rows = job["n"], job["rows"]
+        tab = s.backend.table
+        if len(rows):
+            tab[rows] = after[job["dest"]]
+        finished = np.flatnonzero(tab["done"][:n]).astype(np.int64)
+        al.remove(finished, s.backend, B + N)
+        if s._pool_base:
+            s._compact_pool()
+        s._block_pos = B + N
+        s.stats["windows"] += 1
+        live = job["live"]
+        share = k_s / max(len(live), 1)
+        host = job["prep_s"] / max(len(live), 1)
+        gain = np.float32(s.gain)
         keep = []
-        for b, (m, w, n, p) in enumerate(zip(job["live"], job["ws"], job["counts"], job["padded"])):
-            t0 = time.perf_counter()
-            if n:
-                tab = m.synth.backend.table
-                tab[:n] = after[a:a + n]
-                tab["chan"][:n] -= job["coff"][b]
-                finished = np.flatnonzero(tab["done"][:n]).astype(np.int64)
-            else:
-                finished = np.zeros(0, np.int64)
-            a += p
-            o = out[b]
-            if not w["sends"] and o.shape[1] > 2:
+        for b, m in enumerate(live):
+            o = out[b] if b < len(out) else np.zeros((N, 2), np.float32)
+            if not (s.sends or m.fx.on) and o.shape[1] > 2:
                 o = o[:, :2]
-            # the song's render time: its host halves and its share of the launch (not the
-            # other songs' host work in between)
-            w["t_start"] = time.perf_counter() - w["prep_s"] - share * p
-            blk = m.synth._window_finish(w, o, finished, share * p)
-            m.pending.append(blk[:, :2])
+            o = o * gain
+            changes = s.song_fx_changes[m.k]
+            if m.fx.on or changes:
+                apply_effects(m.fx, changes, o, B)
+                s.song_fx_changes[m.k] = []
+            st = m.st
+            st["kernel_s"] += share
+            st["windows"] += 1
+            st["ticks"] += T
+            st["peak_level"] = max(st["peak_level"], float(np.max(np.abs(o[:, :2]))) if N else 0.0)
+            m.pending.append(o[:, :2])
             m.pos += N
             if m.pos % self.chunk == 0:
-                self._chunk_end(m)
-            m.wall += time.perf_counter() - t0
+                self._chunk_end(s, m)
+            m.wall += share + host
             if not m.done:
                 keep.append(m)
-        return keep
+        gone = [m.k for m in g.live if m.done or s.evicted[m.k]]
+        for m in g.live:
+            if s.evicted[m.k] and not m.solo:
+                m.solo = True
+                m.blocks, m.pending = [], []
+        if gone:
+            al.drop(np.flatnonzero(np.isin(s.song_slot_songs(), gone)), s.backend)
+        g.live = [m for m in keep if not m.solo]
+        dt = (time.perf_counter() - t0) / max(len(live), 1)
+        for m in live:
+            m.wall += dt
 
-    def _chunk_end(self, m: _Member):
-        """gpusynth.render.iter_render's end-of-song rule, at the same chunk boundaries."""
+    def _chunk_end(self, s, m: _Song):
+        """gpusynth.render.iter_render's end-of-song rule (song_over), at the same chunk
+        boundaries, on the song's own events, voices and effects."""
         block = np.concatenate(m.pending) if len(m.pending) > 1 else m.pending[0]
         m.pending = []
         m.blocks.append(block)
-        m.done = song_over(m.synth, m.pos, m.end, m.cap, block)
+        if m.pos < m.end or not m.source.done:
+            return
+        slots = s.alloc.song_slots(m.k)
+        if not len(slots) and not m.fx.ringing():
+            m.done = True
+        elif float(np.max(np.abs(block))) < SILENCE and not s.song_has_held_notes(m.k):
+            m.done = True
+        else:
+            m.done = m.pos >= m.cap
 
 
 __all__ = ["Ensemble", "EnsembleError", "window_ticks"]

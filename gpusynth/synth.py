@@ -70,6 +70,44 @@ class SynthError(Exception):
     pass
 
 
+def apply_effects(fx, changes, out, B):
+    """The effect stage (gpusynth.effects ``fx``) on a window's gained buses ``out`` [N, 4]
+    starting at frame ``B``: the wet signal is added to the dry columns in place. ``changes``:
+    the window's (sample time, settings) from GS/XG SysEx, applied from the start of the tick
+    they arrived in (as controllers are)."""
+    a = 0
+    for t, settings in changes:
+        k = max(0, (int(t) - B) // TICK * TICK)
+        if k > a:
+            if fx.on:
+                fx.add_to(out[a:k])
+            else:
+                fx.chorus.pos += k - a
+            a = k
+        fx.apply_sysex(settings)
+    if len(out) > a:
+        if fx.on:
+            fx.add_to(out[a:])
+        else:
+            fx.chorus.pos += len(out) - a
+
+
+def format_preset_warnings(misses: dict, groups: int) -> list:
+    """Synth.preset_warnings' lines from its counts {(channel, wanted, used): notes}."""
+    out = []
+    for (c, (bank, prog, drum), used), n in sorted(misses.items()):
+        grp, ch = divmod(c, 16)
+        where = f"channel {ch + 1}" + (f" (group {grp + 1})" if groups > 1 else "")
+        kind = "drum kit" if drum else "program"
+        what = f"no {kind} {prog} in bank {bank >> 7}:{bank & 127}"
+        if used is None:
+            out.append(f"{where}: {what}: {n} note(s) silent")
+        else:
+            out.append(f"{where}: {what}: {n} note(s) played with bank {used[0] >> 7}:"
+                       f"{used[0] & 127} {'drum kit' if used[2] else 'program'} {used[1]}")
+    return out
+
+
 def _copy_channels(dst: ChannelState, src: ChannelState, rows: slice, scalars: bool = True):
     """Copy the per-channel rows ``rows`` of every per-channel array of ``src`` into ``dst``
     (and, with ``scalars``, the global values such as master tuning)."""
@@ -420,18 +458,7 @@ class Synth:
         """One line per channel and requested preset that played notes without that preset:
         missing (the notes were silent) or replaced by a fallback (FluidSynth's "No preset
         found" warnings, with the count of notes affected)."""
-        out = []
-        for (c, (bank, prog, drum), used), n in sorted(self._preset_misses.items()):
-            grp, ch = divmod(c, 16)
-            where = f"channel {ch + 1}" + (f" (group {grp + 1})" if self.groups > 1 else "")
-            kind = "drum kit" if drum else "program"
-            what = f"no {kind} {prog} in bank {bank >> 7}:{bank & 127}"
-            if used is None:
-                out.append(f"{where}: {what}: {n} note(s) silent")
-            else:
-                out.append(f"{where}: {what}: {n} note(s) played with bank {used[0] >> 7}:"
-                           f"{used[0] & 127} {'drum kit' if used[2] else 'program'} {used[1]}")
-        return out
+        return format_preset_warnings(self._preset_misses, self.groups)
 
     # ------------------------------------------------------------------ events
     def play(self, events: np.ndarray, sysex=None):
@@ -857,25 +884,9 @@ class Synth:
         return out
 
     def _effects(self, out, B):
-        """The effect stage (gpusynth.effects) on a window's gained buses ``out`` [N, 4]: the
-        wet signal is added to the dry columns in place. GS/XG effect settings apply from the
-        start of the tick their SysEx arrived in (as controllers do)."""
-        fx, a = self.fx, 0
-        for t, settings in self._fx_changes:
-            k = max(0, (int(t) - B) // TICK * TICK)
-            if k > a:
-                if fx.on:
-                    fx.add_to(out[a:k])
-                else:
-                    fx.chorus.pos += k - a
-                a = k
-            fx.apply_sysex(settings)
+        """The effect stage on a window's gained buses ``out`` [N, 4] (``apply_effects``)."""
+        apply_effects(self.fx, self._fx_changes, out, B)
         self._fx_changes = []
-        if len(out) > a:
-            if fx.on:
-                fx.add_to(out[a:])
-            else:
-                fx.chorus.pos += len(out) - a
 
     @property
     def effects_ringing(self) -> bool:

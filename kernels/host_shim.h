@@ -65,4 +65,26 @@ static inline float __int_as_float(int i) {
 #define __fdividef(x, y) ((x) / (y))
 #define __saturatef(x) fminf(fmaxf((x), 0.0f), 1.0f)
 
+// The native backend's output (NativeRuntime.launch): the OpenMP threads' int64 slices
+// acc[nt][count][nbus] summed (wrapping, as numpy's int64) and scaled as numpy computes it,
+// dst = float32(double(sum) x scale[bus]); each slice is left zeroed for the next launch, so
+// the buffer is allocated once and the kernel never waits for fresh zeroed pages.
+extern "C" void gs_reduce_out(long long* __restrict__ acc, int nt, long long count, int nbus,
+                              const double* __restrict__ scale, float* __restrict__ dst) {
+    const long long n = count * nbus;
+    _Pragma("omp parallel for schedule(static)")
+    for (long long r = 0; r < count; ++r) {
+        for (int b = 0; b < nbus; ++b) {
+            const long long i = r * nbus + b;
+            unsigned long long s = 0;
+            for (int t = 0; t < nt; ++t) {
+                long long* p = acc + (long long)t * n + i;
+                s += (unsigned long long)*p;
+                *p = 0;
+            }
+            dst[i] = (float)((double)(long long)s * scale[b]);
+        }
+    }
+}
+
 #endif  // GPUSYNTH_HOST_SHIM_H

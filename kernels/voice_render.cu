@@ -724,6 +724,55 @@ extern "C" __global__ void voice_render(GS_KERNEL_ARGS) { GS_KERNEL_BODY(gs_rend
 
 extern "C" __global__ void voice_render_fused(GS_KERNEL_ARGS) { GS_KERNEL_BODY(gs_render_chunk_fused) }
 
+#ifdef GPUSYNTH_HOST
+// CPU only: the native backend's launches of many outputs (gpusynth.ensemble). One work item per
+// output: every chunk of that output's run (the host sorts the table by bus, each run padded to
+// whole chunks) is mixed into the thread's own int64 window -- out holds one
+// [n_ticks * TICK][nbus] block per OpenMP thread, zeroed, and is left zeroed -- which is then
+// converted into fout[bus] as numpy converts the mix: float32(float64(sum) x scale[bus]). Each
+// output is written by one thread: no copy of every output per thread to sum afterwards, and
+// the window being mixed stays in the thread's cache.
+#define GS_KERNEL_OUTS_BODY(chunk_fn) \
+    const long long n_chunks = (n_voices + VCHUNK - 1) / VCHUNK; \
+    const int nbus = sends ? 4 : 2; \
+    const long long slice = (long long)n_ticks * TICK * nbus; \
+    GRID_STRIDE_LOOP_DYN(b, n_out) { \
+        long long* acc = GS_OUT_SLICE(out, slice); \
+        long long lo = 0, hi = n_chunks;                 /* the first chunk of output b */ \
+        while (lo < hi) { \
+            const long long mid = (lo + hi) / 2; \
+            if (gs_bus(vt[mid * VCHUNK], n_out) < b) lo = mid + 1; else hi = mid; \
+        } \
+        for (long long ci = lo; ci < n_chunks && gs_bus(vt[ci * VCHUNK], n_out) == b; ++ci) { \
+            const long long v0 = ci * VCHUNK; \
+            const long long v1 = v0 + VCHUNK < n_voices ? v0 + VCHUNK : n_voices; \
+            if (sends) \
+                chunk_fn<true>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate, \
+                               fade_frames, cubic, acc); \
+            else \
+                chunk_fn<false>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate, \
+                                fade_frames, cubic, acc); \
+        } \
+        float* f = fout + b * slice; \
+        for (long long i = 0; i < slice; i += nbus) { \
+            for (int k = 0; k < nbus; ++k) { \
+                f[i + k] = (float)((double)acc[i + k] * scale[k]); \
+                acc[i + k] = 0; \
+            } \
+        } \
+    }
+
+extern "C" void voice_render_outs(GS_KERNEL_ARGS, float* __restrict__ fout,
+                                  const double* __restrict__ scale) {
+    GS_KERNEL_OUTS_BODY(gs_render_chunk_lanes)
+}
+
+extern "C" void voice_render_fused_outs(GS_KERNEL_ARGS, float* __restrict__ fout,
+                                        const double* __restrict__ scale) {
+    GS_KERNEL_OUTS_BODY(gs_render_chunk_fused)
+}
+#endif
+
 #ifndef GPUSYNTH_HOST
 // ---- GPU fast path (voice_render_smem) ---------------------------------------------------------
 // Sum of a fixed-point value over the warp, exact when every lane's |q| < 2^41 (128 x full

@@ -103,9 +103,13 @@ class KernelBackend:
         if n_active == 0 or n_ticks == 0:
             return np.zeros(shape, np.float32), np.zeros(0, np.int64)
         chin = check_chin(chin, n_ticks)
-        acc = self.rt.launch(self, n_active, int(t0), n_ticks, chin, bool(sends), nf, nbus, n_out)
-        scale = self.xp.asarray(bus_scales(nbus))
-        out = self.rt.to_host((acc.astype(self.xp.float64) * scale).astype(self.xp.float32))
+        if getattr(self.rt, "scales_output", False):     # native: summed and scaled in C
+            out = self.rt.launch(self, n_active, int(t0), n_ticks, chin, bool(sends), nf, nbus,
+                                 n_out, scale=bus_scales(nbus))
+        else:
+            acc = self.rt.launch(self, n_active, int(t0), n_ticks, chin, bool(sends), nf, nbus, n_out)
+            scale = self.xp.asarray(bus_scales(nbus))
+            out = self.rt.to_host((acc.astype(self.xp.float64) * scale).astype(self.xp.float32))
         done = self.rt.to_host(self.table[:n_active, DONE_OFF])
         return out, np.flatnonzero(done).astype(np.int64)
 

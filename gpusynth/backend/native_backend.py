@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import _kernels as K
 from .._kernels import BackendUnavailable
+from ..voices import VOICE_DTYPE
 from .kernel_backend import KernelBackend, int_args
 
 __all__ = ["NativeBackend", "BackendUnavailable", "build_library", "build_helper", "find_compiler",
@@ -190,6 +191,11 @@ def _bind(lib):
         fn.argtypes = [P, LL, P, LL, P, I, LL, I, F, I, I, I, I, P]
         fn.restype = None
     lib.omp_get_max_threads.restype = ctypes.c_int
+    for fn in (lib.voice_render_outs, lib.voice_render_fused_outs):
+        fn.argtypes = [P, LL, P, LL, P, I, LL, I, F, I, I, I, I, P, P, P]
+        fn.restype = None
+    lib.gs_reduce_out.argtypes = [P, I, LL, I, P, P]
+    lib.gs_reduce_out.restype = None
     return lib
 
 
@@ -212,6 +218,16 @@ def load_library(flags=None, tag: str = "native"):
 
 
 KERNELS = ("voice_render", "voice_render_fused")
+_BUS_OFF = VOICE_DTYPE.fields["bus"][1]
+
+
+def _bus_runs(table, n: int, n_out: int) -> bool:
+    """Rows [0, n) of a raw table are in runs of one output per whole chunk, in output order
+    (what voice_render_outs needs)."""
+    bus = np.ascontiguousarray(table[:n, _BUS_OFF:_BUS_OFF + 4]).view(np.int32).ravel()
+    bus = np.where((bus >= 0) & (bus < n_out), bus, 0)          # as gs_bus clamps
+    head = bus[::K.CPU_CHUNK[0]]
+    return bool(np.all(head[1:] >= head[:-1]) and np.all(bus == np.repeat(head, K.CPU_CHUNK[0])[:n]))
 
 
 class NativeRuntime:
@@ -219,12 +235,14 @@ class NativeRuntime:
     voice_render (the lane passes, default) or voice_render_fused (the GPU's formulation)."""
     name = "native"
     xp = np
+    scales_output = True      # launch(scale=...) returns the float32 output (gs_reduce_out)
 
     def __init__(self, flags=None, tag: str = "native", kernel: str = "voice_render"):
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
         self.lib = load_library(flags, tag)
         self.fn = getattr(self.lib, kernel)
+        self.fn_outs = getattr(self.lib, kernel + "_outs")
 
     @staticmethod
     def to_host(a):
@@ -233,14 +251,47 @@ class NativeRuntime:
     # voices per work item: each output's voices are padded to a multiple of it (ensemble)
     bus_align = K.CPU_CHUNK[0]
 
-    def launch(self, be, n_active, t0, n_ticks, chin, sends, nf, nbus, n_out=1):
+    def launch(self, be, n_active, t0, n_ticks, chin, sends, nf, nbus, n_out=1, scale=None):
+        """Run the kernel. Returns the int64 mix [n_out][nf][nbus] (without ``n_out`` > 1:
+        [nf][nbus]); with ``scale`` (float64 per bus), the float32 output already scaled
+        (gs_reduce_out: the threads' slices summed and converted in parallel, one pass)."""
         nt = max(1, int(self.lib.omp_get_max_threads()))
-        out = np.zeros((nt, n_out, nf, nbus), np.int64)
+        if scale is not None and n_out > 1 and _bus_runs(be.table, n_active, n_out):
+            return self._launch_outs(be, n_active, t0, n_ticks, chin, sends, nf, nbus, n_out,
+                                     scale, nt)
+        need = nt * n_out * nf * nbus
+        acc = getattr(self, "_acc", None)
+        if acc is None or len(acc) < need:
+            acc = self._acc = np.zeros(need, np.int64)      # kept zeroed by gs_reduce_out
+        out = acc[:need].reshape(nt, n_out, nf, nbus)
         n, plen, nch, t0_, nt_, rate, fade, cubic, snd = int_args(be, n_active, t0, n_ticks, chin, sends)
         self.fn(be.table.ctypes.data, n, be.pool.ctypes.data, plen, chin.ctypes.data,
                 nch, t0_, nt_, rate, fade, cubic, snd, int(n_out), out.ctypes.data)
-        out = out.sum(axis=0) if nt > 1 else out[0]
-        return out if n_out > 1 else out[0]
+        if scale is not None:
+            dst = np.empty((n_out, nf, nbus), np.float32)
+            sc = np.ascontiguousarray(scale, np.float64)
+            self.lib.gs_reduce_out(out.ctypes.data, nt, n_out * nf, nbus, sc.ctypes.data,
+                                   dst.ctypes.data)
+            return dst if n_out > 1 else dst[0]
+        res = out.sum(axis=0) if nt > 1 else out[0].copy()
+        out[:] = 0
+        return res if n_out > 1 else res[0]
+
+
+    def _launch_outs(self, be, n_active, t0, n_ticks, chin, sends, nf, nbus, n_out, scale, nt):
+        # one work item per output (voice_render_outs): the table is sorted by bus, each
+        # output's run padded to whole chunks (bus_align), as gpusynth.ensemble lays it out
+        need = nt * nf * nbus
+        acc = getattr(self, "_acc", None)
+        if acc is None or len(acc) < need:
+            acc = self._acc = np.zeros(need, np.int64)      # left zeroed by the kernel
+        dst = np.empty((n_out, nf, nbus), np.float32)
+        sc = np.ascontiguousarray(scale, np.float64)
+        n, plen, nch, t0_, nt_, rate, fade, cubic, snd = int_args(be, n_active, t0, n_ticks, chin, sends)
+        self.fn_outs(be.table.ctypes.data, n, be.pool.ctypes.data, plen, chin.ctypes.data,
+                     nch, t0_, nt_, rate, fade, cubic, snd, int(n_out), acc.ctypes.data,
+                     dst.ctypes.data, sc.ctypes.data)
+        return dst
 
 
 class NativeBackend(KernelBackend):
