@@ -37,6 +37,7 @@ songs x window x 4 buses of int64 per thread, so the window shrinks as the group
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -51,6 +52,7 @@ from .voices import TICK, VOICE_DTYPE
 # bytes of int64 output the launch may hold per thread (songs x frames x 4 buses x 8)
 OUT_BUDGET = 32 << 20
 MAX_WINDOW_TICKS = 512
+SWITCH_INTERVAL = 2e-4    # s: sys.setswitchinterval while a group renders (see render_many)
 
 
 class EnsembleError(ValueError):
@@ -208,6 +210,21 @@ class Ensemble:
             self._launch2 = create_backend(self.backend_name, self.rate, 1024, self.interp)
             self._launch2.upload_pool(self.launch.pool)
         launchers = [self.launch, self._launch2]
+        # the worker needs the GIL for a moment before and after each kernel call: with the
+        # default 5 ms switch interval it would wait for this thread's host work to yield it,
+        # and the cores would idle (measured: 8-17 % of the wall time of `bench.py many`)
+        swi = sys.getswitchinterval()
+        sys.setswitchinterval(min(swi, SWITCH_INTERVAL))
+        try:
+            self._pipeline(groups, launchers, T, ThreadPoolExecutor)
+        finally:
+            sys.setswitchinterval(swi)
+            for g in groups:
+                g.synth.close()
+                self._spare.append(g.synth)
+        return self._results(mem, groups, T, t_all)
+
+    def _pipeline(self, groups, launchers, T, ThreadPoolExecutor):
         with ThreadPoolExecutor(1, thread_name_prefix="gpusynth-ensemble") as ex:
             fut = {}
             for i, g in enumerate(groups):
@@ -221,9 +238,8 @@ class Ensemble:
                     if g.live:
                         nxt = self._prepare(g, T)
                         fut[i] = (nxt, ex.submit(self._launch, launchers[i], nxt))
-        for g in groups:
-            g.synth.close()
-            self._spare.append(g.synth)
+
+    def _results(self, mem, groups, T, t_all) -> list:
         outs, per = [None] * len(mem), [None] * len(mem)
         n_solo = 0
         vs = 0.0
