@@ -12,7 +12,8 @@
                                   decay against FluidSynth; see bench_effects)
   python bench/bench.py batch     [--songs-n 200] [--cores 2] (`gpusynth batch` against a loop
                                   of `gpusynth render` and FluidSynth per file)
-  python bench/bench.py many      [--songs-n 64] [--group 8,32] [--cores 2] [--backend native]
+  python bench/bench.py many      [--songs-n 64] [--group 8,32] [--cores 2] [--rounds 3]
+                                  [--backend native]
                                   (many songs in one launch against one at a time, in-process)
   common: --plot out.png (needs matplotlib), --out results.json (also written to a file)
 
@@ -1259,19 +1260,25 @@ _MANY_CHILD = r"""
 import json, sys, time
 from gpusynth.api import Renderer, load_midi
 from gpusynth.voices import TICK
-paths, bank, backend, group, effects = json.loads(sys.argv[1])
+paths, bank, backend, group, effects, rounds = json.loads(sys.argv[1])
 songs = [load_midi(p) for p in paths]
 r = Renderer(None if bank == "builtin" else bank, backend=backend, effects=effects)
 r.render(songs[0]); r.render_many(songs[:2])              # warm: compiled code, caches
-res = {}
-t0 = time.perf_counter(); vs = 0; one = []
-for s in songs:
-    one.append(r.render(s)); vs += r.synth.stats["voices_sum"] * TICK
-res["one_by_one"] = {"wall_s": time.perf_counter() - t0}
-t0 = time.perf_counter(); many = []; launches = 0
-for i in range(0, len(songs), group):
-    many += r.render_many(songs[i:i + group]); launches += r.stats["launches"]
-res["together"] = {"wall_s": time.perf_counter() - t0, "group": group, "launches": launches,
+res = {"rounds": rounds}
+w_one, w_many = [], []
+for rnd in range(rounds):          # interleaved: a noisy stretch of the machine hits both
+    t0 = time.perf_counter(); vs = 0; one = []
+    for s in songs:
+        one.append(r.render(s)); vs += r.synth.stats["voices_sum"] * TICK
+    w_one.append(time.perf_counter() - t0)
+    t0 = time.perf_counter(); many = []; launches = 0; solo = 0
+    for i in range(0, len(songs), group):
+        many += r.render_many(songs[i:i + group])
+        launches += r.stats["launches"]; solo += r.stats["solo"]
+    w_many.append(time.perf_counter() - t0)
+res["one_by_one"] = {"wall_s": sum(w_one) / rounds, "rounds_wall_s": w_one}
+res["together"] = {"wall_s": sum(w_many) / rounds, "rounds_wall_s": w_many, "group": group,
+                   "launches": launches, "rendered_alone": solo,
                    "window_ticks": r.stats["window_ticks"]}
 for k in ("one_by_one", "together"):
     res[k]["voice_samples_per_s"] = vs / res[k]["wall_s"]
@@ -1287,15 +1294,18 @@ print(json.dumps(res))
 def bench_many(a):
     """Many songs in one launch (gpusynth.ensemble) against one song at a time, in one
     process with ``--cores`` threads (pinned), the same Renderer, the same generated short GM
-    songs (under 64 voices each), reverb and chorus off; voice-samples per second of each,
-    their ratio, and the byte-identity of the two. FluidSynth renders the same files once per
+    songs (under 64 voices each), reverb and chorus off, in ``--rounds`` interleaved rounds
+    (one by one, then together, and again: a noisy stretch of the shared machine hits both);
+    voice-samples per second of each over the mean wall time, their ratio, and the
+    byte-identity of the two. FluidSynth renders the same files once per
     file at the same core count for scale."""
     cores, n, bank, d, songs = _song_set(a, "gpusynth-many-bench-")
     try:
         res = {"songs": n, "cores": cores, "bank": bank, "backend": a.backend}
         for g in [int(x) for x in str(a.group).split(",")]:
             w, r = run_timed([sys.executable, "-c", _MANY_CHILD,
-                              json.dumps([songs, bank, a.backend, g, False])], cores, a.timeout)
+                              json.dumps([songs, bank, a.backend, g, False, a.rounds])],
+                             cores, a.timeout)
             if r.returncode != 0:
                 res[f"group_{g}"] = {"error": _tail(r.stderr)}
                 continue
@@ -1414,6 +1424,8 @@ def build_parser():
                    help="blackmidi: where generated files are kept (default $TMPDIR/gpusynth-bench)")
     p.add_argument("--limit", type=int, default=4096, help="black MIDI voice limit")
     p.add_argument("--songs-n", type=int, default=200, help="batch, many: number of generated songs")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="many: interleaved rounds of one-by-one and together (mean wall of each)")
     p.add_argument("--group", default="32", help="many: songs per launch (comma list)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per subprocess")
     p.add_argument("--plot", help="write a PNG (needs matplotlib)")

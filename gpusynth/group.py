@@ -214,9 +214,9 @@ class GroupSynth(Synth):
             s = al.song_slots(k)
             al.kill(s[~al.h["killed"][s]], t)
             al.h["sost"][s] = False
-            self._ch_pid = None
+            self._ch_dirty.update(range(rows.start, rows.stop))
         if not np.array_equal(drum_before, sub.drum):
-            self._ch_pid = None
+            self._ch_dirty.update(range(rows.start, rows.stop))
         if sub.fx != fx_before:
             self.song_fx_changes[k].append((t, dict(sub.fx)))
 

@@ -251,6 +251,7 @@ class Synth:
                           engine=self.effects_engine)
         self._fx_changes = []       # (sample time, system-effect settings) from GS/XG SysEx
         self._ch_inputs = None
+        self._ch_dirty = set()      # channels whose preset id is looked up again (program change)
         self._queue = ev.make_events(0)
         self._source = None
         self._source_max = 1 << 20
@@ -434,14 +435,31 @@ class Synth:
         return self.presets.lookup(bank, program, drum)
 
     def _channel_presets(self) -> np.ndarray:
+        """Each channel's preset id (-1: none), looked up again for every channel after a
+        reset or a bank change (``_ch_pid = None``) and for the channels of program changes
+        since the last call (``_ch_dirty``)."""
+        cs = self.channels
         if self._ch_pid is None:
-            cs = self.channels
-            want = [(cs.bank(c), int(cs.program[c]), bool(cs.drum[c])) for c in range(cs.n)]
-            self._ch_pid = np.array([self._lookup_preset(*w) for w in want], np.int64)
+            self._pid_keys = {v: k for k, v in self.presets.presets.items()}
+            self._ch_pid = np.full(cs.n, -1, np.int64)
+            self._ch_want = {}
+            chans = range(cs.n)
+        elif self._ch_dirty:
+            chans = sorted(self._ch_dirty)
+        else:
+            return self._ch_pid
+        self._ch_dirty = set()
+        keys = self._pid_keys
+        for c in chans:
+            w = (cs.bank(c), int(cs.program[c]), bool(cs.drum[c]))
+            pid = self._lookup_preset(*w)
+            self._ch_pid[c] = pid
+            got = keys.get(int(pid))
             # channels whose preset is a fallback (or missing): what they asked for
-            keys = {v: k for k, v in self.presets.presets.items()}
-            self._ch_want = {c: (want[c], keys.get(int(self._ch_pid[c])))
-                             for c in range(cs.n) if keys.get(int(self._ch_pid[c])) != want[c]}
+            if got != w:
+                self._ch_want[c] = (w, got)
+            else:
+                self._ch_want.pop(c, None)
         return self._ch_pid
 
     def _note_preset_misses(self, chans: np.ndarray):
@@ -747,7 +765,7 @@ class Synth:
 
     def _on_program(self, c, d1, d2, t):
         self.channels.program[c] = d1
-        self._ch_pid = None
+        self._ch_dirty.add(c)
 
     def _on_bend(self, c, d1, d2, t):
         self.channels.bend[c] = (d2 << 7) | d1

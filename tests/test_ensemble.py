@@ -113,6 +113,12 @@ def test_bus_routing_matches_single_output(backend, bank):
         st = be.read_table(slice(a, a + k))
         for f in ("ipos", "fpos", "gl", "gr", "s1", "s2", "done"):
             np.testing.assert_array_equal(st[f], after[f][a:a + k])
+    # the runs out of bus order (the native backend's one-work-item-per-output path needs
+    # them in order and falls back to the general one): the same outputs
+    runs = [table[a:a + k + (-k) % align] for a, k in spans]
+    be.load_rows(np.concatenate([runs[2], runs[0], runs[1]]))
+    out2, _ = be.render(len(table), 0, 8, w["chin"], True, n_out=3)
+    np.testing.assert_array_equal(out2, out)
 
 
 def test_native_bus_routing_matches_numpy(bank):
@@ -213,3 +219,81 @@ def test_empty_and_silent_songs(bank):
 def test_bad_chunk(bank):
     with pytest.raises(EnsembleError, match="chunk"):
         Ensemble(bank, backend="numpy", chunk=1000)
+
+
+def test_shared_control_path_keeps_songs_apart(bank):
+    """Six songs, three per group synth (one control path each): SysEx (GS reset, master
+    volume, GS rhythm part, XG reverb type), program changes, pedals, all-notes-off,
+    all-sound-off and pitch-bend range in some songs change nothing in the others; every song
+    is bit-identical to its own render and so are its note count and peak polyphony."""
+    gs_reset = b"\xF0\x41\x10\x42\x12\x40\x00\x7F\x00\x41\xF7"
+    master = b"\xF0\x7F\x7F\x04\x01\x00\x30\xF7"
+    rhythm = b"\xF0\x41\x10\x42\x12\x40\x11\x15\x01\x19\xF7"     # part 1 plays drums
+    xg_rev = b"\xF0\x43\x10\x4C\x02\x01\x00\x03\xF7"
+    extras = [
+        [(300, gs_reset), (400, bytes([0xB0, 7, 60]))],
+        [(200, master), (600, bytes([0xC0, 40]))],
+        [(100, rhythm), (900, bytes([0xB0, 123, 0]))],
+        [(50, xg_rev), (700, bytes([0xB0, 64, 127])), (1500, bytes([0xB0, 64, 0]))],
+        [(0, bytes([0xB0, 101, 0])), (0, bytes([0xB0, 100, 0])), (0, bytes([0xB0, 6, 12])),
+         (800, bytes([0xB0, 120, 0]))],
+        [],
+    ]
+    songs = [song(60 + i, seconds=1.0 + 0.4 * i, channels=1 + i % 3, extra=x)
+             for i, x in enumerate(extras)]
+    ens = Ensemble(bank, backend=FAST, voices=256)
+    outs = ens.render_many(songs)
+    assert ens.stats["solo"] == 0                   # all in the shared control paths
+    for midi, o, st in zip(songs, outs, ens.stats["per_song"]):
+        with Renderer(bank, backend=FAST, voices=256) as r:
+            ref = r.render(midi)
+            rs = r.stats
+        assert o.tobytes() == ref.tobytes()
+        assert (st["notes"], st["peak_voices"], st["windows"]) == \
+            (rs["notes"], rs["peak_voices"], rs["windows"])
+        assert st["notes"] > 0 and st["peak_voices"] > 0
+
+
+def test_song_at_its_voice_limit_leaves_the_group(bank):
+    """At a voice limit of 10, the dense songs could steal: they leave the shared control
+    path and are rendered alone (``stats["solo"]``), the sparse ones stay; every song is
+    bit-identical to its own render, steal counts included."""
+    dense = [song(70 + i, seconds=2.0, channels=3) for i in range(2)]
+    sparse = [song(80 + i, seconds=2.0, channels=1, drums=False) for i in range(3)]
+    songs = [dense[0], sparse[0], sparse[1], dense[1], sparse[2]]
+    ens = Ensemble(bank, backend=FAST, voices=10)
+    outs = ens.render_many(songs)
+    assert 2 <= ens.stats["solo"] < len(songs)
+    for midi, o, st in zip(songs, outs, ens.stats["per_song"]):
+        with Renderer(bank, backend=FAST, voices=10) as r:
+            ref = r.render(midi)
+            stolen = r.stats["stolen_voices"]
+        assert o.tobytes() == ref.tobytes()
+        assert st["stolen_voices"] == stolen
+    assert any(st["stolen_voices"] > 0 for st in ens.stats["per_song"])
+
+
+def test_group_synth_sysex_is_per_song(bank):
+    """GroupSynth directly: a master-volume SysEx and a GS reset in song 0 change song 0's
+    channels only."""
+    from gpusynth.group import GroupSynth
+    from gpusynth import events as gev
+    s = GroupSynth(backend="numpy")
+    s.setup([1, 2], 64)
+    s.open({"sample_rate": RATE, "voices": 128, "channel_groups": 3})
+    s.download(bank)
+    master = b"\xF0\x7F\x7F\x04\x01\x00\x20\xF7"
+    gs_reset = b"\xF0\x41\x10\x42\x12\x40\x00\x7F\x00\x41\xF7"
+    e = gev.make_events(4)
+    e["time"] = [0, 0, 10, 20]
+    e["status"] = [0xB0, 0xB0, gev.SYSEX, gev.SYSEX]
+    e["chan"] = [3, 20, 0, 0]
+    e["data1"] = [7, 7, 0, 0]
+    e["data2"] = [30, 30, 0, 0]
+    e["sysex"] = [-1, -1, 0, 1]
+    s.play(e, [gs_reset, master])
+    s._window_prepare(4)
+    cs = s.channels
+    assert cs.cc[3, 7] == 100 and cs.cc[20, 7] == 30       # the reset reached song 0 only
+    assert np.all(cs.master_atten[:16] > 0) and np.all(cs.master_atten[16:] == 0)
+    assert s.song_fx_changes == [[], []]
