@@ -28,11 +28,10 @@ from __future__ import annotations
 import io
 import os
 import re
-import time
 
 import numpy as np
 
-from .render import default_voices, iter_render, song_source, summarize
+from .render import default_voices, render_opened, reopen, song_source
 from .synth import Synth
 
 # attenuation (cB) added to a voice outside the stem being rendered: the gain clamps at 2^-127
@@ -230,12 +229,7 @@ class Renderer:
 
     # a freshly opened synth for each song (the same state as Synth() + open + download)
     def _open(self, song):
-        s = self.synth
-        if s.is_open:
-            s.close()
-        g = max(1, int(getattr(song, "channel_groups", 2) or 2))
-        eff = s.open({"sample_rate": self.rate, "voices": self.voices, "channel_groups": g})
-        return s, eff
+        return self.synth, reopen(self.synth, song, self.rate, self.voices)
 
     def render(self, midi, *, stems: str | None = None):
         """Render one song: float32 (frames, 2), or with ``stems`` a dict name -> (frames, 2)."""
@@ -275,13 +269,7 @@ class Renderer:
 
     def _render_mix(self, song) -> np.ndarray:
         s, _ = self._open(song)
-        end = int(round(song.duration_s * self.rate))
-        t0 = time.perf_counter()
-        blocks = [b for _, b in iter_render(s, song_source(song, self.rate), end, self.chunk,
-                                            self.tail_cap_s)]
-        audio = np.concatenate(blocks) if blocks else np.zeros((0, 2), np.float32)
-        self.stats = summarize(s, len(audio), time.perf_counter() - t0)
-        self.stats["preset_warnings"] = s.preset_warnings()
+        audio, self.stats = render_opened(s, song, self.chunk, self.tail_cap_s)
         self.songs += 1
         return audio
 

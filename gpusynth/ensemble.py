@@ -45,7 +45,7 @@ import numpy as np
 from . import events as ev
 from .effects import Effects
 from .group import GroupSynth
-from .render import SILENCE, iter_render, song_source, summarize
+from .render import SILENCE, render_opened, reopen, song_groups, song_source, summary
 from .synth import Synth, apply_effects, format_preset_warnings
 from .voices import TICK, VOICE_DTYPE
 
@@ -76,7 +76,7 @@ class _Song:
     def __init__(self, idx, song, rate, tail_cap_s):
         self.idx = idx
         self.song = song
-        self.groups = max(1, int(getattr(song, "channel_groups", 2) or 2))
+        self.groups = song_groups(song)
         self.end = int(round(song.duration_s * rate))
         self.cap = self.end + int(tail_cap_s * rate)
         self.blocks = []          # finished chunks (float32 [chunk, 2])
@@ -88,8 +88,7 @@ class _Song:
         self.source = None
         self.fx = None
         self.k = 0                # index in its group synth
-        self.st = {"voices_sum": 0, "ticks": 0, "peak_level": 0.0, "kernel_s": 0.0,
-                   "windows": 0, "peak_voices": 0}
+        self.st = {"voices_sum": 0, "ticks": 0, "peak_level": 0.0, "kernel_s": 0.0, "windows": 0}
 
 
 class _Group:
@@ -163,23 +162,12 @@ class Ensemble:
 
     def _render_alone(self, song):
         """One song through its own synth: what Renderer.render does."""
-        s = self._solo
-        if s is None:
-            s = self._solo = Synth(backend=self.backend_name, interp=self.interp, gain=self.gain,
-                                   **self.options)
-            s.download(self.bank, validate=False)
-        if s.is_open:
-            s.close()
-        s.open({"sample_rate": self.rate, "voices": self.voices,
-                "channel_groups": max(1, int(getattr(song, "channel_groups", 2) or 2))})
-        end = int(round(song.duration_s * self.rate))
-        t0 = time.perf_counter()
-        blocks = [b for _, b in iter_render(s, song_source(song, self.rate), end, self.chunk,
-                                            self.tail_cap_s)]
-        audio = np.concatenate(blocks) if blocks else np.zeros((0, 2), np.float32)
-        st = summarize(s, len(audio), time.perf_counter() - t0)
-        st["preset_warnings"] = s.preset_warnings()
-        return audio, st
+        if self._solo is None:
+            self._solo = Synth(backend=self.backend_name, interp=self.interp, gain=self.gain,
+                               **self.options)
+            self._solo.download(self.bank, validate=False)
+        reopen(self._solo, song, self.rate, self.voices)
+        return render_opened(self._solo, song, self.chunk, self.tail_cap_s)
 
     # ---- the group ----------------------------------------------------------------------------
     def render_many(self, songs) -> list:
@@ -251,7 +239,6 @@ class Ensemble:
         for m in mem:
             if m.solo:
                 outs[m.idx], per[m.idx] = self._render_alone(m.song)
-                per[m.idx]["backend"] = self.backend_name
                 vs += self._solo.stats["voices_sum"] * TICK
                 n_solo += 1
         wall = time.perf_counter() - t_all
@@ -262,25 +249,19 @@ class Ensemble:
         return outs
 
     def _song_result(self, synth, m):
+        """A group song's audio and statistics (as Renderer.render's)."""
         audio = np.concatenate(m.blocks) if m.blocks else np.zeros((0, 2), np.float32)
         st, k = m.st, m.k
-        dur = len(audio) / self.rate
-        wall = m.wall
         peak = st["peak_level"]
-        notes = int(synth.song_notes[k])
-        res = {
-            "duration_s": dur, "wall_s": wall,
-            "realtime_factor": dur / wall if wall > 0 else float("inf"),
-            "peak_voices": int(synth.alloc.song_peak[k]), "notes": notes,
-            "notes_per_s": notes / wall if wall > 0 else 0.0,
-            "stolen_voices": 0, "lost_notes": 0, "skipped_notes": int(synth.song_skipped[k]),
-            "voices_limit": self.voices, "backend": self.backend_name, "sample_rate": self.rate,
-            "peak_db": 20.0 * np.log10(peak) if peak > 0 else -200.0,
-            "voice_samples_per_s": st["voices_sum"] * TICK / wall if wall > 0 else 0.0,
-            "kernel_s": st["kernel_s"], "control_s": wall - st["kernel_s"],
-            "windows": st["windows"],
-            "preset_warnings": format_preset_warnings(synth.song_preset_misses(k), m.groups),
-        }
+        rs = {"peak_voices": int(synth.alloc.song_peak[k]), "notes": int(synth.song_notes[k]),
+              "stolen_voices": 0, "lost_notes": 0, "skipped_notes": int(synth.song_skipped[k]),
+              "backend": self.backend_name,
+              "peak_volume_db": 20.0 * np.log10(peak) if peak > 0 else -200.0,
+              "average_voices": st["voices_sum"] / max(st["ticks"], 1),
+              "kernel_seconds": st["kernel_s"], "control_seconds": m.wall - st["kernel_s"],
+              "windows": st["windows"]}
+        res = summary(rs, len(audio), self.rate, m.wall, self.voices)
+        res["preset_warnings"] = format_preset_warnings(synth.song_preset_misses(k), m.groups)
         return audio, res
 
     def _pull(self, g: _Group, end: int):

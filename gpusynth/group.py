@@ -161,11 +161,7 @@ class GroupSynth(Synth):
             key = e["data1"].astype(np.int64)
             vel = e["data2"].astype(np.int64)
             is_on = (e["status"] == ev.NOTE_ON) & (e["data2"] > 0)
-            on = np.flatnonzero(is_on)
-            pid = self._channel_presets()[c[on]]
-            ok = on[pid >= 0]
-            note, ridx = self.presets.regions_for(pid[pid >= 0], key[ok], vel[ok])
-            note_of = ok[note]
+            on, ok, ridx, note_of = self._lookup_regions(c, key, vel, is_on)
             if not len(note_of):
                 break
             snd = al.sounding(int(t[0]))

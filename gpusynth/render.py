@@ -54,6 +54,32 @@ def song_source(song, rate: int):
     return ArrayCursor(song.events(rate), getattr(song, "sysex", None))
 
 
+def song_groups(song) -> int:
+    """The channel groups a song needs (its ports; 2 when it does not say)."""
+    return max(1, int(getattr(song, "channel_groups", 2) or 2))
+
+
+def reopen(synth: Synth, song, rate: int, voices: int) -> dict:
+    """Close ``synth`` if open and open it for ``song``: the state of a new synth, the bank
+    kept (gpusynth.api.Renderer, gpusynth.ensemble). Returns the effective parameters."""
+    if synth.is_open:
+        synth.close()
+    return synth.open({"sample_rate": rate, "voices": voices, "channel_groups": song_groups(song)})
+
+
+def render_opened(synth: Synth, song, chunk: int = 32768, tail_cap_s: float = 30.0):
+    """Render ``song`` through an opened synth to float32 (frames, 2) in memory: (audio,
+    stats with ``preset_warnings``)."""
+    rate = synth.sample_rate
+    end = int(round(song.duration_s * rate))
+    t0 = time.perf_counter()
+    blocks = [b for _, b in iter_render(synth, song_source(song, rate), end, chunk, tail_cap_s)]
+    audio = np.concatenate(blocks) if blocks else np.zeros((0, 2), np.float32)
+    st = summarize(synth, len(audio), time.perf_counter() - t0)
+    st["preset_warnings"] = synth.preset_warnings()
+    return audio, st
+
+
 def iter_render(synth: Synth, source, end_frame: int, chunk: int = 32768,
                 tail_cap_s: float = 30.0, sysex=None):
     """Yield (position, float32 block [n, 2]) until the song has ended and every release tail
@@ -200,8 +226,13 @@ def render_file(song, path, bank=None, backend="auto", rate=48000, voices=None,
 
 
 def summarize(synth: Synth, frames: int, wall: float) -> dict:
-    rs = synth.running_stats()
-    dur = frames / synth.sample_rate
+    return summary(synth.running_stats(), frames, synth.sample_rate, wall, synth.max_voices)
+
+
+def summary(rs: dict, frames: int, rate: int, wall: float, voices_limit: int) -> dict:
+    """A render's statistics from ``Synth.running_stats()``-style counts ``rs`` (also built per
+    song by gpusynth.ensemble)."""
+    dur = frames / rate
     return {
         "duration_s": dur, "wall_s": wall,
         "realtime_factor": dur / wall if wall > 0 else float("inf"),
@@ -209,8 +240,8 @@ def summarize(synth: Synth, frames: int, wall: float) -> dict:
         "notes_per_s": rs["notes"] / wall if wall > 0 else 0.0,
         "stolen_voices": rs["stolen_voices"], "lost_notes": rs["lost_notes"],
         "skipped_notes": rs.get("skipped_notes", 0),
-        "voices_limit": synth.max_voices,
-        "backend": rs["backend"], "sample_rate": synth.sample_rate,
+        "voices_limit": voices_limit,
+        "backend": rs["backend"], "sample_rate": rate,
         "peak_db": rs["peak_volume_db"],
         "voice_samples_per_s": rs["average_voices"] * frames / wall if wall > 0 else 0.0,
         # where the time went: inside the backend's render call, and the host around it

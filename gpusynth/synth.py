@@ -667,20 +667,26 @@ class Synth:
         }
 
     # ------------------------------------------------------------------ note batches
+    def _lookup_regions(self, c, key, vel, is_on):
+        """The note-ons of a run (indices), those whose channel has a preset, the regions they
+        start and the index of each region's note in the run: (on, ok, region indices,
+        note_of). Counts nothing."""
+        on = np.flatnonzero(is_on)
+        pid = self._channel_presets()[c[on]]
+        ok = on[pid >= 0]
+        note, ridx = self.presets.regions_for(pid[pid >= 0], key[ok], vel[ok])
+        return on, ok, ridx, ok[note]
+
     def _resolve(self, c, key, vel, is_on):
         """Regions started by the note-ons of a run: (region records, their voice templates,
-        index of each region's note in the run)."""
-        on = np.flatnonzero(is_on)
+        index of each region's note in the run); the notes and preset misses counted."""
+        on, ok, ridx, note_of = self._lookup_regions(c, key, vel, is_on)
         if len(on):
-            pid = self._channel_presets()[c[on]]
             self._note_preset_misses(c[on])
-            on = on[pid >= 0]
-            pid = pid[pid >= 0]
             a = self.alloc.stats
-            a["notes"] = a.get("notes", 0) + int(np.count_nonzero(vel[on] > 0))
-            note, ridx = self.presets.regions_for(pid, key[on], vel[on])
-            if len(ridx):
-                return self._regions[ridx], self._templates[ridx], on[note]
+            a["notes"] = a.get("notes", 0) + int(np.count_nonzero(vel[ok] > 0))
+        if len(ridx):
+            return self._regions[ridx], self._templates[ridx], note_of
         return np.zeros(0, REGION_DTYPE), None, np.zeros(0, np.int64)
 
     def _note_run(self, e, t):

@@ -699,6 +699,15 @@ __device__ __forceinline__ long long gs_bus(const Voice& V, int n_out) {
     return (unsigned)V.bus < (unsigned)n_out ? (long long)V.bus : 0ll;
 }
 
+// chunk [v0, v1) of the table rendered and mixed into the accumulator o
+#define GS_CHUNK_CALL(chunk_fn, o) \
+    if (sends) \
+        chunk_fn<true>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate, \
+                       fade_frames, cubic, o); \
+    else \
+        chunk_fn<false>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate, \
+                        fade_frames, cubic, o)
+
 // every voice of a chunk mixes into the output of the chunk's first voice: the host keeps the
 // voices of one output together, each output's run padded to a whole chunk (gpusynth.ensemble)
 #define GS_KERNEL_BODY(chunk_fn) \
@@ -708,12 +717,7 @@ __device__ __forceinline__ long long gs_bus(const Voice& V, int n_out) {
         const long long v0 = ci * VCHUNK; \
         const long long v1 = v0 + VCHUNK < n_voices ? v0 + VCHUNK : n_voices; \
         long long* o = GS_OUT_SLICE(out, slice * n_out) + gs_bus(vt[v0], n_out) * slice; \
-        if (sends) \
-            chunk_fn<true>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate, \
-                           fade_frames, cubic, o); \
-        else \
-            chunk_fn<false>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate, \
-                            fade_frames, cubic, o); \
+        GS_CHUNK_CALL(chunk_fn, o); \
     }
 
 // out: int64 [n_out][n_ticks * TICK][nbus] (nbus = 4 with sends: L, R, reverb, chorus; else 2;
@@ -746,12 +750,7 @@ extern "C" __global__ void voice_render_fused(GS_KERNEL_ARGS) { GS_KERNEL_BODY(g
         for (long long ci = lo; ci < n_chunks && gs_bus(vt[ci * VCHUNK], n_out) == b; ++ci) { \
             const long long v0 = ci * VCHUNK; \
             const long long v1 = v0 + VCHUNK < n_voices ? v0 + VCHUNK : n_voices; \
-            if (sends) \
-                chunk_fn<true>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate, \
-                               fade_frames, cubic, acc); \
-            else \
-                chunk_fn<false>(vt, v0, v1, pool, pool_len, chin, n_chan, win_t0, n_ticks, rate, \
-                                fade_frames, cubic, acc); \
+            GS_CHUNK_CALL(chunk_fn, acc); \
         } \
         float* f = fout + b * slice; \
         for (long long i = 0; i < slice; i += nbus) { \

@@ -259,11 +259,7 @@ class NativeRuntime:
         if scale is not None and n_out > 1 and _bus_runs(be.table, n_active, n_out):
             return self._launch_outs(be, n_active, t0, n_ticks, chin, sends, nf, nbus, n_out,
                                      scale, nt)
-        need = nt * n_out * nf * nbus
-        acc = getattr(self, "_acc", None)
-        if acc is None or len(acc) < need:
-            acc = self._acc = np.zeros(need, np.int64)      # kept zeroed by gs_reduce_out
-        out = acc[:need].reshape(nt, n_out, nf, nbus)
+        out = self._zeroed(nt * n_out * nf * nbus).reshape(nt, n_out, nf, nbus)
         n, plen, nch, t0_, nt_, rate, fade, cubic, snd = int_args(be, n_active, t0, n_ticks, chin, sends)
         self.fn(be.table.ctypes.data, n, be.pool.ctypes.data, plen, chin.ctypes.data,
                 nch, t0_, nt_, rate, fade, cubic, snd, int(n_out), out.ctypes.data)
@@ -278,13 +274,19 @@ class NativeRuntime:
         return res if n_out > 1 else res[0]
 
 
+    def _zeroed(self, n: int) -> np.ndarray:
+        """The first n int64 of the kernel's accumulator buffer: allocated once (grown when
+        needed), zero on entry, and left zeroed by every launch (gs_reduce_out, the per-output
+        kernel, or the numpy sum below)."""
+        acc = getattr(self, "_acc", None)
+        if acc is None or len(acc) < n:
+            acc = self._acc = np.zeros(n, np.int64)
+        return acc[:n]
+
     def _launch_outs(self, be, n_active, t0, n_ticks, chin, sends, nf, nbus, n_out, scale, nt):
         # one work item per output (voice_render_outs): the table is sorted by bus, each
         # output's run padded to whole chunks (bus_align), as gpusynth.ensemble lays it out
-        need = nt * nf * nbus
-        acc = getattr(self, "_acc", None)
-        if acc is None or len(acc) < need:
-            acc = self._acc = np.zeros(need, np.int64)      # left zeroed by the kernel
+        acc = self._zeroed(nt * nf * nbus)
         dst = np.empty((n_out, nf, nbus), np.float32)
         sc = np.ascontiguousarray(scale, np.float64)
         n, plen, nch, t0_, nt_, rate, fade, cubic, snd = int_args(be, n_active, t0, n_ticks, chin, sends)
