@@ -36,7 +36,8 @@
     for (long long i = 0; i < (long long)(n); ++i)
 
 // The fused mix: each OpenMP thread adds into its own slice of the output (no atomics needed);
-// the host sums the slices in int64 (exact, so the thread count does not change the result).
+// gs_reduce_out below sums the slices in int64 (exact, so the thread count does not change the
+// result).
 #define GS_OUT_SLICE(out, stride) ((out) + (long long)omp_get_thread_num() * (stride))
 #define GS_ATOMIC_ADD_LL(p, v) (*(p) += (v))
 // lanes of the portable kernel's passes: independent across lanes (vectorise them)

@@ -8,7 +8,9 @@ name and renamed atomically, so parallel processes never load a half-written lib
 with ctypes, and each kernel runs as many blocks of one thread with OpenMP over the blocks.
 The voice table is the kernel backend's record table in host memory (gpusynth.backend.
 kernel_backend); the kernel gets its address. Each OpenMP thread mixes into its own int64 slice
-of the output, summed here (exact). ``-ffp-contract=off`` keeps multiply-adds unfused even
+of the output; the slices are summed (exact) and scaled to float32 in C (gs_reduce_out, one
+parallel pass). A launch of many outputs (gpusynth.ensemble) runs one work item per output
+instead (voice_render_outs): no per-thread copy of every output to sum. ``-ffp-contract=off`` keeps multiply-adds unfused even
 where ``-march=native`` offers FMA, as numpy computes, so native and numpy agree to float32 rounding of
 exp2/sin/cos/tan (see tests/test_native_vs_numpy.py).
 """
