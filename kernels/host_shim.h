@@ -73,7 +73,9 @@ static inline float __int_as_float(int i) {
 extern "C" void gs_reduce_out(long long* __restrict__ acc, int nt, long long count, int nbus,
                               const double* __restrict__ scale, float* __restrict__ dst) {
     const long long n = count * nbus;
-    _Pragma("omp parallel for schedule(static)")
+    // a small block (real-time play: 256 frames) is summed by this thread: waking the team
+    // for it would cost more than the sum
+    _Pragma("omp parallel for schedule(static) if(n * nt >= 65536)")
     for (long long r = 0; r < count; ++r) {
         for (int b = 0; b < nbus; ++b) {
             const long long i = r * nbus + b;
