@@ -105,10 +105,15 @@ class VoiceAllocator:
         if not len(fin):
             return
         self._flush_silent()
+        self._compact(fin, backend)
+
+    def _compact(self, fin, backend):
+        """Remove the (sorted, unique) slots ``fin``: the tail voices move into the holes, on
+        the device and in the host copy alike."""
         src, dst = compaction_moves(self.n, fin)
         backend.move(src, dst)
         self.vt[dst] = self.vt[src]
-        for a in h.values():
+        for a in self.h.values():
             a[dst] = a[src]
         self.n -= len(fin)
 

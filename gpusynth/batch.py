@@ -154,9 +154,7 @@ def _together(renderer, opts) -> bool:
     song (200 short songs, 2 workers on 2 cores, native: 13.2-14.2 s together against
     18.1-18.9 s one by one)."""
     t = opts.get("together")
-    if t is None:
-        t = True
-    return bool(t) and not opts["stems"]
+    return (t is None or bool(t)) and not opts["stems"]
 
 
 def _run_items(renderer, items, opts, workdir_for):

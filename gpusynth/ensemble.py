@@ -45,7 +45,7 @@ import numpy as np
 from . import events as ev
 from .effects import Effects
 from .group import GroupSynth
-from .render import SILENCE, render_opened, reopen, song_groups, song_source, summary
+from .render import render_opened, reopen, song_groups, song_over, song_source, summary
 from .synth import Synth, apply_effects, format_preset_warnings
 from .voices import TICK, VOICE_DTYPE
 
@@ -307,7 +307,7 @@ class Ensemble:
         live = [m for m in g.live if not s.evicted[m.k]]
         bus_of = np.full(s.n_songs, -1, np.int64)
         bus_of[[m.k for m in live]] = np.arange(len(live))
-        vb = bus_of[s.song_slot_songs()]
+        vb = bus_of[s.alloc.slot_songs()]
         rows = np.flatnonzero(vb >= 0)
         rows = rows[np.argsort(vb[rows], kind="stable")]
         counts = np.bincount(vb[rows], minlength=len(live)).astype(np.int64)
@@ -369,7 +369,7 @@ class Ensemble:
         gain = np.float32(s.gain)
         keep = []
         for b, m in enumerate(live):
-            o = out[b] if b < len(out) else np.zeros((N, 2), np.float32)
+            o = out[b]
             if not (s.sends or m.fx.on) and o.shape[1] > 2:
                 o = o[:, :2]
             o = o * gain
@@ -395,7 +395,7 @@ class Ensemble:
                 m.solo = True
                 m.blocks, m.pending = [], []
         if gone:
-            al.drop(np.flatnonzero(np.isin(s.song_slot_songs(), gone)), s.backend)
+            al.drop(np.flatnonzero(np.isin(s.alloc.slot_songs(), gone)), s.backend)
         g.live = [m for m in keep if not m.solo]
         dt = (time.perf_counter() - t0) / max(len(live), 1)
         for m in live:
@@ -407,15 +407,31 @@ class Ensemble:
         block = np.concatenate(m.pending) if len(m.pending) > 1 else m.pending[0]
         m.pending = []
         m.blocks.append(block)
-        if m.pos < m.end or not m.source.done:
-            return
-        slots = s.alloc.song_slots(m.k)
-        if not len(slots) and not m.fx.ringing():
-            m.done = True
-        elif float(np.max(np.abs(block))) < SILENCE and not s.song_has_held_notes(m.k):
-            m.done = True
-        else:
-            m.done = m.pos >= m.cap
+        m.done = song_over(_SongView(s, m), m.pos, m.end, m.cap, block)
+
+
+class _SongView:
+    """What song_over asks of a synth, for one song of a group synth (every event before the
+    window's end has been played: nothing is left queued)."""
+    pending_events = 0
+
+    def __init__(self, s, m):
+        self.s, self.m = s, m
+
+    @property
+    def source_done(self) -> bool:
+        return bool(self.m.source.done)
+
+    @property
+    def active_voices(self) -> int:
+        return len(self.s.alloc.song_slots(self.m.k))
+
+    @property
+    def effects_ringing(self) -> bool:
+        return self.m.fx.ringing()
+
+    def has_held_notes(self) -> bool:
+        return self.s.song_has_held_notes(self.m.k)
 
 
 __all__ = ["Ensemble", "EnsembleError", "window_ticks"]

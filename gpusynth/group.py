@@ -27,7 +27,7 @@ from . import events as ev
 from .allocator import VoiceAllocator
 from .channels import ChannelState
 from .synth import Synth
-from .voices import NEVER, compaction_moves
+from .voices import NEVER
 
 # channel-state arrays a SysEx may change (copied in and out of the song's own state)
 _ROW_FIELDS = ("cc", "program", "bend", "bend_range", "fine", "coarse", "pressure",
@@ -71,20 +71,18 @@ class GroupAllocator(VoiceAllocator):
         np.maximum.at(self.song_peak, songs, count)
         self.stats["peak_voices"] = max(self.stats["peak_voices"], int(count.max()))
 
+    def slot_songs(self) -> np.ndarray:
+        """The song of each active slot."""
+        return self.song_of_chan[self.h["chan"][:self.n]]
+
     def song_slots(self, k) -> np.ndarray:
-        return np.flatnonzero(self.song_of_chan[self.h["chan"][:self.n]] == k)
+        return np.flatnonzero(self.slot_songs() == k)
 
     def drop(self, slots, backend):
         """Remove ``slots`` from the table at once (songs that ended or left the group)."""
         fin = np.unique(np.asarray(slots, np.int64))
-        if not len(fin):
-            return
-        src, dst = compaction_moves(self.n, fin)
-        backend.move(src, dst)
-        self.vt[dst] = self.vt[src]
-        for a in self.h.values():
-            a[dst] = a[src]
-        self.n -= len(fin)
+        if len(fin):
+            self._compact(fin, backend)
 
 
 class GroupSynth(Synth):
@@ -123,10 +121,6 @@ class GroupSynth(Synth):
                                     n_songs=self.n_songs)
 
     # ---- per-song queries ------------------------------------------------------------------
-    def song_slot_songs(self) -> np.ndarray:
-        """The song of each active slot."""
-        return self.song_of_chan[self.alloc.h["chan"][:self.alloc.n]]
-
     def song_has_held_notes(self, k) -> bool:
         al = self.alloc
         h, s = al.h, al.song_slots(k)
