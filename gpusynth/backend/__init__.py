@@ -3,6 +3,8 @@ the numpy backend is the reference."""
 from __future__ import annotations
 
 BACKENDS = ("numpy", "native", "cupy")
+# renders nothing (the control path alone: gpusynth.analyze); only by name, never by `auto`
+NULL = "null"
 
 
 def create_backend(name: str, rate: int, capacity: int, interp: str):
@@ -12,6 +14,9 @@ def create_backend(name: str, rate: int, capacity: int, interp: str):
     if name == "native":
         from .native_backend import NativeBackend
         return NativeBackend(rate, capacity, interp)
+    if name == NULL:
+        from .null_backend import NullBackend
+        return NullBackend(rate, capacity, interp)
     if name == "cupy":
         from .cupy_backend import CupyBackend
         return CupyBackend(rate, capacity, interp)
