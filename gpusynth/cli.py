@@ -1,4 +1,4 @@
-"""`gpusynth render|play|live|info` (also `python -m gpusynth`)."""
+"""`gpusynth render|analyze|play|live|info` (also `python -m gpusynth`)."""
 from __future__ import annotations
 
 import argparse
@@ -366,6 +366,99 @@ def cmd_render(a):
     return 0
 
 
+def _validate_analyze(a):
+    _finite("--max-note-length", a.max_note_length, 0.0, 1e6)
+    _finite("--max-length", a.max_length, 0.0, None)
+    if not 8000 <= a.rate <= 192000:
+        raise CliError(f"--rate {a.rate} is out of range (allowed 8000..192000)")
+    if a.voices is not None and not 1 <= a.voices <= 4_000_000:
+        raise CliError(f"--voices {a.voices} is out of range (allowed 1..4000000)")
+    if not 0 <= a.min_velocity <= 127:
+        raise CliError(f"--min-velocity {a.min_velocity} is out of range (allowed 0..127)")
+    if a.key_voices < 0:
+        raise CliError(f"--key-voices {a.key_voices} must be >= 0")
+    if a.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise CliError("--plot needs matplotlib (pip install matplotlib, or "
+                           "pip install gpusynth[bench])") from None
+        d = os.path.dirname(os.path.abspath(a.plot))
+        if os.path.isdir(a.plot) or not os.path.isdir(d) or not os.access(d, os.W_OK):
+            raise CliError(f"{a.plot}: cannot write the plot here")
+
+
+def cmd_analyze(a):
+    """The control path alone (gpusynth.analyze): notes, density, polyphony, steals; no audio."""
+    from .analyze import open_analyzer, analyze_song, table, plot, to_json
+    from .render import default_voices
+    from .synth import SynthError
+    _validate_analyze(a)
+    song = _load_song("--demo" if a.demo else a.input)
+    warnings = list(getattr(song, "warnings", []))
+    for w in warnings[:20]:
+        _warn(a, w)
+    if len(warnings) > 20:
+        _warn(a, f"... and {len(warnings) - 20} more")
+    dur = float(getattr(song, "duration_s", 0.0))
+    if a.max_length and dur > a.max_length:
+        raise CliError(f"{a.input}: the song lasts {dur / 3600:.1f} h (its last event), more "
+                       f"than --max-duration {a.max_length:g} s; raise --max-duration "
+                       f"(alias --max-length) to analyze it")
+    banks = [_load_bank(b) for b in (a.bank or [None])]
+    limits = {}
+    if a.min_velocity:
+        limits["min_velocity"] = a.min_velocity
+    if a.key_voices:
+        limits["max_key_voices"] = a.key_voices
+    if a.max_note_length:
+        limits["max_note_s"] = a.max_note_length
+    # the voice limit `render` would use: --voices, else the default of the backend it would run
+    voices = a.voices if a.voices is not None else default_voices(_backend_choice(a.backend)[0])
+    try:
+        synth, eff = open_analyzer(banks[0], a.rate, voices, song=song, **limits)
+        for k, b in enumerate(banks[1:], 1):      # stacked as in render: a later bank first
+            synth.download(b, priority=k)
+    except (ValueError, SynthError) as e:
+        raise CliError(str(e)) from None
+    if eff["clamped"]:
+        print(f"note: clamped {', '.join(eff['clamped'])} -> "
+              + ", ".join(f"{k}={eff[k]}" for k in eff["clamped"]), file=sys.stderr)
+    prog = Progress(sys.stderr.isatty() and not a.quiet, getattr(song, "n_notes", 0))
+    try:
+        r = analyze_song(song, synth=synth, progress=prog, keep_windows=bool(a.plot))
+    except KeyboardInterrupt:
+        prog.finish()
+        print("interrupted", file=sys.stderr)
+        return 130
+    prog.finish()
+    if a.demo:
+        r["input"] = "demo"
+    late = synth.preset_warnings()
+    if r["lost_notes"]:
+        late.append(f"{r['lost_notes']:,} note(s) lost: more regions at once than "
+                    f"--voices {r['voices_limit']:,}")
+    r["warnings"] = warnings + late
+    for w in late:
+        _warn(a, w)
+    series = r.pop("windows_series", None)
+    if a.plot:
+        try:
+            plot({**r, "windows_series": series}, a.plot,
+                 title=f"{os.path.basename(str(r['input']))}: {r['notes']:,} notes, "
+                       f"peak {r['notes_per_s_peak']:,} notes/s")
+        except OSError as e:
+            raise CliError(f"{a.plot}: cannot write the plot: {e.strerror or e}") from None
+        r["plot"] = a.plot
+    if a.json:
+        print(to_json(r))
+    else:
+        print(table(r))
+        if a.plot:
+            print(f"plot      {a.plot}")
+    return 0
+
+
 def cmd_info(a):
     info = {}
     try:
@@ -464,6 +557,32 @@ def build_parser():
     r.add_argument("-q", "--quiet", action="store_true", help="no summary, no warnings")
     _add_effect_args(r)
     r.set_defaults(fn=cmd_render)
+    an = sub.add_parser("analyze", formatter_class=fmt,
+                        help="a MIDI file's notes, density and polyphony from the control path "
+                             "alone (no audio; the figures of a render with the same options)")
+    an.add_argument("input", nargs="?", help="Standard MIDI File")
+    an.add_argument("--demo", action="store_true", help="analyze the bundled demo song")
+    an.add_argument("--bank", action="append", metavar="PATH",
+                    help="SF2, SF3 or DLS bank, as render (default: the built-in GM bank)")
+    an.add_argument("--backend", help="the backend whose default voice limit to use when "
+                                      "--voices is not given (as render; nothing is rendered)")
+    an.add_argument("-r", "--rate", type=int, default=48000, help="sample rate (8000-192000)")
+    an.add_argument("--voices", type=int, default=None,
+                    help="voice limit, as render (default: the backend's, e.g. native 4096)")
+    an.add_argument("--min-velocity", type=int, default=0, metavar="V",
+                    help="ignore note-ons with velocity below V (black MIDI)")
+    an.add_argument("--key-voices", type=int, default=0, metavar="N",
+                    help="at most N notes sounding per channel and key (0: no cap)")
+    an.add_argument("--max-note-length", type=float, default=0.0, metavar="S",
+                    help="release notes held longer than S seconds (0: no limit)")
+    an.add_argument("--max-duration", "--max-length", dest="max_length", type=float,
+                    default=24 * 3600.0, metavar="S",
+                    help="refuse songs longer than S seconds (default 24 h; 0: no limit)")
+    an.add_argument("--json", action="store_true", help="print the figures as JSON")
+    an.add_argument("--plot", metavar="OUT.png",
+                    help="draw notes/s and voices against time (needs matplotlib)")
+    an.add_argument("-q", "--quiet", action="store_true", help="no warnings, no progress")
+    an.set_defaults(fn=cmd_analyze)
     i = sub.add_parser("info", help="backends, GPU, and bank presets")
     i.add_argument("--json", action="store_true")
     i.add_argument("--bank")
@@ -497,7 +616,7 @@ def build_parser():
 def main(argv=None):
     p = build_parser()
     a = p.parse_args(argv)
-    if a.cmd in ("render", "play") and not a.demo and not a.input:
+    if a.cmd in ("render", "play", "analyze") and not a.demo and not a.input:
         p.error(f"{a.cmd}: give a MIDI file or --demo")
     try:
         return a.fn(a) or 0
