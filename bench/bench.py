@@ -8,6 +8,9 @@
                                    2 cores with the defaults)
   python bench/bench.py blackmidi [--sizes 1M,10M] [--render-max 10M] [--limit 4096]
                                   [--cores 2] [--density 50000] (not part of `all`)
+  python bench/bench.py control   [--sizes 1M,10M,100M] [--limits 4096,1000000] [--cores 1]
+                                  (the control path alone: `gpusynth analyze` on generated black
+                                  MIDI, one core; not part of `all`; see bench_control)
   python bench/bench.py effects   [--voices 64,4096] [--repeat 3] (reverb + chorus cost, reverb
                                   decay against FluidSynth; see bench_effects)
   python bench/bench.py batch     [--songs-n 200] [--cores 2] (`gpusynth batch` against a loop
@@ -945,7 +948,7 @@ def bench_blackmidi(a):
     from gpusynth.blackgen import parse_count
     backends = a.backends.split(",") if a.backends else ["native"]
     bank = a.bank or default_bank()
-    sizes = [parse_count(x) for x in a.sizes.split(",")]
+    sizes = [parse_count(x) for x in (a.sizes or "1M,10M").split(",")]
     render_max = parse_count(a.render_max)
     cores_list = [int(c) for c in str(a.cores).split(",")]
     top = max(cores_list)
@@ -1034,6 +1037,51 @@ def bench_blackmidi(a):
             res["ratios"][f"{r['engine']}_{r['cores']}cores"] = \
                 r["realtime_factor_song"] / f[0]["realtime_factor"]
     return {"blackmidi": res}
+
+
+def bench_control(a):
+    """The control path alone, at black-MIDI scale: for each generated file (gpusynth.blackgen,
+    cached like `blackmidi`'s) and voice limit, `python -m gpusynth analyze FILE --json --voices
+    V` in its own process pinned to one core (--cores: the first value, 1 by default): the null
+    backend renders nothing, so the figures are the host's alone (events, allocation, stealing,
+    records, controller timelines). Per row: notes, control_s and control_notes_per_s (the
+    synth's own split of its render calls, the time a render spends outside the kernel),
+    the loop's wall (analyze_wall_s: control plus reading the file), peak and stolen voices,
+    the process' wall and peak RSS."""
+    from gpusynth.blackgen import parse_count
+    sizes = [parse_count(x) for x in (a.sizes or "1M,10M,100M").split(",")]
+    limits = [parse_count(x) for x in a.limits.split(",")]
+    cores = int(str(a.cores).split(",")[0])
+    bank = a.bank or default_bank()
+    d = a.data_dir or os.path.join(tempfile.gettempdir(), "gpusynth-bench")
+    os.makedirs(d, exist_ok=True)
+    res = {"sizes": sizes, "limits": limits, "cores": cores, "tracks": a.tracks + 1,
+           "density_notes_per_s": a.density, "bank": bank, "rows": []}
+    for n in sizes:
+        path = _black_file(d, n, a)
+        for V in limits:
+            cmd = [sys.executable, "-m", "gpusynth", "analyze", path, "--json", "--voices",
+                   str(V), "-q"] + (["--bank", bank] if bank != "builtin" else [])
+            log(f"control: {n:,} notes, {V:,} voices ...")
+            wall, rss, rc, out, err = run_rss(cmd, cores, a.timeout)
+            if rc != 0:
+                r = {"notes": n, "voices_limit": V, "cores": cores, "error": _tail(err or out)}
+            else:
+                st = json.loads(out)
+                r = {"notes": n, "voices_limit": V, "cores": cores,
+                     "notes_played": st["notes"], "duration_s": st["duration_s"],
+                     "control_s": st["control_s"],
+                     "control_notes_per_s": st["control_notes_per_s"],
+                     "analyze_wall_s": st["wall_s"], "analyze_notes_per_s": st["notes_per_s"],
+                     "peak_voices": st["peak_voices"], "stolen_voices": st["stolen_voices"],
+                     "lost_notes": st["lost_notes"], "notes_per_s_peak": st["notes_per_s_peak"],
+                     "process_wall_s": wall, "peak_rss_mb": rss,
+                     "peak_rss_anon_mb": run_rss.last_peaks["RssAnon"],
+                     "peak_rss_file_mb": run_rss.last_peaks["RssFile"],
+                     "file_bytes": os.path.getsize(path)}
+            res["rows"].append(r)
+            log(json.dumps(r))
+    return {"control": res}
 
 
 # -------------------------------------------------------------------------- plot
@@ -1391,7 +1439,7 @@ def machine():
 
 def build_parser():
     p = argparse.ArgumentParser(description="gpusynth benchmarks (JSON on stdout)")
-    p.add_argument("what", choices=["polyphony", "songs", "kernel", "all", "blackmidi", "effects", "batch", "many", "_one"])
+    p.add_argument("what", choices=["polyphony", "songs", "kernel", "all", "blackmidi", "control", "effects", "batch", "many", "_one"])
     p.add_argument("--voices", default=DEFAULT_VOICES, help="held-voice counts (polyphony)")
     p.add_argument("--backends", default=None, help="comma list of gpusynth backends (default native)")
     p.add_argument("--backend", default="native", help=argparse.SUPPRESS)
@@ -1413,8 +1461,11 @@ def build_parser():
     p.add_argument("--arch", default="sm_80,sm_90", help="kernel: nvcc architectures")
     p.add_argument("--no-fluidsynth", action="store_true", help="gpusynth only")
     p.add_argument("--fluidsynth", action="store_true", help=argparse.SUPPRESS)  # the default now
-    p.add_argument("--sizes", default="1M,10M",
-                   help="blackmidi: note counts of the generated files (k/M/G suffixes)")
+    p.add_argument("--sizes", default=None,
+                   help="blackmidi, control: note counts of the generated files (k/M/G "
+                        "suffixes; default blackmidi 1M,10M, control 1M,10M,100M)")
+    p.add_argument("--limits", default="4096,1000000",
+                   help="control: voice limits (default 4096,1000000)")
     p.add_argument("--render-max", default="10M",
                    help="blackmidi: render files up to this note count (larger: ingest only)")
     p.add_argument("--tracks", type=int, default=64, help="blackmidi: tracks per file")
@@ -1448,6 +1499,8 @@ def main(argv=None):
         out.update(bench_kernel(a))
     if a.what == "blackmidi":
         out.update(bench_blackmidi(a))
+    if a.what == "control":
+        out.update(bench_control(a))
     if a.what == "effects":
         out.update(bench_effects(a))
     if a.what == "batch":
