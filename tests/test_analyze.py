@@ -44,9 +44,9 @@ def analyze(path, *opts):
     return json.loads(r.stdout)
 
 
-def render_stats(tmp_path, path, *opts, effects=True):
+def render_stats(tmp_path, path, *opts, effects=True, bank=BANK):
     out, js = tmp_path / "o.wav", tmp_path / "o.json"
-    r = run("render", path, "-o", out, *BANK, "--stats-json", js, "-q", "--backend",
+    r = run("render", path, "-o", out, *bank, "--stats-json", js, "-q", "--backend",
             RENDER_BACKEND, *opts, *([] if effects else ["--no-effects"]))
     assert r.returncode == 0, r.stderr
     return json.loads(js.read_text())
@@ -130,6 +130,34 @@ def test_few_notes_counted_exactly(tmp_path):
     assert b["notes_per_second"] == [2, 0, 1]
     check_series(a)
     check_series(b)
+
+
+def test_notes_of_channels_without_a_preset_are_not_counted(tmp_path, testdata):
+    """Leadsol.dls has one instrument (bank MSB 121, program 0): channel 1 selects it, channel
+    2 asks for bank 0 and stays silent. The series counts the played notes only."""
+    tr = [(0, b"\xb0\x00\x79"), (0, b"\xc0\x00"), (0, b"\xc1\x00")]
+    for i in range(6):                                  # 0, 0.5, ... 2.5 s
+        for ch, key in ((0, 60), (1, 64)):
+            tr += [(i * 480, bytes([0x90 | ch, key, 100])), (i * 480 + 100, bytes([0x80 | ch, key, 0]))]
+    mid = tmp_path / "half.mid"
+    write_smf(mid, [sorted(tr, key=lambda e: e[0])], ppq=480)
+    dls = ["--bank", testdata / "dls" / "Leadsol.dls"]
+    r = run("analyze", mid, *dls, "--json")
+    assert r.returncode == 0, r.stderr
+    a = json.loads(r.stdout)
+    assert a["notes"] == 6 and a["file_notes"] == 12
+    assert a["notes_per_second"] == [2, 2, 2]
+    assert any("no program 0" in w for w in a["warnings"])
+    st = render_stats(tmp_path, mid, bank=dls)
+    assert {k: a[k] for k in SAME} == {k: st[k] for k in SAME}
+
+
+def test_apportion():
+    from gpusynth.analyze import _apportion
+    assert _apportion(6, np.array([4, 4, 4])).tolist() == [2, 2, 2]
+    assert _apportion(5, np.array([1, 3])).sum() == 5
+    assert _apportion(0, np.array([3, 1])).tolist() == [0, 0]
+    assert _apportion(3, np.array([0, 0])).tolist() == [3, 0]
 
 
 def test_human_table(tmp_path, testdata):
