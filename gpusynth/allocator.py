@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import envelope, steal
+from . import detmath, envelope, steal
 from .voices import VOICE_DTYPE, NEVER, TICK, regions_to_voices, compaction_moves
 
 POOL_FIELDS = ("pstart", "pend", "lstart", "lend", "ipos")
 CONTROL = (("chan", np.int32), ("key", np.int16), ("seq", np.int64), ("released", bool),
            ("sustained", bool), ("sost", bool), ("killed", bool), ("prio", np.uint32),
            ("excl", np.int16), ("silent", np.int64), ("note", np.int64), ("frel", np.int64),
-           ("finished", bool))
+           ("finished", bool), ("changed", bool), ("dirty", bool))
+# changed / dirty: the compiled control engine's marks (gpusynth.control_engine): release or
+# kill time changed since the last upload; closed-form end to be recomputed
 
 
 class VoiceAllocator:
@@ -129,6 +131,13 @@ class VoiceAllocator:
         """Queue slots whose closed-form end changed (computed in one batch when needed)."""
         self._dirty.append(np.asarray(slots, np.int64))
 
+    def _flush_pending_dirty(self):
+        """Hand the slots whose closed-form end is still to be recomputed to the compiled
+        engine (gpusynth.control_engine), as its ``dirty`` marks."""
+        if self._dirty:
+            self.h["dirty"][np.unique(np.concatenate(self._dirty))] = True
+            self._dirty = []
+
     def _flush_silent(self):
         if not self._dirty:
             return
@@ -141,7 +150,7 @@ class VoiceAllocator:
         s = envelope.silent_from(v, self.fade)
         one_shot = v["lmode"] == 0
         if np.any(one_shot):
-            inc = np.exp2(np.clip(v["pitch"].astype(np.float64), -12000, 12000) / 1200.0)
+            inc = detmath.exp2(np.clip(v["pitch"].astype(np.float64), -12000, 12000) / 1200.0)
             end = v["start"] + np.ceil((v["pend"] - v["ipos"]) / inc).astype(np.int64)
             s = np.where(one_shot, np.minimum(s, end), s)
         return s

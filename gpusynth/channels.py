@@ -172,11 +172,11 @@ class ChannelState:
     # ---- derived inputs ------------------------------------------------------------------
     def inputs(self) -> dict:
         cc = self.cc
+        ct = units.concave_table()
         return {
             "ch_pitch": ((self.bend - 8192) / 8192.0 * self.bend_range + self.fine
                          + self.coarse * 100.0 + self.master_tune).astype(np.float32),
-            "ch_gain": (units.midi_concave_atten_cb(cc[:, 7]) + units.midi_concave_atten_cb(cc[:, 11])
-                        + self.master_atten).astype(np.float32),
+            "ch_gain": ((960.0 * ct[cc[:, 7]] + 960.0 * ct[cc[:, 11]]) + self.master_atten).astype(np.float32),
             "ch_pan": ((cc[:, 10].astype(np.float64) - 64.0) / 64.0 * 500.0).astype(np.float32),
             "ch_mod": (cc[:, 1] / 127.0).astype(np.float32),
             "ch_press": (self.pressure / 127.0).astype(np.float32),

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import detmath
+
 F32 = np.float32
 LOG2_10_200 = F32(0.0166096404744368)     # log2(10) / 200: cB -> log2 of gain
 NEVER = np.int64(1) << np.int64(62)
@@ -147,7 +149,7 @@ def silent_from(v, fade: int, done_level: float = 1e-5):
     r = np.flatnonzero(rel < NEVER)
     if len(r):                   # released: the level at the note-off, then krel cB per frame
         g_rel = exact(v[r], rel[r], fade).astype(np.float64)
-        need = np.maximum(np.log10(np.maximum(g_rel, 1e-30) / done_level), 0.0) * 200.0
+        need = np.maximum(detmath.log10(np.maximum(g_rel, 1e-30) / done_level), 0.0) * 200.0
         t_rel[r] = rel[r].astype(np.float64) + need / krel[r]
     kill = v["kill"]
     t_kill = np.where(kill < NEVER, kill.astype(np.float64) + fade, np.inf)

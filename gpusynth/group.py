@@ -92,6 +92,8 @@ class GroupSynth(Synth):
     ``setup(groups, limit)`` before ``open``: ``groups[k]`` channel groups for song k, each
     song's voice limit ``limit``."""
 
+    _compiled_control = False       # many songs' control path: the Python definition (for now)
+
     def setup(self, groups, limit: int):
         groups = [max(1, int(g)) for g in groups]
         self.song_groups = groups

@@ -635,7 +635,24 @@ class Synth:
         return self.alloc.n
 
     # ------------------------------------------------------------------ voices (host side)
+    # the compiled control engine (gpusynth.control_engine) runs a window's events when the
+    # alloc engine is "auto" (and it builds) or "native"; GroupSynth keeps the Python path
+    _compiled_control = True
+    _engine = None
+
+    def _make_engine(self):
+        self._engine = None
+        if not self._compiled_control or self.alloc_engine not in ("auto", "native"):
+            return
+        from . import control_engine
+        if control_engine.load() is None:
+            if self.alloc_engine == "native":
+                raise RuntimeError(f"control engine unavailable: {control_engine.load_error()}")
+            return
+        self._engine = control_engine.ControlEngine()
+
     def _reset_voices(self):
+        self._make_engine()
         self.alloc = VoiceAllocator(self.max_voices, self.sample_rate, fade_frames(self.sample_rate),
                                     min(2 * self.max_voices + 64, 4096),
                                     max_key_voices=self.max_key_voices,
@@ -849,7 +866,11 @@ class Synth:
         blk, self._queue = q[:cut], q[cut:]
         chin = np.empty((len(CHANNEL_INPUTS), T, self.channels.n), np.float32)
         done_tick = 0
-        if len(blk):
+        if self._engine is not None:
+            self._engine.window(self, blk, B, T, chin)
+            self._ch_inputs = None
+            done_tick = T
+        elif len(blk):
             # events stamped before the committed position play at its start
             t_ev = np.maximum(blk["time"], B)
             tick_of = (t_ev - B) // TICK

@@ -73,6 +73,21 @@ def convex(x):
     return np.clip(np.where(x <= 0.0, 0.0, y), 0.0, 1.0)
 
 
+def concave_table() -> np.ndarray:
+    """``concave_table()[v]`` = midi_concave_atten_cb(v, 1.0) for v = 0..127 (float64): the one
+    evaluation of the curve that the control path (numpy definition and compiled engine alike)
+    indexes by velocity and by CC7/CC11, so both read the same bits."""
+    global _CONCAVE
+    if _CONCAVE is None:
+        t = midi_concave_atten_cb(np.arange(128), 1.0)
+        t.setflags(write=False)
+        _CONCAVE = t
+    return _CONCAVE
+
+
+_CONCAVE = None
+
+
 def midi_concave_atten_cb(value, depth_cb=960.0):
     """Attenuation (cB) of the SF2 default 'negative concave' curve for a 0..127 MIDI value:
     value 127 -> 0 cB, value 0 -> depth_cb. Used for velocity, CC7 and CC11."""

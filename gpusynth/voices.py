@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import units
+from . import detmath, units
 from .banks.model import REGION_DTYPE
 
 NEVER = np.int64(1) << np.int64(62)   # "no release / no kill yet"
@@ -164,8 +164,8 @@ def regions_to_voices(reg: np.ndarray, key: np.ndarray, vel: np.ndarray, chan: n
     rec["start"] = time
     rec["chan"] = chan
     rec["pitch"] = (reg["scale_tuning"].astype(f64) * (k - reg["root_key"]) + reg["tune"]
-                    + 1200.0 * np.log2(reg["sample_rate"].astype(f64) / float(rate)))
-    rec["atten"] = reg["atten"] + units.midi_concave_atten_cb(v, 1.0) * reg["vel_atten"]
+                    + 1200.0 * detmath.log2(reg["sample_rate"].astype(f64) / float(rate)))
+    rec["atten"] = reg["atten"] + units.concave_table()[v.astype(np.int64)] * reg["vel_atten"]
     rec["fc"] = reg["fc"] + np.where(v >= reg["vel_fc_min"], reg["vel_fc"] * (1.0 - v / 127.0), 0.0)
     kd = 60.0 - k
     # attack (velocity), hold and decay (key) of both envelopes: timecents -> frames at once
@@ -175,7 +175,7 @@ def regions_to_voices(reg: np.ndarray, key: np.ndarray, vel: np.ndarray, chan: n
                   + [np.where(reg[p + "_" + s] <= -32767, -32768.0,
                               reg[p + "_" + s] + kd * reg[p + "_key_" + s])
                      for s in ("hold", "decay") for p in ("ve", "me")])
-    fr = (np.where(tc <= -32767.0, 0.0, np.exp2(np.clip(tc, -12000.0, _KEYVEL_HI) / 1200.0))
+    fr = (np.where(tc <= -32767.0, 0.0, detmath.exp2(np.clip(tc, -12000.0, _KEYVEL_HI) / 1200.0))
           * rate).astype(np.float32)
     rec["ve_attack"], rec["me_attack"] = fr[0], fr[1]
     rec["ve_hold"], rec["me_hold"], rec["ve_decay"], rec["me_decay"] = fr[2], fr[3], fr[4], fr[5]

@@ -1,0 +1,1087 @@
+// The compiled control engine: everything the host does per event and per note in a window
+// (gpusynth/control_engine.py builds and drives it; the numpy/Python definition it is tested
+// against, record for record, is Synth._window_prepare with gpusynth.allocator, channels and
+// presets: tests/test_control_engine.py).
+//
+// One call (ce_step) applies a window's events in order without Python objects per event:
+// channel messages (controllers, RPN data entry, program, pitch bend, pressures) and the
+// per-tick controller timelines; note runs (the note events between two events that change
+// what notes do), each resolved to regions (preset fallbacks, segment-tree region lookup),
+// allocated and stolen exactly as the definition does: a run that cannot reach the voice limit
+// is allocated steal-free (peak polyphony counted in closed form at the window's end),
+// otherwise tick by tick (per-key cap, steal at the tick's first note-on from closed-form
+// levels, releases, exclusive classes), and the voice records are written from the regions'
+// templates. The engine returns to Python only for a SysEx message (the caller applies it and
+// calls ce_resync), when the voice table needs more room (the caller grows it, ce_step goes on
+// where it stopped), and at the window's end.
+//
+// All state lives in the caller's numpy arrays (channel state, voice table, control columns);
+// the engine object holds only indexes rebuilt from them at each window (held voices per
+// channel + key, exclusive-class groups, per-key note lists, a Fenwick tree counting the voices
+// that still sound by their closed-form end) and the position within the window.
+// Arithmetic follows the definition's operation order; float64 2^x and log use
+// gpusynth.detmath's formulas; compiled with -ffp-contract=off, no fast-math.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <unordered_map>
+#include <vector>
+
+typedef int64_t i64;
+typedef int32_t i32;
+typedef int16_t i16;
+typedef uint32_t u32;
+typedef uint8_t u8;
+
+static const i64 NEVER = (i64)1 << 62;
+static const i64 TICK = 64;
+enum { NOTE_OFF = 0x80, NOTE_ON = 0x90, POLY_PRESSURE = 0xA0, CONTROL = 0xB0, PROGRAM = 0xC0,
+       CHAN_PRESSURE = 0xD0, PITCH_BEND = 0xE0, SYSEX = 0xF0 };
+enum { ST_DONE = 0, ST_SYSEX = 1, ST_NEED_CAP = 2, ST_LOG_FULL = 3 };
+static const int MAX_REGIONS_PER_NOTE = 64;
+
+// ------------------------------------------------------------------ gpusynth.detmath
+static const double EXP2_TABLE[32] = {
+    0x1.0000000000000p+0, 0x1.059b0d3158574p+0, 0x1.0b5586cf9890fp+0, 0x1.11301d0125b51p+0,
+    0x1.172b83c7d517bp+0, 0x1.1d4873168b9aap+0, 0x1.2387a6e756238p+0, 0x1.29e9df51fdee1p+0,
+    0x1.306fe0a31b715p+0, 0x1.371a7373aa9cbp+0, 0x1.3dea64c123422p+0, 0x1.44e086061892dp+0,
+    0x1.4bfdad5362a27p+0, 0x1.5342b569d4f82p+0, 0x1.5ab07dd485429p+0, 0x1.6247eb03a5585p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.71f75e8ec5f74p+0, 0x1.7a11473eb0187p+0, 0x1.82589994cce13p+0,
+    0x1.8ace5422aa0dbp+0, 0x1.93737b0cdc5e5p+0, 0x1.9c49182a3f090p+0, 0x1.a5503b23e255dp+0,
+    0x1.ae89f995ad3adp+0, 0x1.b7f76f2fb5e47p+0, 0x1.c199bdd85529cp+0, 0x1.cb720dcef9069p+0,
+    0x1.d5818dcfba487p+0, 0x1.dfc97337b9b5fp+0, 0x1.ea4afa2a490dap+0, 0x1.f50765b6e4540p+0};
+static const double EXP_POLY[8] = {0x1.a01a01a01a01ap-16, 0x1.a01a01a01a01ap-13,
+                                   0x1.6c16c16c16c17p-10, 0x1.1111111111111p-7,
+                                   0x1.5555555555555p-5, 0x1.5555555555555p-3,
+                                   0x1.0000000000000p-1, 0x1.0000000000000p+0};
+static const double ATANH_POLY[11] = {0x1.642c8590b2164p-5, 0x1.8618618618618p-5,
+                                      0x1.af286bca1af28p-5, 0x1.e1e1e1e1e1e1ep-5,
+                                      0x1.1111111111111p-4, 0x1.3b13b13b13b14p-4,
+                                      0x1.745d1745d1746p-4, 0x1.c71c71c71c71cp-4,
+                                      0x1.2492492492492p-3, 0x1.999999999999ap-3,
+                                      0x1.5555555555555p-2};
+static const double LN2 = 0x1.62e42fefa39efp-1, LOG10_2 = 0x1.34413509f79ffp-2,
+                    LOG10_E = 0x1.bcb7b1526e50ep-2, SQRT_HALF = 0x1.6a09e667f3bcdp-1,
+                    LOG2_E = 0x1.71547652b82fep+0;
+
+static inline double det_exp2(double x) {
+    const double n = std::floor(x);
+    const double f = x - n;
+    const double j = std::floor(f * 32.0);
+    const double g = (f - j * 0.03125) * LN2;
+    double p = EXP_POLY[0];
+    for (int i = 1; i < 8; ++i) p = p * g + EXP_POLY[i];
+    p = p * g + 1.0;
+    return std::ldexp(EXP2_TABLE[(int)j] * p, (int)n);
+}
+
+static inline void ln_parts(double y, double &e, double &ln_m) {
+    int ei;
+    double m = std::frexp(y, &ei);
+    if (m < SQRT_HALF) {
+        m = m * 2.0;
+        ei -= 1;
+    }
+    e = (double)ei;
+    const double s = (m - 1.0) / (m + 1.0);
+    const double z = s * s;
+    double p = ATANH_POLY[0];
+    for (int i = 1; i < 11; ++i) p = p * z + ATANH_POLY[i];
+    p = p * z + 1.0;
+    ln_m = (2.0 * s) * p;
+}
+
+static inline double det_log10(double y) {
+    double e, l;
+    ln_parts(y, e, l);
+    return e * LOG10_2 + l * LOG10_E;
+}
+
+// ------------------------------------------------------------------ the kernels' float32 2^x
+static const float EXP2_POLY32[7] = {0.00021877505059819669f, 0.0012387821916490793f,
+                                     0.009684580378234386f, 0.05548042804002762f,
+                                     0.2402305006980896f, 0.6931469440460205f, 1.0f};
+static const float LOG2_10_200 = 0.0166096404744368f;
+
+static inline float exp2_poly(float x) {
+    x = x > -127.0f ? x : -127.0f;
+    x = x < 127.0f ? x : 127.0f;
+    int32_t n = (int32_t)x;
+    if ((float)n > x) n -= 1;
+    float f = x - (float)n;
+    float p = EXP2_POLY32[0];
+    for (int i = 1; i < 7; ++i) p = p * f + EXP2_POLY32[i];
+    int32_t bits = (n + 127) << 23;
+    float s;
+    std::memcpy(&s, &bits, 4);
+    return p * s;
+}
+static inline float fmin32(float a, float b) { return a < b ? a : b; }
+static inline float fmax32(float a, float b) { return a > b ? a : b; }
+
+// ------------------------------------------------------------------ the caller's arrays
+// Region data the engine needs per region (gpusynth.control_engine.REGION_CE_DTYPE: float64
+// columns in this order). c_*: frames of the envelope times when their key / velocity
+// coefficient is 0 (then the same for every note).
+struct RegionCE {
+    double scale_tuning, root_key, tune, pitch_base, atten, vel_atten, fc, vel_fc, vel_fc_min,
+        fixed_key, fixed_vel, excl;
+    double ve_att, ve_vatt, me_att, me_vatt, ve_hold, ve_khold, me_hold, me_khold, ve_dec,
+        ve_kdec, me_dec, me_kdec;
+    double c_ve_att, c_me_att, c_ve_hold, c_me_hold, c_ve_dec, c_me_dec;
+};
+
+enum { VO_START, VO_RELEASE, VO_KILL, VO_PSTART, VO_PEND, VO_IPOS, VO_PITCH, VO_ATTEN, VO_FC,
+       VO_VE_DELAY, VO_VE_ATTACK, VO_VE_HOLD, VO_VE_DECAY, VO_VE_SUS, VO_VE_RELEASE,
+       VO_ME_ATTACK, VO_ME_HOLD, VO_ME_DECAY, VO_CHAN, VO_LMODE, VO_COUNT };
+enum { CN_SEQ, CN_NOTE_SEQ, CN_STOLEN, CN_PEAK, CN_LOST, CN_NOTES, CN_SKIPPED, CN_CAPPED,
+       CN_COUNT };
+
+struct Args {
+    // configuration
+    i64 nch, max_voices, fade, max_key, max_note_frames, min_velocity;
+    double rate, dec_cb, done_level;
+    // voice table (VOICE_DTYPE records) and the allocator's control columns
+    char *vt;
+    i64 vsize, cap;
+    const i64 *voff;   // [VO_COUNT] byte offsets of the record fields used here
+    i64 *n;            // in/out: active slots
+    i32 *h_chan;
+    i16 *h_key;
+    i64 *h_seq;
+    u8 *h_released, *h_sustained, *h_sost, *h_killed;
+    u32 *h_prio;
+    i16 *h_excl;
+    i64 *h_silent, *h_note, *h_frel;
+    u8 *h_finished, *h_changed, *h_dirty;
+    i64 *counters;     // [CN_COUNT] in/out
+    // channel state (gpusynth.channels.ChannelState arrays)
+    u8 *cc;            // [nch * 128]
+    i32 *program, *bend;
+    double *bend_range, *fine, *coarse;
+    u8 *pressure, *poly_pressure;
+    i32 *rpn;
+    u8 *rpn_is_nrpn;
+    const u32 *priority;
+    const u8 *drum;
+    const double *master_tune, *master_atten;   // per channel
+    // presets: per channel id, dirty flag, missing/fallback flag, wanted (bank, program, drum),
+    // note-ons counted while missing; the miss log (c, bank, program, drum, pid, count)
+    i64 *ch_pid;
+    u8 *ch_dirty, *ch_miss;
+    i64 *ch_want, *miss_count, *mlog, *mlog_n;
+    i64 mlog_cap;
+    i64 n_pkeys;
+    const i64 *pkey, *pval, *pid_key;   // sorted bank * 256 + program * 2 + drum -> preset id
+    i64 first_drum, n_presets;
+    // region lookup (gpusynth.presets.PresetMap groups)
+    i64 G;
+    const i64 *gkey, *goff, *efpos, *pr_flat;
+    const u8 *evlo, *evhi;
+    const RegionCE *regions;
+    const char *templates;   // VOICE_DTYPE per region
+    const double *concave;   // [128]
+    // the window
+    const char *events;
+    i64 esize, n_events, B, T;
+    float *chin;             // [7][T][nch]
+    i64 *result;             // [status, event index, needed capacity]
+};
+
+// ------------------------------------------------------------------ engine state
+struct Tick {
+    i64 lo, hi;     // run events
+};
+
+struct Engine {
+    Args *A = nullptr;
+    i64 cap_seen = -1;
+    // window position
+    i64 pos = 0, done_tick = 0, n_start = 0;
+    // the run being collected / processed
+    std::vector<i64> run_ev;             // event indices of the run's notes
+    bool run_pending = false;            // resolved, waiting for capacity
+    i64 split = -1;                      // the split event after the pending run
+    // resolved run (after the min-velocity filter)
+    std::vector<i64> r_time, r_chan, r_key, r_vel;
+    std::vector<u8> r_on;
+    std::vector<i64> r_reg_off;          // [R + 1]: regions of event j
+    std::vector<i64> r_regs;
+    // indexes
+    std::vector<i32> held_head, held_next;        // per channel + key: held voices
+    std::vector<i32> ck_touched;
+    std::vector<std::vector<i32>> cap_list;       // per channel + key (max_key only)
+    std::unordered_map<i64, std::vector<i32>> excl_groups;
+    std::vector<i64> fen;                         // Fenwick over [0, N)
+    i64 fen_future = 0, fen_n = 0;
+    std::vector<i64> fen_val;                     // per slot: counted silent (-1: not counted)
+    std::vector<i64> dirty;
+    std::vector<i64> peak_pending;
+    std::vector<float> snap;                      // [7][nch]
+    // scratch
+    std::vector<i64> playing, keys, kk, rel_q, ex_q, ex_t;
+    std::vector<u8> rel_hold_q;
+    struct Cand { float lvl; i64 seq, slot; };
+    std::vector<Cand> group;
+    std::vector<i64> found;
+    std::vector<i64> xk;                           // per slot: same-tick exclusive cut time
+};
+
+// ---- record access
+template <typename T> static inline T &VF(const Args &A, i64 slot, int f) {
+    return *reinterpret_cast<T *>(A.vt + slot * A.vsize + A.voff[f]);
+}
+
+// ---- events
+struct Ev { i64 time; i32 chan; u8 status, d1, d2; };
+static inline Ev event_at(const Args &A, i64 i) {
+    const char *p = A.events + i * A.esize;
+    Ev e;
+    std::memcpy(&e.time, p, 8);
+    std::memcpy(&e.chan, p + 8, 4);
+    e.status = (u8)p[12];
+    e.d1 = (u8)p[13];
+    e.d2 = (u8)p[14];
+    return e;
+}
+
+// ------------------------------------------------------------------ closed forms
+// envelope.exact at frame t (float32, the definition's operation order), without attenuation
+static inline float env_exact(const Args &A, i64 s, i64 t, i64 rel_t, i64 kill) {
+    const i64 start = VF<i64>(A, s, VO_START);
+    const float delay = VF<float>(A, s, VO_VE_DELAY), attack = VF<float>(A, s, VO_VE_ATTACK),
+                hold = VF<float>(A, s, VO_VE_HOLD), sus = VF<float>(A, s, VO_VE_SUS);
+    const float k1000 = 1000.0f / fmax32(VF<float>(A, s, VO_VE_DECAY), 1.0f);
+    const float krel = 1000.0f / fmax32(VF<float>(A, s, VO_VE_RELEASE), 1.0f);
+    const bool rel = t >= rel_t;
+    const i64 th = rel ? rel_t : t;
+    const float x = (float)(th - start) - delay;
+    const float att = fmin32((x + 1.0f) / fmax32(attack, 1.0f), 1.0f);
+    const float y = (x - attack) - hold;
+    float cb = fmin32(fmax32(y, 0.0f) * k1000, sus);
+    if (rel) cb = cb + (float)(t - rel_t) * krel;
+    float g = att * exp2_poly(cb * -LOG2_10_200);
+    if (t > kill) {
+        float fd = 1.0f - (float)(t - kill) / (float)A.fade;
+        fd = fmin32(fmax32(fd, 0.0f), 1.0f);
+        g = g * fd;
+    }
+    if (x < 0.0f) g = 0.0f;
+    return g;
+}
+
+// allocator._silent_of for slot s with release rel_t and kill time kill (envelope.silent_from
+// and the end of a one-shot sample at its base pitch)
+static i64 silent_of(const Args &A, i64 s, i64 rel_t, i64 kill) {
+    const float k1000f = 1000.0f / fmax32(VF<float>(A, s, VO_VE_DECAY), 1.0f);
+    const float krelf = 1000.0f / fmax32(VF<float>(A, s, VO_VE_RELEASE), 1.0f);
+    const double k1000 = k1000f, krel = krelf;
+    const double start = (double)VF<i64>(A, s, VO_START);
+    const double d = VF<float>(A, s, VO_VE_DELAY), a = VF<float>(A, s, VO_VE_ATTACK),
+                 h = VF<float>(A, s, VO_VE_HOLD), sus = VF<float>(A, s, VO_VE_SUS);
+    const double inf = INFINITY;
+    const double t_dec = sus >= A.dec_cb ? (((start + d) + a) + h) + A.dec_cb / k1000 : inf;
+    double t_rel = inf;
+    if (rel_t < NEVER) {
+        const double g = (double)env_exact(A, s, rel_t, rel_t, kill);
+        double need = det_log10((g > 1e-30 ? g : 1e-30) / A.done_level);
+        need = (need > 0.0 ? need : 0.0) * 200.0;
+        t_rel = (double)rel_t + need / krel;
+    }
+    const double t_kill = kill < NEVER ? (double)kill + (double)A.fade : inf;
+    double t = t_dec < t_rel ? t_dec : t_rel;
+    t = t < t_kill ? t : t_kill;
+    i64 r;
+    if (std::isfinite(t)) {
+        const double lim = 2305843009213693952.0;   // 2^61
+        r = (i64)std::ceil(t < lim ? t : lim);
+    } else {
+        r = NEVER;
+    }
+    if (VF<i32>(A, s, VO_LMODE) == 0) {
+        double pc = (double)VF<float>(A, s, VO_PITCH);
+        pc = pc < -12000.0 ? -12000.0 : (pc > 12000.0 ? 12000.0 : pc);
+        const double inc = det_exp2(pc / 1200.0);
+        const double len = (double)(VF<i64>(A, s, VO_PEND) - VF<i64>(A, s, VO_IPOS));
+        const i64 end = VF<i64>(A, s, VO_START) + (i64)std::ceil(len / inc);
+        if (end < r) r = end;
+    }
+    return r;
+}
+
+// ------------------------------------------------------------------ Fenwick: sounding voices
+// Counts the slots that are in the table, not killed, with their closed-form end compared to
+// frames of this window: ends before it never count, ends after it always.
+static void fen_add(Engine &E, i64 silent, i64 d) {
+    const Args &A = *E.A;
+    const i64 N = E.fen_n;
+    const i64 i = silent - A.B;
+    if (i >= N) {
+        E.fen_future += d;
+        return;
+    }
+    if (i < 0) return;
+    for (i64 k = i + 1; k <= N; k += k & -k) E.fen[k] += d;
+}
+static i64 fen_prefix(const Engine &E, i64 i) {   // sum over [0, i)
+    i64 s = 0;
+    for (i64 k = i; k > 0; k -= k & -k) s += E.fen[k];
+    return s;
+}
+// slots counted against the limit at frame t (not killed, silent > t), t within the window
+static i64 sounding(const Engine &E, i64 t) {
+    const Args &A = *E.A;
+    const i64 i = t - A.B;      // silent > t  <=>  silent - B >= i + 1
+    return E.fen_future + (fen_prefix(E, E.fen_n) - fen_prefix(E, i + 1));
+}
+static inline void fen_set(Engine &E, i64 s) {   // slot s counted with its current state
+    const Args &A = *E.A;
+    if (E.fen_val[s] >= 0) fen_add(E, E.fen_val[s], -1);
+    if (!A.h_killed[s]) {
+        E.fen_val[s] = A.h_silent[s];
+        fen_add(E, A.h_silent[s], 1);
+    } else {
+        E.fen_val[s] = -1;
+    }
+}
+
+// ------------------------------------------------------------------ voice time changes
+static void flush_dirty(Engine &E) {
+    const Args &A = *E.A;
+    for (i64 s : E.dirty) {
+        if (!A.h_dirty[s]) continue;
+        A.h_dirty[s] = 0;
+        A.h_silent[s] = silent_of(A, s, VF<i64>(A, s, VO_RELEASE), VF<i64>(A, s, VO_KILL));
+        if (E.fen_val[s] >= 0 || !A.h_killed[s]) fen_set(E, s);
+    }
+    E.dirty.clear();
+}
+static inline void mark_dirty(Engine &E, i64 s) {
+    const Args &A = *E.A;
+    if (!A.h_dirty[s]) {
+        A.h_dirty[s] = 1;
+        E.dirty.push_back(s);
+    }
+}
+// allocator.release: the release starts at t (or earlier); the closed-form end is recomputed
+// lazily (at the next run or the window's end), as the definition does
+static inline void release_lazy(Engine &E, i64 s, i64 t) {
+    const Args &A = *E.A;
+    i64 &r = VF<i64>(A, s, VO_RELEASE);
+    if (t < r) r = t;
+    A.h_changed[s] = 1;
+    A.h_released[s] = 1;
+    A.h_sustained[s] = 0;
+    mark_dirty(E, s);
+}
+// allocator.kill / steal.do_kill
+static inline void kill_voice(Engine &E, i64 s, i64 t) {
+    const Args &A = *E.A;
+    i64 &k = VF<i64>(A, s, VO_KILL);
+    if (t < k) k = t;
+    A.h_changed[s] = 1;
+    A.h_killed[s] = 1;
+    const i64 e = k + A.fade;
+    if (e < A.h_silent[s]) A.h_silent[s] = e;
+    if (E.fen_val[s] >= 0) fen_set(E, s);
+}
+
+// ------------------------------------------------------------------ channels
+static void snapshot_channel(Engine &E, i64 c) {
+    const Args &A = *E.A;
+    const i64 nch = A.nch;
+    const u8 *cc = A.cc + c * 128;
+    float *S = E.snap.data();
+    S[0 * nch + c] = (float)((((double)(A.bend[c] - 8192) / 8192.0) * A.bend_range[c] + A.fine[c])
+                             + A.coarse[c] * 100.0 + A.master_tune[c]);
+    S[1 * nch + c] = (float)((960.0 * A.concave[cc[7]] + 960.0 * A.concave[cc[11]]) + A.master_atten[c]);
+    S[2 * nch + c] = (float)((((double)cc[10] - 64.0) / 64.0) * 500.0);
+    S[3 * nch + c] = (float)((double)cc[1] / 127.0);
+    S[4 * nch + c] = (float)((double)A.pressure[c] / 127.0);
+    S[5 * nch + c] = (float)((double)cc[91] / 127.0);
+    S[6 * nch + c] = (float)((double)cc[93] / 127.0);
+}
+
+static void fill_timeline(Engine &E, i64 upto) {
+    const Args &A = *E.A;
+    if (upto <= E.done_tick) return;
+    const i64 nch = A.nch, T = A.T;
+    for (int k = 0; k < 7; ++k) {
+        const float *src = E.snap.data() + k * nch;
+        for (i64 tk = E.done_tick; tk < upto; ++tk)
+            std::memcpy(A.chin + ((i64)k * T + tk) * nch, src, nch * sizeof(float));
+    }
+    E.done_tick = upto;
+}
+
+static void reset_controllers(const Args &A, i64 c) {
+    u8 *cc = A.cc + c * 128;
+    cc[1] = 0;
+    cc[11] = 127;
+    cc[64] = cc[65] = cc[66] = cc[67] = 0;
+    cc[101] = cc[100] = 127;
+    cc[99] = cc[98] = 127;
+    A.bend[c] = 8192;
+    A.pressure[c] = 0;
+    std::memset(A.poly_pressure + c * 128, 0, 128);
+    A.rpn[c] = 0x3FFF;
+}
+
+static void on_control(Engine &E, i64 c, int d1, int d2, i64 t) {
+    const Args &A = *E.A;
+    u8 *cc = A.cc + c * 128;
+    const int old = cc[d1];
+    cc[d1] = (u8)d2;
+    // ChannelState.control
+    if (d1 == 101 || d1 == 100) {
+        A.rpn_is_nrpn[c] = 0;
+        A.rpn[c] = ((i32)cc[101] << 7) | (i32)cc[100];
+    } else if (d1 == 99 || d1 == 98) {
+        A.rpn_is_nrpn[c] = 1;
+        A.rpn[c] = 0x3FFF;
+    } else if ((d1 == 6 || d1 == 38) && !A.rpn_is_nrpn[c]) {
+        const int msb = cc[6], lsb = cc[38];
+        const i32 r = A.rpn[c];
+        if (r == 0) A.bend_range[c] = msb * 100.0 + (double)(lsb < 99 ? lsb : 99);
+        else if (r == 1) A.fine[c] = ((double)((msb << 7) | lsb) - 8192) / 8192.0 * 100.0;
+        else if (r == 2) A.coarse[c] = (double)(msb - 64);
+    }
+    // the voice-affecting controllers (Synth._on_control)
+    const i64 n = *A.n;
+    if (d1 == 64 && old >= 64 && 64 > d2) {
+        for (i64 s = 0; s < n; ++s)
+            if (A.h_chan[s] == c && A.h_sustained[s] && !A.h_sost[s]) release_lazy(E, s, t);
+    } else if (d1 == 66) {
+        if (d2 >= 64 && 64 > old) {
+            for (i64 s = 0; s < n; ++s)
+                if (A.h_chan[s] == c && !A.h_released[s] && !A.h_killed[s]) A.h_sost[s] = 1;
+        } else if (old >= 64 && 64 > d2) {
+            const bool ped = cc[64] >= 64;
+            for (i64 s = 0; s < n; ++s) {
+                if (A.h_chan[s] != c || !A.h_sost[s]) continue;
+                A.h_sost[s] = 0;
+                if (!ped && A.h_sustained[s]) release_lazy(E, s, t);
+            }
+        }
+    } else if (d1 == 120) {
+        for (i64 s = 0; s < n; ++s)
+            if (A.h_chan[s] == c && !A.h_killed[s]) kill_voice(E, s, t);
+    } else if (d1 == 121) {
+        reset_controllers(A, c);
+        for (i64 s = 0; s < n; ++s) {
+            if (A.h_chan[s] != c) continue;
+            const bool sus = A.h_sustained[s];
+            A.h_sost[s] = 0;
+            if (sus) release_lazy(E, s, t);
+        }
+    } else if (d1 >= 123) {
+        const bool ped = cc[64] >= 64;
+        for (i64 s = 0; s < n; ++s) {
+            if (A.h_chan[s] != c || A.h_released[s] || A.h_killed[s]) continue;
+            if (ped) {
+                A.h_sustained[s] = 1;
+                A.h_released[s] = 1;
+            } else {
+                release_lazy(E, s, t);
+            }
+        }
+    }
+}
+
+// apply a channel event (not a note, not SysEx) at time t
+static void channel_event(Engine &E, const Ev &e, i64 t) {
+    const Args &A = *E.A;
+    const i64 c = e.chan;
+    switch (e.status) {
+    case CONTROL: on_control(E, c, e.d1, e.d2, t); break;
+    case PROGRAM: A.program[c] = e.d1; A.ch_dirty[c] = 1; break;
+    case PITCH_BEND: A.bend[c] = ((i32)e.d2 << 7) | e.d1; break;
+    case CHAN_PRESSURE: A.pressure[c] = e.d1; break;
+    case POLY_PRESSURE: A.poly_pressure[c * 128 + e.d1] = e.d2; break;
+    default: break;
+    }
+    snapshot_channel(E, c);
+}
+
+static inline bool is_split(const Ev &e) {
+    if (e.status == NOTE_ON || e.status == NOTE_OFF) return false;
+    if (e.status != CONTROL) return true;
+    switch (e.d1) {
+    case 0: case 32: case 64: case 66: case 120: case 121: case 123: case 124: case 125:
+    case 126: case 127: return true;
+    default: return false;
+    }
+}
+
+// ------------------------------------------------------------------ presets
+static i64 pkey_find(const Args &A, i64 key) {
+    const i64 *p = std::lower_bound(A.pkey, A.pkey + A.n_pkeys, key);
+    if (p != A.pkey + A.n_pkeys && *p == key) return A.pval[p - A.pkey];
+    return -2;
+}
+static i64 lookup_preset(const Args &A, i64 bank, i64 prog, bool drum) {
+    const i64 d = drum ? 1 : 0;
+    const i64 cands[3] = {bank, (bank >> 7) << 7, 0};
+    for (i64 b : cands) {
+        const i64 r = pkey_find(A, b * 256 + prog * 2 + d);
+        if (r != -2) return r;
+    }
+    if (drum) {
+        const i64 r = pkey_find(A, 0 * 256 + 0 * 2 + 1);
+        return r != -2 ? r : A.first_drum;
+    }
+    return -1;
+}
+// Synth._channel_presets for the dirty channels; the counts of note-ons on a channel whose
+// preset was missing go to the miss log first. Returns false if the log is full.
+static bool refresh_presets(Engine &E) {
+    const Args &A = *E.A;
+    for (i64 c = 0; c < A.nch; ++c) {
+        if (!A.ch_dirty[c]) continue;
+        if (A.miss_count[c] > 0) {
+            if (*A.mlog_n >= A.mlog_cap) return false;
+            i64 *L = A.mlog + 6 * (*A.mlog_n)++;
+            L[0] = c; L[1] = A.ch_want[3 * c]; L[2] = A.ch_want[3 * c + 1];
+            L[3] = A.ch_want[3 * c + 2]; L[4] = A.ch_pid[c]; L[5] = A.miss_count[c];
+            A.miss_count[c] = 0;
+        }
+        const i64 bank = (i64)A.cc[c * 128 + 0] * 128 + A.cc[c * 128 + 32];
+        const i64 prog = A.program[c];
+        const bool drum = A.drum[c] != 0;
+        const i64 pid = lookup_preset(A, bank, prog, drum);
+        A.ch_pid[c] = pid;
+        A.ch_want[3 * c] = bank;
+        A.ch_want[3 * c + 1] = prog;
+        A.ch_want[3 * c + 2] = drum ? 1 : 0;
+        A.ch_miss[c] = (pid < 0 || A.pid_key[pid] != bank * 256 + prog * 2 + (drum ? 1 : 0)) ? 1 : 0;
+        A.ch_dirty[c] = 0;
+    }
+    return true;
+}
+
+// PresetMap.regions_for one note: appends region indices to out (at most 64, in preset order)
+static void regions_for(Engine &E, i64 pid, i64 key, i64 vel, std::vector<i64> &out) {
+    const Args &A = *E.A;
+    if (A.G == 0 || pid < 0 || pid >= A.n_presets || key < 0 || key > 127 || vel < 0 || vel > 127)
+        return;
+    std::vector<i64> &f = E.found;
+    f.clear();
+    for (int l = 0; l < 8; ++l) {
+        const i64 node = (key + 128) >> l;
+        const i64 gk = pid * 256 + node;
+        const i64 *p = std::lower_bound(A.gkey, A.gkey + A.G, gk);
+        if (p == A.gkey + A.G || *p != gk) continue;
+        const i64 gi = p - A.gkey;
+        for (i64 e = A.goff[gi]; e < A.goff[gi + 1]; ++e)
+            if (A.evlo[e] <= vel && vel <= A.evhi[e]) f.push_back(A.efpos[e]);
+    }
+    if (f.empty()) return;
+    std::sort(f.begin(), f.end());
+    if ((i64)f.size() > MAX_REGIONS_PER_NOTE) A.counters[CN_CAPPED] += 1;
+    const i64 m = std::min<i64>((i64)f.size(), MAX_REGIONS_PER_NOTE);
+    for (i64 i = 0; i < m; ++i) out.push_back(A.pr_flat[f[i]]);
+}
+
+// ------------------------------------------------------------------ voice records
+static inline float env_frames(double base, double coef, double x, double cached, double hi,
+                               double rate, bool vel) {
+    if (coef == 0.0) return (float)cached;
+    double tc;
+    if (base <= -32767.0) tc = -32768.0;
+    else tc = vel ? base + (coef * x) / 128.0 : base + x * coef;
+    if (tc <= -32767.0) return (float)(0.0 * rate);
+    double c = tc < -12000.0 ? -12000.0 : (tc > hi ? hi : tc);
+    return (float)(det_exp2(c / 1200.0) * rate);
+}
+
+// allocator._create for one region: slot s, region r of event j of the run
+static void create_voice(Engine &E, i64 s, i64 r, i64 j, i64 note_id) {
+    const Args &A = *E.A;
+    const RegionCE &g = A.regions[r];
+    char *rec = A.vt + s * A.vsize;
+    std::memcpy(rec, A.templates + r * A.vsize, A.vsize);
+    const i64 t = E.r_time[j], c = E.r_chan[j];
+    const double k = g.fixed_key >= 0 ? g.fixed_key : (double)E.r_key[j];
+    const double v = g.fixed_vel >= 0 ? g.fixed_vel : (double)E.r_vel[j];
+    VF<i64>(A, s, VO_START) = t;
+    VF<i32>(A, s, VO_CHAN) = (i32)c;
+    VF<float>(A, s, VO_PITCH) = (float)((g.scale_tuning * (k - g.root_key) + g.tune) + g.pitch_base);
+    VF<float>(A, s, VO_ATTEN) = (float)(g.atten + A.concave[(int)v] * g.vel_atten);
+    VF<float>(A, s, VO_FC) = (float)(g.fc + (v >= g.vel_fc_min ? g.vel_fc * (1.0 - v / 127.0) : 0.0));
+    const double kd = 60.0 - k;
+    VF<float>(A, s, VO_VE_ATTACK) = env_frames(g.ve_att, g.ve_vatt, v, g.c_ve_att, 8000.0, A.rate, true);
+    VF<float>(A, s, VO_ME_ATTACK) = env_frames(g.me_att, g.me_vatt, v, g.c_me_att, 8000.0, A.rate, true);
+    VF<float>(A, s, VO_VE_HOLD) = env_frames(g.ve_hold, g.ve_khold, kd, g.c_ve_hold, 5000.0, A.rate, false);
+    VF<float>(A, s, VO_ME_HOLD) = env_frames(g.me_hold, g.me_khold, kd, g.c_me_hold, 5000.0, A.rate, false);
+    VF<float>(A, s, VO_VE_DECAY) = env_frames(g.ve_dec, g.ve_kdec, kd, g.c_ve_dec, 8000.0, A.rate, false);
+    VF<float>(A, s, VO_ME_DECAY) = env_frames(g.me_dec, g.me_kdec, kd, g.c_me_dec, 8000.0, A.rate, false);
+    A.h_chan[s] = (i32)c;
+    A.h_key[s] = (i16)E.r_key[j];
+    A.h_seq[s] = A.counters[CN_SEQ]++;
+    A.h_released[s] = A.h_sustained[s] = A.h_sost[s] = A.h_killed[s] = A.h_finished[s] = 0;
+    A.h_prio[s] = A.priority[c];
+    A.h_excl[s] = (i16)g.excl;
+    A.h_note[s] = note_id;
+    if (A.max_note_frames) {
+        A.h_frel[s] = t + A.max_note_frames;
+        VF<i64>(A, s, VO_RELEASE) = A.h_frel[s];
+    } else {
+        A.h_frel[s] = NEVER;
+    }
+    A.h_changed[s] = 0;
+    A.h_dirty[s] = 0;
+    E.fen_val[s] = -1;
+    E.xk[s] = NEVER;
+}
+
+// ------------------------------------------------------------------ indexes
+static void build_indexes(Engine &E) {
+    const Args &A = *E.A;
+    const i64 n = *A.n;
+    const i64 nck = A.nch * 128;
+    if ((i64)E.held_head.size() != nck) {
+        E.held_head.assign(nck, -1);
+        E.ck_touched.clear();
+    } else {
+        for (i32 ck : E.ck_touched) E.held_head[ck] = -1;
+        E.ck_touched.clear();
+    }
+    if ((i64)E.held_next.size() < A.cap) E.held_next.resize(A.cap);
+    if ((i64)E.fen_val.size() < A.cap) E.fen_val.resize(A.cap);
+    if ((i64)E.xk.size() < A.cap) E.xk.resize(A.cap, NEVER);
+    E.excl_groups.clear();
+    for (i64 s = 0; s < n; ++s) {
+        E.xk[s] = NEVER;
+        if (A.h_killed[s]) continue;
+        if (!A.h_released[s]) {
+            const i32 ck = A.h_chan[s] * 128 + A.h_key[s];
+            if (E.held_head[ck] < 0) E.ck_touched.push_back(ck);
+            E.held_next[s] = E.held_head[ck];
+            E.held_head[ck] = (i32)s;
+        }
+        if (A.h_excl[s] != 0) E.excl_groups[(i64)A.h_chan[s] * 65536 + A.h_excl[s]].push_back((i32)s);
+    }
+    if (A.max_key > 0) {
+        if ((i64)E.cap_list.size() != nck) E.cap_list.assign(nck, std::vector<i32>());
+        else for (auto &v : E.cap_list) v.clear();
+        std::vector<i64> order;
+        for (i64 s = 0; s < n; ++s) if (!A.h_killed[s]) order.push_back(s);
+        std::sort(order.begin(), order.end(), [&](i64 a, i64 b) {
+            return A.h_note[a] < A.h_note[b] || (A.h_note[a] == A.h_note[b] && a < b);
+        });
+        for (i64 s : order) E.cap_list[A.h_chan[s] * 128 + A.h_key[s]].push_back((i32)s);
+    }
+    // Fenwick over the window's frames
+    E.fen_n = A.T * TICK;
+    E.fen.assign(E.fen_n + 1, 0);
+    E.fen_future = 0;
+    E.dirty.clear();
+    for (i64 s = 0; s < n; ++s) {
+        E.fen_val[s] = -1;
+        if (A.h_dirty[s]) E.dirty.push_back(s);
+        if (!A.h_killed[s]) {
+            E.fen_val[s] = A.h_silent[s];
+            fen_add(E, A.h_silent[s], 1);
+        }
+    }
+    // the controller snapshot
+    E.snap.assign(7 * A.nch, 0.0f);
+    for (i64 c = 0; c < A.nch; ++c) snapshot_channel(E, c);
+}
+
+// ------------------------------------------------------------------ steal (steal_run.cpp)
+static float level_at(const Args &A, i64 s, i64 t) {
+    const float g = env_exact(A, s, t, VF<i64>(A, s, VO_RELEASE), VF<i64>(A, s, VO_KILL));
+    const float at = VF<float>(A, s, VO_ATTEN);
+    return g * exp2_poly(fmax32(at, 0.0f) * -LOG2_10_200);
+}
+
+static void steal_at(Engine &E, i64 nk, i64 M, i64 tf) {
+    const Args &A = *E.A;
+    const i64 np_ = sounding(E, tf);
+    const i64 steal = np_ + M - A.max_voices;
+    if (steal > 0) {
+        std::vector<i64> &playing = E.playing, &keys = E.keys, &kk = E.kk;
+        playing.clear();
+        for (i64 s = 0; s < nk; ++s)
+            if (!A.h_killed[s] && A.h_silent[s] > tf) playing.push_back(s);
+        const i64 P = (i64)playing.size();
+        keys.resize(P);
+        for (i64 i = 0; i < P; ++i) {
+            const i64 s = playing[i];
+            const bool rel = A.h_released[s] || A.h_frel[s] <= tf;
+            keys[i] = (i64)A.h_prio[s] * 2 + (rel ? 0 : 1);
+        }
+        kk = keys;
+        std::nth_element(kk.begin(), kk.begin() + (steal - 1), kk.end());
+        const i64 cut = kk[steal - 1];
+        E.group.clear();
+        i64 sure = 0;
+        std::vector<i64> victims;
+        for (i64 i = 0; i < P; ++i) {
+            const i64 s = playing[i];
+            if (keys[i] < cut) {
+                victims.push_back(s);
+                ++sure;
+            } else if (keys[i] == cut) {
+                E.group.push_back(Engine::Cand{level_at(A, s, tf), A.h_seq[s], s});
+            }
+        }
+        const i64 r = steal - sure;
+        auto less = [](const Engine::Cand &a, const Engine::Cand &b) {
+            return a.lvl < b.lvl || (!(b.lvl < a.lvl) && a.seq < b.seq);
+        };
+        if (r < (i64)E.group.size())
+            std::nth_element(E.group.begin(), E.group.begin() + r, E.group.end(), less);
+        for (i64 i = 0; i < r; ++i) victims.push_back(E.group[i].slot);
+        for (i64 s : victims) {
+            const i64 st = VF<i64>(A, s, VO_START);
+            kill_voice(E, s, tf > st ? tf : st);
+        }
+        A.counters[CN_STOLEN] += steal;
+    }
+    const i64 now = np_ + M - (steal > 0 ? steal : 0);
+    if (now > A.counters[CN_PEAK]) A.counters[CN_PEAK] = now;
+}
+
+// per-key cap query of a note-on (note id q, channel + key ck) at time tq
+static void key_cap(Engine &E, i64 ck, i64 q, i64 tq) {
+    const Args &A = *E.A;
+    const std::vector<i32> &L = E.cap_list[ck];
+    i64 count = 0, last = -1;
+    for (i32 s : L) {
+        if (A.h_note[s] >= q) break;
+        if (!A.h_killed[s] && A.h_silent[s] > tq && A.h_note[s] != last) {
+            ++count;
+            last = A.h_note[s];
+        }
+    }
+    if (count < A.max_key) return;
+    i64 excess = count - A.max_key + 1;
+    last = -1;
+    for (i32 s : L) {
+        if (A.h_note[s] >= q) break;
+        if (A.h_killed[s] || A.h_silent[s] <= tq) continue;
+        if (A.h_note[s] != last) {
+            if (excess == 0) break;
+            --excess;
+            last = A.h_note[s];
+        }
+        const i64 st = VF<i64>(A, s, VO_START);
+        kill_voice(E, s, tq > st ? tq : st);
+        A.counters[CN_STOLEN] += 1;
+    }
+}
+
+// ------------------------------------------------------------------ a run of notes
+// Resolve the run's notes (after the min-velocity filter): regions per note-on, notes and
+// preset misses counted. Returns false if the miss log is full (nothing changed then).
+static bool resolve_run(Engine &E) {
+    const Args &A = *E.A;
+    E.r_time.clear(); E.r_chan.clear(); E.r_key.clear(); E.r_vel.clear(); E.r_on.clear();
+    i64 skipped = 0;
+    for (i64 i : E.run_ev) {
+        const Ev e = event_at(A, i);
+        const bool on = e.status == NOTE_ON && e.d2 > 0;
+        if (A.min_velocity > 0 && on && e.d2 < A.min_velocity) {
+            ++skipped;
+            continue;
+        }
+        E.r_time.push_back(e.time > A.B ? e.time : A.B);
+        E.r_chan.push_back(e.chan);
+        E.r_key.push_back(e.d1);
+        E.r_vel.push_back(e.d2);
+        E.r_on.push_back(on ? 1 : 0);
+    }
+    const i64 R = (i64)E.r_time.size();
+    E.r_reg_off.assign(R + 1, 0);
+    E.r_regs.clear();
+    if (R > 0 && !refresh_presets(E)) return false;     // called again after the log is drained
+    A.counters[CN_SKIPPED] += skipped;
+    if (R == 0) return true;
+    for (i64 j = 0; j < R; ++j) {
+        E.r_reg_off[j] = (i64)E.r_regs.size();
+        if (!E.r_on[j]) continue;
+        const i64 c = E.r_chan[j];
+        const i64 pid = A.ch_pid[c];
+        if (A.ch_miss[c]) A.miss_count[c] += 1;
+        if (pid >= 0) {
+            A.counters[CN_NOTES] += 1;
+            regions_for(E, pid, E.r_key[j], E.r_vel[j], E.r_regs);
+        }
+    }
+    E.r_reg_off[R] = (i64)E.r_regs.size();
+    return true;
+}
+
+// the tick's exclusive-class cuts and releases queued by the run's events [a, b)
+static void queue_key_events(Engine &E, i64 a, i64 b, i64 slot_of_first,
+                             const std::vector<i64> &kept_off) {
+    const Args &A = *E.A;
+    for (i64 j = a; j < b; ++j) {
+        const i64 c = E.r_chan[j];
+        const i32 ck = (i32)(c * 128 + E.r_key[j]);
+        // releases: the held voices of this channel + key created before event j
+        const bool ped = A.cc[c * 128 + 64] >= 64;
+        i32 s = E.held_head[ck];
+        while (s >= 0) {
+            const i32 nx = E.held_next[s];
+            if (!A.h_released[s]) {
+                E.rel_q.push_back(s);
+                E.rel_hold_q.push_back((!E.r_on[j] && (ped || A.h_sost[s])) ? 1 : 0);
+                E.ex_t.push_back(E.r_time[j]);
+            }
+            s = nx;
+        }
+        E.held_head[ck] = -1;
+        if (!E.r_on[j]) continue;
+        // the note-on's voices
+        const i64 v0 = slot_of_first + kept_off[j - a], v1 = slot_of_first + kept_off[j - a + 1];
+        for (i64 v = v0; v < v1; ++v) {
+            if (E.held_head[ck] < 0) E.ck_touched.push_back(ck);
+            E.held_next[v] = E.held_head[ck];
+            E.held_head[ck] = (i32)v;
+        }
+        // exclusive classes: a new voice cuts the earlier voices of its class on its channel
+        for (i64 v = v0; v < v1; ++v) {
+            const i16 x = A.h_excl[v];
+            if (x == 0) continue;
+            std::vector<i32> &grp = E.excl_groups[c * 65536 + x];
+            for (i32 o : grp) {
+                if (A.h_note[o] >= A.h_note[v]) continue;   // same note: kept for the next one
+                if (E.xk[o] == NEVER) E.ex_q.push_back(o);
+                if (E.r_time[j] < E.xk[o]) E.xk[o] = E.r_time[j];
+            }
+            grp.erase(std::remove_if(grp.begin(), grp.end(),
+                                     [&](i32 o) { return A.h_note[o] < A.h_note[v]; }),
+                      grp.end());
+        }
+        for (i64 v = v0; v < v1; ++v)
+            if (A.h_excl[v] != 0) E.excl_groups[c * 65536 + A.h_excl[v]].push_back((i32)v);
+    }
+}
+
+// process the resolved run; returns false if the table needs more room (nothing changed)
+static bool process_run(Engine &E) {
+    const Args &A = *E.A;
+    const i64 R = (i64)E.r_time.size();
+    if (R == 0) return true;
+    const i64 total = E.r_reg_off[R];
+    if (*A.n + total > A.cap) {
+        A.result[2] = *A.n + total;
+        return false;
+    }
+    flush_dirty(E);
+    const i64 t0 = E.r_time[0];
+    const bool one_tick = (E.r_time[R - 1] - t0) < TICK && (t0 / TICK) == (E.r_time[R - 1] / TICK);
+    const bool free_run = !one_tick && A.max_key == 0 && sounding(E, t0) + total <= A.max_voices;
+    const i64 note0 = A.counters[CN_NOTE_SEQ];
+    std::vector<i64> kept_off;
+    i64 a = 0;
+    while (a < R) {
+        const i64 tk = E.r_time[a] / TICK;
+        i64 b = a + 1;
+        while (b < R && E.r_time[b] / TICK == tk) ++b;
+        // the tick's regions; more than the limit at once: the oldest are lost
+        const i64 ra = E.r_reg_off[a], rb = E.r_reg_off[b];
+        i64 drop = 0;
+        if (!free_run && rb - ra > A.max_voices) {
+            drop = (rb - ra) - A.max_voices;
+            i64 lastj = -1;
+            for (i64 j = a; j < b; ++j) {
+                const i64 lo = std::max(E.r_reg_off[j], ra), hi = std::min(E.r_reg_off[j + 1], ra + drop);
+                if (hi > lo && j != lastj) {
+                    A.counters[CN_LOST] += 1;
+                    lastj = j;
+                }
+            }
+        }
+        kept_off.assign(b - a + 1, 0);
+        const i64 n0 = *A.n;
+        i64 m = 0;
+        for (i64 j = a; j < b; ++j) {
+            kept_off[j - a] = m;
+            for (i64 q = E.r_reg_off[j]; q < E.r_reg_off[j + 1]; ++q) {
+                if (q < ra + drop) continue;
+                const i64 s = n0 + m++;
+                create_voice(E, s, E.r_regs[q], j, note0 + j);
+                if (free_run) {
+                    mark_dirty(E, s);
+                    E.peak_pending.push_back(E.r_time[j]);
+                } else {
+                    A.h_silent[s] = silent_of(A, s, VF<i64>(A, s, VO_RELEASE), VF<i64>(A, s, VO_KILL));
+                }
+                if (A.max_key > 0) E.cap_list[E.r_chan[j] * 128 + E.r_key[j]].push_back((i32)s);
+            }
+        }
+        kept_off[b - a] = m;
+        *A.n = n0 + m;
+        if (!free_run) {
+            // 1. per-key cap, each note-on with voices at its own time
+            if (A.max_key > 0)
+                for (i64 j = a; j < b; ++j)
+                    if (kept_off[j - a + 1] > kept_off[j - a])
+                        key_cap(E, E.r_chan[j] * 128 + E.r_key[j], note0 + j, E.r_time[j]);
+            // 2. the steal at the tick's first note-on
+            if (m > 0) {
+                i64 jf = a;
+                while (kept_off[jf - a + 1] == kept_off[jf - a]) ++jf;
+                steal_at(E, n0, m, E.r_time[jf]);
+            }
+            for (i64 s = n0; s < n0 + m; ++s) fen_set(E, s);
+        }
+        // 3. releases and 4. exclusive cuts, queued in event order
+        E.rel_q.clear(); E.rel_hold_q.clear(); E.ex_t.clear(); E.ex_q.clear();
+        queue_key_events(E, a, b, n0, kept_off);
+        for (size_t q = 0; q < E.rel_q.size(); ++q) {
+            const i64 s = E.rel_q[q];
+            if (A.h_killed[s]) continue;
+            A.h_released[s] = 1;
+            if (E.rel_hold_q[q]) {
+                A.h_sustained[s] = 1;
+                continue;
+            }
+            if (free_run) {
+                release_lazy(E, s, E.ex_t[q]);
+                continue;
+            }
+            i64 &rel = VF<i64>(A, s, VO_RELEASE);
+            const i64 r = E.ex_t[q] < rel ? E.ex_t[q] : rel;
+            // the end this release gives, with an exclusive cut of the same tick
+            const i64 kl = VF<i64>(A, s, VO_KILL);
+            const i64 sil = silent_of(A, s, r, E.xk[s] < kl ? E.xk[s] : kl);
+            if (r != rel) A.h_changed[s] = 1;
+            rel = r;
+            A.h_sustained[s] = 0;
+            A.h_silent[s] = sil;
+            fen_set(E, s);
+        }
+        for (i64 s : E.ex_q) {
+            kill_voice(E, s, E.xk[s]);
+            E.xk[s] = NEVER;
+        }
+        a = b;
+    }
+    A.counters[CN_NOTE_SEQ] += R;
+    return true;
+}
+
+// peak polyphony at the note-on times of steal-free runs, from the final closed-form ends
+static void update_peak(Engine &E) {
+    const Args &A = *E.A;
+    if (E.peak_pending.empty()) return;
+    const i64 n = *A.n;
+    std::vector<i64> starts(n), ends(n);
+    for (i64 s = 0; s < n; ++s) {
+        starts[s] = VF<i64>(A, s, VO_START);
+        const i64 k = A.h_killed[s] ? VF<i64>(A, s, VO_KILL) : NEVER;
+        ends[s] = A.h_silent[s] < k ? A.h_silent[s] : k;
+    }
+    std::sort(starts.begin(), starts.end());
+    std::sort(ends.begin(), ends.end());
+    std::sort(E.peak_pending.begin(), E.peak_pending.end());
+    i64 best = 0;
+    for (i64 q : E.peak_pending) {
+        const i64 a = std::upper_bound(starts.begin(), starts.end(), q) - starts.begin();
+        const i64 b = std::upper_bound(ends.begin(), ends.end(), q) - ends.begin();
+        if (a - b > best) best = a - b;
+    }
+    if (best > A.counters[CN_PEAK]) A.counters[CN_PEAK] = best;
+    E.peak_pending.clear();
+}
+
+// ------------------------------------------------------------------ entry points
+extern "C" {
+
+void *ce_new() { return new Engine(); }
+void ce_free(void *h) { delete static_cast<Engine *>(h); }
+
+// start a window: indexes from the table, the timeline from the channel state
+void ce_begin(void *h, Args *A) {
+    Engine &E = *static_cast<Engine *>(h);
+    E.A = A;
+    E.pos = 0;
+    E.done_tick = 0;
+    E.n_start = *A->n;
+    E.run_ev.clear();
+    E.run_pending = false;
+    E.split = -1;
+    E.peak_pending.clear();
+    build_indexes(E);
+}
+
+// after the caller changed the state between steps (a SysEx applied): rebuild the indexes
+void ce_resync(void *h, Args *A) {
+    Engine &E = *static_cast<Engine *>(h);
+    E.A = A;
+    build_indexes(E);
+}
+
+// go on with the window's events; A->result[0]: ST_DONE, ST_SYSEX (A->result[1]: its event
+// index, not yet applied; the timeline is filled up to its tick), ST_NEED_CAP (A->result[2]:
+// the slots needed) or ST_LOG_FULL (drain the miss log)
+void ce_step(void *h, Args *A) {
+    Engine &E = *static_cast<Engine *>(h);
+    E.A = A;
+    if (A->cap != E.cap_seen) {
+        E.cap_seen = A->cap;
+        if ((i64)E.held_next.size() < A->cap) E.held_next.resize(A->cap);
+        if ((i64)E.fen_val.size() < A->cap) E.fen_val.resize(A->cap, -1);
+        if ((i64)E.xk.size() < A->cap) E.xk.resize(A->cap, NEVER);
+    }
+    A->result[0] = ST_DONE;
+    for (;;) {
+        if (E.run_pending) {
+            if (!process_run(E)) {
+                A->result[0] = ST_NEED_CAP;
+                return;
+            }
+            E.run_pending = false;
+            E.run_ev.clear();
+            if (E.split >= 0) {
+                const i64 i = E.split;
+                E.split = -1;
+                const Ev e = event_at(*A, i);
+                const i64 t = e.time > A->B ? e.time : A->B;
+                fill_timeline(E, (t - A->B) / TICK);
+                E.pos = i + 1;
+                if (e.status == SYSEX) {
+                    A->result[0] = ST_SYSEX;
+                    A->result[1] = i;
+                    return;
+                }
+                channel_event(E, e, t);
+            } else {
+                E.pos = A->n_events;
+            }
+            continue;
+        }
+        if (E.pos >= A->n_events && E.run_ev.empty()) break;
+        // collect the run up to the next split event, applying the others on the way
+        i64 i = E.pos;
+        for (; i < A->n_events; ++i) {
+            const Ev e = event_at(*A, i);
+            if (e.status == NOTE_ON || e.status == NOTE_OFF) {
+                E.run_ev.push_back(i);
+                continue;
+            }
+            if (is_split(e)) break;
+            const i64 t = e.time > A->B ? e.time : A->B;
+            fill_timeline(E, (t - A->B) / TICK);
+            channel_event(E, e, t);
+        }
+        E.split = i < A->n_events ? i : -1;
+        E.pos = i;
+        if (!resolve_run(E)) {
+            A->result[0] = ST_LOG_FULL;
+            return;
+        }
+        E.run_pending = true;
+    }
+    fill_timeline(E, A->T);
+    flush_dirty(E);
+    update_peak(E);
+}
+
+}   // extern "C"

@@ -1,0 +1,344 @@
+"""The compiled control engine (control_engine.cpp): a window's events applied in C++.
+
+``ControlEngine.window(synth, events, B, T, chin)`` does for a Synth what the Python/numpy
+definition (``Synth._window_prepare``'s event loop: gpusynth.channels, gpusynth.presets,
+gpusynth.allocator, gpusynth.steal) does, with the same results bit for bit: every voice record
+and control column, the statistics, the controller timelines (tests/test_control_engine.py
+compares the two on the conformance files, fuzzed and dense generated files, every note
+option). Python works once per window (and once per SysEx message, which it applies itself);
+the engine works in the synth's own numpy arrays, passed by pointer.
+
+The definition's float64 closed forms use gpusynth.detmath (deterministic 2^x and log), and the
+velocity and CC7/CC11 curves one table (units.concave_table), so the two agree to the bit.
+"""
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from . import detmath, units
+from .voices import VOICE_DTYPE, CHANNEL_INPUTS, TICK
+
+SOURCE = Path(__file__).with_name("control_engine.cpp")
+FLAGS = ["-O2", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-x", "c++"]
+
+ST_DONE, ST_SYSEX, ST_NEED_CAP, ST_LOG_FULL = 0, 1, 2, 3
+VOICE_OFFSETS = ("start", "release", "kill", "pstart", "pend", "ipos", "pitch", "atten", "fc",
+                 "ve_delay", "ve_attack", "ve_hold", "ve_decay", "ve_sus", "ve_release",
+                 "me_attack", "me_hold", "me_decay", "chan", "lmode")
+COUNTERS = ("seq", "note_seq", "stolen", "peak", "lost", "notes", "skipped", "capped")
+REGION_CE_FIELDS = ("scale_tuning", "root_key", "tune", "pitch_base", "atten", "vel_atten", "fc",
+                    "vel_fc", "vel_fc_min", "fixed_key", "fixed_vel", "excl",
+                    "ve_att", "ve_vatt", "me_att", "me_vatt", "ve_hold", "ve_khold", "me_hold",
+                    "me_khold", "ve_dec", "ve_kdec", "me_dec", "me_kdec",
+                    "c_ve_att", "c_me_att", "c_ve_hold", "c_me_hold", "c_ve_dec", "c_me_dec")
+REGION_CE_DTYPE = np.dtype([(f, np.float64) for f in REGION_CE_FIELDS])
+MLOG_CAP = 4096
+
+_lock = threading.Lock()
+_lib = None
+_lib_error = None
+
+
+def region_table(reg: np.ndarray, rate: float) -> np.ndarray:
+    """The engine's per-region columns (REGION_CE_DTYPE): the region fields a voice record is
+    computed from, the pitch term of the sample rate, and the envelope times in frames of the
+    regions whose key / velocity coefficient is 0 (as voices.regions_to_voices computes them)."""
+    f64 = np.float64
+    out = np.zeros(len(reg), REGION_CE_DTYPE)
+    for f, src in (("scale_tuning", "scale_tuning"), ("root_key", "root_key"), ("tune", "tune"),
+                   ("atten", "atten"), ("vel_atten", "vel_atten"), ("fc", "fc"),
+                   ("vel_fc", "vel_fc"), ("vel_fc_min", "vel_fc_min"), ("fixed_key", "fixed_key"),
+                   ("fixed_vel", "fixed_vel"), ("excl", "excl_class")):
+        out[f] = reg[src].astype(f64)
+    out["pitch_base"] = 1200.0 * detmath.log2(reg["sample_rate"].astype(f64) / float(rate))
+    for p in ("ve", "me"):
+        out[p + "_att"] = reg[p + "_attack"]
+        out[p + "_vatt"] = reg[p + "_vel_attack"]
+        out[p + "_hold"] = reg[p + "_hold"]
+        out[p + "_khold"] = reg[p + "_key_hold"]
+        out[p + "_dec"] = reg[p + "_decay"]
+        out[p + "_kdec"] = reg[p + "_key_decay"]
+        for nm, src, hi in (("att", "attack", 8000.0), ("hold", "hold", 5000.0),
+                            ("dec", "decay", 8000.0)):
+            tc = np.where(reg[p + "_" + src] <= -32767, -32768.0, reg[p + "_" + src].astype(f64))
+            fr = (np.where(tc <= -32767.0, 0.0, detmath.exp2(np.clip(tc, -12000.0, hi) / 1200.0))
+                  * rate).astype(np.float32)
+            out["c_" + p + "_" + nm] = fr
+    return out
+
+
+_P, _L, _D = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
+
+
+def _fields(kind, names):
+    return [(n, kind) for n in names]
+
+
+class Args(ctypes.Structure):
+    """The engine's view of a synth (struct Args in control_engine.cpp, field for field)."""
+    _fields_ = _fields(_L, ("nch", "max_voices", "fade", "max_key", "max_note_frames",
+                            "min_velocity")) + \
+        _fields(_D, ("rate", "dec_cb", "done_level")) + \
+        [("vt", _P), ("vsize", _L), ("cap", _L), ("voff", _P), ("n", _P)] + \
+        _fields(_P, ("h_chan", "h_key", "h_seq", "h_released", "h_sustained", "h_sost",
+                     "h_killed", "h_prio", "h_excl", "h_silent", "h_note", "h_frel",
+                     "h_finished", "h_changed", "h_dirty", "counters",
+                     "cc", "program", "bend", "bend_range", "fine", "coarse", "pressure",
+                     "poly_pressure", "rpn", "rpn_is_nrpn", "priority", "drum",
+                     "master_tune", "master_atten",
+                     "ch_pid", "ch_dirty", "ch_miss", "ch_want", "miss_count", "mlog",
+                     "mlog_n")) + \
+        [("mlog_cap", _L), ("n_pkeys", _L)] + \
+        _fields(_P, ("pkey", "pval", "pid_key")) + \
+        [("first_drum", _L), ("n_presets", _L), ("G", _L)] + \
+        _fields(_P, ("gkey", "goff", "efpos", "pr_flat", "evlo", "evhi", "regions",
+                     "templates", "concave", "events")) + \
+        _fields(_L, ("esize", "n_events", "B", "T")) + \
+        [("chin", _P), ("result", _P)]
+
+
+def build() -> Path:
+    from .backend.native_backend import build_helper
+    return build_helper(SOURCE, "control", FLAGS)
+
+
+def load():
+    """The compiled engine (ctypes), or None when it cannot be built (``load_error()``)."""
+    global _lib, _lib_error
+    with _lock:
+        if _lib is None and _lib_error is None:
+            try:
+                lib = ctypes.CDLL(str(build()))
+                lib.ce_new.restype = ctypes.c_void_p
+                lib.ce_new.argtypes = []
+                lib.ce_free.argtypes = [ctypes.c_void_p]
+                lib.ce_free.restype = None
+                for fn in (lib.ce_begin, lib.ce_resync, lib.ce_step):
+                    fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(Args)]
+                    fn.restype = None
+                _lib = lib
+            except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                _lib_error = str(e)
+        return _lib
+
+
+def load_error():
+    return _lib_error
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+class ControlEngine:
+    """One synth's compiled control path. Per-channel preset state (the channel's preset id,
+    the preset it asked for, the note-ons counted while that preset was missing) lives here;
+    everything else in the synth's arrays."""
+
+    def __init__(self, lib=None):
+        self.lib = lib or load()
+        if self.lib is None:
+            raise RuntimeError(f"control engine unavailable: {_lib_error}")
+        self.h = self.lib.ce_new()
+        self._voff = np.array([VOICE_DTYPE.fields[f][1] for f in VOICE_OFFSETS], np.int64)
+        self.counters = np.zeros(len(COUNTERS), np.int64)
+        self.result = np.zeros(3, np.int64)
+        self.mlog = np.zeros((MLOG_CAP, 6), np.int64)
+        self.mlog_n = np.zeros(1, np.int64)
+        self.nvec = np.zeros(1, np.int64)
+        self._tables_of = None
+        self._nch = -1
+
+    def __del__(self):
+        h, lib = getattr(self, "h", None), getattr(self, "lib", None)
+        if h and lib is not None:
+            lib.ce_free(h)
+            self.h = None
+
+    # ---- per bank set
+    def _tables(self, synth):
+        key = synth._templates
+        if self._tables_of is key:
+            return
+        pm = synth.presets
+        self._regions = region_table(synth._regions, synth.sample_rate)
+        self._templates = np.ascontiguousarray(synth._templates)
+        items = sorted((b * 256 + p * 2 + int(d), pid) for (b, p, d), pid in pm.presets.items())
+        self._pkey = np.array([k for k, _ in items], np.int64)
+        self._pval = np.array([v for _, v in items], np.int64)
+        self._pid_key = np.full(max(pm.n_presets, 1), -1, np.int64)
+        for k, v in items:
+            self._pid_key[v] = k
+        self._pid_keys = {v: k for k, v in pm.presets.items()}
+        self._gkey = np.ascontiguousarray(pm._gkey, np.int64)
+        self._goff = np.ascontiguousarray(pm._goff, np.int64)
+        self._efpos = np.ascontiguousarray(pm._efpos, np.int64)
+        self._prflat = np.ascontiguousarray(pm._pr_flat, np.int64)
+        self._evlo = np.ascontiguousarray(pm._evlo, np.uint8)
+        self._evhi = np.ascontiguousarray(pm._evhi, np.uint8)
+        self._tables_of = key
+
+    def _channels(self, synth):
+        n = synth.channels.n
+        if n != self._nch:
+            self._nch = n
+            self.ch_pid = np.full(n, -1, np.int64)
+            self.ch_dirty = np.ones(n, np.uint8)
+            self.ch_miss = np.zeros(n, np.uint8)
+            self.ch_want = np.zeros((n, 3), np.int64)
+            self.miss_count = np.zeros(n, np.int64)
+        if synth._ch_pid is None or synth._ch_pid is not self.ch_pid:
+            self.drain_misses(synth)
+            self.ch_dirty[:] = 1
+            synth._ch_pid = self.ch_pid
+        if synth._ch_dirty:
+            self.ch_dirty[sorted(synth._ch_dirty)] = 1
+            synth._ch_dirty = set()
+
+    def drain_misses(self, synth, everything=True):
+        """Move the engine's preset-miss counts into ``synth._preset_misses``."""
+        keys, out = self._pid_keys if self._tables_of is not None else {}, synth._preset_misses
+
+        def add(c, bank, prog, drum, pid, k):
+            key = (int(c), (int(bank), int(prog), bool(drum)), keys.get(int(pid)))
+            out[key] = out.get(key, 0) + int(k)
+
+        for row in self.mlog[:int(self.mlog_n[0])]:
+            add(*row)
+        self.mlog_n[0] = 0
+        if everything and self._nch > 0:
+            for c in np.flatnonzero(self.miss_count):
+                add(c, *self.ch_want[c], self.ch_pid[c], self.miss_count[c])
+            self.miss_count[:] = 0
+
+    # ---- a window
+    def _args(self, synth, events, B, T, chin) -> Args:
+        al, cs = synth.alloc, synth.channels
+        h = al.h
+        a = Args()
+        a.nch = cs.n
+        a.max_voices = al.max_voices
+        a.fade = al.fade
+        a.max_key = al.max_key_voices
+        a.max_note_frames = al.max_note_frames
+        a.min_velocity = synth.min_velocity
+        a.rate = float(synth.sample_rate)
+        a.dec_cb = 200.0 * -np.log10(1e-5)
+        a.done_level = 1e-5
+        a.vt = _ptr(al.vt)
+        a.vsize = VOICE_DTYPE.itemsize
+        a.cap = al.capacity
+        a.voff = _ptr(self._voff)
+        a.n = _ptr(self.nvec)
+        for f in ("chan", "key", "seq", "released", "sustained", "sost", "killed", "prio", "excl",
+                  "silent", "note", "frel", "finished", "changed", "dirty"):
+            setattr(a, "h_" + f, _ptr(h[f]))
+        a.counters = _ptr(self.counters)
+        for f in ("cc", "program", "bend", "bend_range", "fine", "coarse", "pressure",
+                  "poly_pressure", "rpn", "rpn_is_nrpn", "priority", "drum"):
+            setattr(a, f, _ptr(self._keep(f, cs)))
+        self._mt = np.ascontiguousarray(np.broadcast_to(np.asarray(cs.master_tune, np.float64), (cs.n,)))
+        self._ma = np.ascontiguousarray(np.broadcast_to(np.asarray(cs.master_atten, np.float64), (cs.n,)))
+        a.master_tune, a.master_atten = _ptr(self._mt), _ptr(self._ma)
+        a.ch_pid, a.ch_dirty, a.ch_miss = _ptr(self.ch_pid), _ptr(self.ch_dirty), _ptr(self.ch_miss)
+        a.ch_want, a.miss_count = _ptr(self.ch_want), _ptr(self.miss_count)
+        a.mlog, a.mlog_n, a.mlog_cap = _ptr(self.mlog), _ptr(self.mlog_n), MLOG_CAP
+        a.n_pkeys = len(self._pkey)
+        a.pkey, a.pval, a.pid_key = _ptr(self._pkey), _ptr(self._pval), _ptr(self._pid_key)
+        pm = synth.presets
+        a.first_drum = pm._first_drum
+        a.n_presets = pm.n_presets
+        a.G = len(self._gkey)
+        for f in ("gkey", "goff", "efpos", "evlo", "evhi"):
+            setattr(a, f, _ptr(getattr(self, "_" + f)))
+        a.pr_flat = _ptr(self._prflat)
+        a.regions = _ptr(self._regions)
+        a.templates = _ptr(self._templates)
+        a.concave = _ptr(units.concave_table())
+        a.events = _ptr(events)
+        a.esize = events.dtype.itemsize
+        a.n_events = len(events)
+        a.B, a.T = int(B), int(T)
+        a.chin = _ptr(chin)
+        a.result = _ptr(self.result)
+        return a
+
+    def _keep(self, f, cs):
+        """A channel array as the engine reads and writes it (bool arrays as uint8 views)."""
+        v = getattr(cs, f)
+        if v.dtype == np.bool_:
+            v = v.view(np.uint8)
+        assert v.flags.c_contiguous
+        return v
+
+    def _sync_in(self, synth):
+        al = synth.alloc
+        self.nvec[0] = al.n
+        c = self.counters
+        c[0], c[1] = al._seq, al._note_seq
+        st = al.stats
+        c[2], c[3], c[4] = st["stolen_voices"], st["peak_voices"], st["lost_notes"]
+        c[5], c[6] = st.get("notes", 0), st.get("skipped_notes", 0)
+        c[7] = synth.presets.capped_notes
+
+    def _sync_out(self, synth):
+        al = synth.alloc
+        al.n = int(self.nvec[0])
+        c = self.counters
+        al._seq, al._note_seq = int(c[0]), int(c[1])
+        st = al.stats
+        st["stolen_voices"], st["peak_voices"], st["lost_notes"] = int(c[2]), int(c[3]), int(c[4])
+        for k, v in (("notes", c[5]), ("skipped_notes", c[6])):
+            if v or k in st:         # as the definition, which adds the key at the first count
+                st[k] = int(v)
+        synth.presets.capped_notes = int(c[7])
+
+    def window(self, synth, events: np.ndarray, B: int, T: int, chin: np.ndarray):
+        """Apply the window's events (EVENT_DTYPE, time order, all before B + T * TICK) from
+        frame B; fill ``chin`` [len(CHANNEL_INPUTS), T, channels] (float32, C order); leave the
+        window's new voices and time changes queued on the allocator for its flush."""
+        assert chin.dtype == np.float32 and chin.flags.c_contiguous
+        assert chin.shape == (len(CHANNEL_INPUTS), T, synth.channels.n)
+        events = np.ascontiguousarray(events)
+        al = synth.alloc
+        self._tables(synth)
+        self._channels(synth)
+        al._flush_pending_dirty()
+        n_start = al.n
+        self._sync_in(synth)
+        lib = self.lib
+        lib.ce_begin(self.h, ctypes.byref(self._args(synth, events, B, T, chin)))
+        while True:
+            lib.ce_step(self.h, ctypes.byref(self._args(synth, events, B, T, chin)))
+            st = int(self.result[0])
+            if st == ST_DONE:
+                break
+            if st == ST_NEED_CAP:
+                al.n = int(self.nvec[0])
+                al._grow(int(self.result[2]))
+            elif st == ST_LOG_FULL:
+                self.drain_misses(synth, everything=False)
+            elif st == ST_SYSEX:
+                self._sync_out(synth)
+                i = int(self.result[1])
+                e = events[i]
+                synth._channel_event(e, max(int(e["time"]), B))
+                self._channels(synth)
+                al._flush_pending_dirty()
+                self._sync_in(synth)
+                lib.ce_resync(self.h, ctypes.byref(self._args(synth, events, B, T, chin)))
+        self._sync_out(synth)
+        self.drain_misses(synth)
+        n = al.n
+        if n > n_start:
+            al.pending_new.append(np.arange(n_start, n, dtype=np.int64))
+        ch = al.h["changed"]
+        upd = np.flatnonzero(ch[:n_start])
+        if len(upd):
+            al.pending_times.append(upd)
+        ch[:n] = False
