@@ -32,6 +32,7 @@ typedef int64_t i64;
 typedef int32_t i32;
 typedef int16_t i16;
 typedef uint32_t u32;
+typedef uint64_t u64;
 typedef uint8_t u8;
 
 static const i64 NEVER = (i64)1 << 62;
@@ -220,12 +221,17 @@ struct Engine {
     std::vector<i64> peak_pending;
     std::vector<float> snap;                      // [7][nch]
     // scratch
-    std::vector<i64> playing, keys, kk, rel_q, ex_q, ex_t;
+    std::vector<i64> playing, keys, kk, rel_q, ex_q, ex_t, victims;
     std::vector<u8> rel_hold_q;
     struct Cand { float lvl; i64 seq, slot; };
     std::vector<Cand> group;
-    std::vector<i64> found;
+    std::vector<i64> found = std::vector<i64>(1024);
+    i64 *found_buf = found.data();
+    i64 found_cap = 1024;
     std::vector<i64> xk;                           // per slot: same-tick exclusive cut time
+    std::vector<i64> hist;                         // update_peak's frame histogram
+    std::vector<i32> alive;                        // slots not killed (killed ones dropped lazily)
+    std::vector<i32> group_of;                     // per preset * 128 + key: 8 group indexes
 };
 
 // ---- record access
@@ -560,26 +566,51 @@ static bool refresh_presets(Engine &E) {
     return true;
 }
 
-// PresetMap.regions_for one note: appends region indices to out (at most 64, in preset order)
+// PresetMap.regions_for one note: appends region indices to out (at most 64, in preset order).
+// The groups of a (preset, key) (segment-tree nodes on the key's path) are looked up once and
+// kept in E.group_of (-1: none, -2: not looked up yet).
 static void regions_for(Engine &E, i64 pid, i64 key, i64 vel, std::vector<i64> &out) {
     const Args &A = *E.A;
     if (A.G == 0 || pid < 0 || pid >= A.n_presets || key < 0 || key > 127 || vel < 0 || vel > 127)
         return;
-    std::vector<i64> &f = E.found;
-    f.clear();
-    for (int l = 0; l < 8; ++l) {
-        const i64 node = (key + 128) >> l;
-        const i64 gk = pid * 256 + node;
-        const i64 *p = std::lower_bound(A.gkey, A.gkey + A.G, gk);
-        if (p == A.gkey + A.G || *p != gk) continue;
-        const i64 gi = p - A.gkey;
-        for (i64 e = A.goff[gi]; e < A.goff[gi + 1]; ++e)
-            if (A.evlo[e] <= vel && vel <= A.evhi[e]) f.push_back(A.efpos[e]);
+    if ((i64)E.group_of.size() != A.n_presets * 128 * 8) E.group_of.assign(A.n_presets * 128 * 8, -2);
+    i32 *gi = E.group_of.data() + (pid * 128 + key) * 8;
+    if (gi[0] == -2) {
+        for (int l = 0; l < 8; ++l) {
+            const i64 gk = pid * 256 + ((key + 128) >> l);
+            const i64 *p = std::lower_bound(A.gkey, A.gkey + A.G, gk);
+            gi[l] = (p != A.gkey + A.G && *p == gk) ? (i32)(p - A.gkey) : -1;
+        }
     }
-    if (f.empty()) return;
-    std::sort(f.begin(), f.end());
-    if ((i64)f.size() > MAX_REGIONS_PER_NOTE) A.counters[CN_CAPPED] += 1;
-    const i64 m = std::min<i64>((i64)f.size(), MAX_REGIONS_PER_NOTE);
+    i64 *f = E.found_buf;
+    i64 nf = 0;
+    for (int l = 0; l < 8; ++l) {
+        if (gi[l] < 0) continue;
+        for (i64 e = A.goff[gi[l]]; e < A.goff[gi[l] + 1]; ++e) {
+            if (A.evlo[e] <= vel && vel <= A.evhi[e]) {
+                if (nf == E.found_cap) {
+                    E.found.resize(2 * E.found_cap);
+                    std::memcpy(E.found.data(), f, nf * sizeof(i64));
+                    f = E.found_buf = E.found.data();
+                    E.found_cap *= 2;
+                }
+                f[nf++] = A.efpos[e];
+            }
+        }
+    }
+    if (nf == 0) return;
+    if (nf <= 16) {
+        for (i64 i = 1; i < nf; ++i) {
+            const i64 x = f[i];
+            i64 j = i;
+            while (j > 0 && f[j - 1] > x) { f[j] = f[j - 1]; --j; }
+            f[j] = x;
+        }
+    } else {
+        std::sort(f, f + nf);
+    }
+    if (nf > MAX_REGIONS_PER_NOTE) A.counters[CN_CAPPED] += 1;
+    const i64 m = nf < MAX_REGIONS_PER_NOTE ? nf : MAX_REGIONS_PER_NOTE;
     for (i64 i = 0; i < m; ++i) out.push_back(A.pr_flat[f[i]]);
 }
 
@@ -633,6 +664,7 @@ static void create_voice(Engine &E, i64 s, i64 r, i64 j, i64 note_id) {
     A.h_dirty[s] = 0;
     E.fen_val[s] = -1;
     E.xk[s] = NEVER;
+    E.alive.push_back((i32)s);
 }
 
 // ------------------------------------------------------------------ indexes
@@ -677,8 +709,10 @@ static void build_indexes(Engine &E) {
     E.fen.assign(E.fen_n + 1, 0);
     E.fen_future = 0;
     E.dirty.clear();
+    E.alive.clear();
     for (i64 s = 0; s < n; ++s) {
         E.fen_val[s] = -1;
+        if (!A.h_killed[s]) E.alive.push_back((i32)s);
         if (A.h_dirty[s]) E.dirty.push_back(s);
         if (!A.h_killed[s]) {
             E.fen_val[s] = A.h_silent[s];
@@ -702,29 +736,82 @@ static void steal_at(Engine &E, i64 nk, i64 M, i64 tf) {
     const i64 np_ = sounding(E, tf);
     const i64 steal = np_ + M - A.max_voices;
     if (steal > 0) {
-        std::vector<i64> &playing = E.playing, &keys = E.keys, &kk = E.kk;
-        playing.clear();
-        for (i64 s = 0; s < nk; ++s)
-            if (!A.h_killed[s] && A.h_silent[s] > tf) playing.push_back(s);
-        const i64 P = (i64)playing.size();
-        keys.resize(P);
-        for (i64 i = 0; i < P; ++i) {
-            const i64 s = playing[i];
-            const bool rel = A.h_released[s] || A.h_frel[s] <= tf;
-            keys[i] = (i64)A.h_prio[s] * 2 + (rel ? 0 : 1);
+        // the voices counted at tf and their group keys (channel priority, held after released)
+        // (E.alive: the slots that may still count, in any order; killed ones and those silent
+        // by tf are dropped here: a voice's closed-form end, once passed, never moves later --
+        // a later release or kill can only bring it earlier -- and every end is up to date
+        // here, so a dropped voice cannot count again)
+        std::vector<i32> &al = E.alive;
+        const i64 na = (i64)al.size();
+        if ((i64)E.playing.size() < na) {
+            E.playing.resize(na);
+            E.keys.resize(na);
         }
-        kk = keys;
-        std::nth_element(kk.begin(), kk.begin() + (steal - 1), kk.end());
-        const i64 cut = kk[steal - 1];
+        i64 *pl = E.playing.data(), *ky = E.keys.data();
+        i64 P = 0, w = 0;
+        const u8 *killed = A.h_killed;
+        const i64 *silent = A.h_silent;
+        for (i64 i = 0; i < na; ++i) {
+            const i32 s = al[i];
+            const int live = (!killed[s]) & (silent[s] > tf);
+            al[w] = s;
+            w += live;
+            pl[P] = s;
+            P += live & (s < nk);
+        }
+        al.resize(w);
+        // the cut: the steal-th smallest key, from a histogram of the (few) distinct keys
+        // (an open-addressing table of 128 bins; more distinct keys: nth_element)
+        i64 hk[128], hc[128];
+        int used[128], nh = 0;
+        for (int b = 0; b < 128; ++b) hk[b] = -1;
+        bool many = false;
+        for (i64 i = 0; i < P; ++i) {
+            const i64 s = pl[i];
+            const int rel = A.h_released[s] | (A.h_frel[s] <= tf);
+            const i64 k = (i64)A.h_prio[s] * 2 + 1 - rel;
+            ky[i] = k;
+            if (many) continue;
+            u32 b = (u32)(((u64)k * 0x9E3779B97F4A7C15ull) >> 57);
+            while (hk[b] != k && hk[b] != -1) b = (b + 1) & 127;
+            if (hk[b] == -1) {
+                if (nh == 64) {
+                    many = true;
+                    continue;
+                }
+                hk[b] = k;
+                hc[b] = 0;
+                used[nh++] = (int)b;
+            }
+            ++hc[b];
+        }
+        i64 cut;
+        if (!many) {
+            std::sort(used, used + nh, [&](int a, int b) { return hk[a] < hk[b]; });
+            i64 acc = 0;
+            cut = hk[used[nh - 1]];
+            for (int h = 0; h < nh; ++h) {
+                acc += hc[used[h]];
+                if (acc >= steal) {
+                    cut = hk[used[h]];
+                    break;
+                }
+            }
+        } else {
+            E.kk.assign(ky, ky + P);
+            std::nth_element(E.kk.begin(), E.kk.begin() + (steal - 1), E.kk.end());
+            cut = E.kk[steal - 1];
+        }
         E.group.clear();
         i64 sure = 0;
-        std::vector<i64> victims;
+        std::vector<i64> &victims = E.victims;
+        victims.clear();
         for (i64 i = 0; i < P; ++i) {
-            const i64 s = playing[i];
-            if (keys[i] < cut) {
+            const i64 s = pl[i];
+            if (ky[i] < cut) {
                 victims.push_back(s);
                 ++sure;
-            } else if (keys[i] == cut) {
+            } else if (ky[i] == cut) {
                 E.group.push_back(Engine::Cand{level_at(A, s, tf), A.h_seq[s], s});
             }
         }
@@ -967,25 +1054,28 @@ static bool process_run(Engine &E) {
     return true;
 }
 
-// peak polyphony at the note-on times of steal-free runs, from the final closed-form ends
+// peak polyphony at the note-on times of steal-free runs, from the final closed-form ends:
+// at each such time q, #(start <= q) - #(end <= q) over the table (end: the closed-form end, or
+// the kill time of a killed voice), counted with a histogram over the window's frames (every q
+// is inside the window)
 static void update_peak(Engine &E) {
     const Args &A = *E.A;
     if (E.peak_pending.empty()) return;
-    const i64 n = *A.n;
-    std::vector<i64> starts(n), ends(n);
+    const i64 n = *A.n, N = E.fen_n;
+    std::vector<i64> &h = E.hist;
+    h.assign(N + 1, 0);
     for (i64 s = 0; s < n; ++s) {
-        starts[s] = VF<i64>(A, s, VO_START);
+        const i64 st = VF<i64>(A, s, VO_START) - A.B;
         const i64 k = A.h_killed[s] ? VF<i64>(A, s, VO_KILL) : NEVER;
-        ends[s] = A.h_silent[s] < k ? A.h_silent[s] : k;
+        const i64 en = (A.h_silent[s] < k ? A.h_silent[s] : k) - A.B;
+        if (st < N) h[st > 0 ? st : 0] += 1;
+        if (en < N) h[en > 0 ? en : 0] -= 1;
     }
-    std::sort(starts.begin(), starts.end());
-    std::sort(ends.begin(), ends.end());
-    std::sort(E.peak_pending.begin(), E.peak_pending.end());
+    for (i64 f = 1; f < N; ++f) h[f] += h[f - 1];
     i64 best = 0;
     for (i64 q : E.peak_pending) {
-        const i64 a = std::upper_bound(starts.begin(), starts.end(), q) - starts.begin();
-        const i64 b = std::upper_bound(ends.begin(), ends.end(), q) - ends.begin();
-        if (a - b > best) best = a - b;
+        const i64 c = h[q - A.B];
+        if (c > best) best = c;
     }
     if (best > A.counters[CN_PEAK]) A.counters[CN_PEAK] = best;
     E.peak_pending.clear();
@@ -995,7 +1085,15 @@ static void update_peak(Engine &E) {
 extern "C" {
 
 void *ce_new() { return new Engine(); }
+
+// gpusynth.detmath in C, for the tests: out[i] = f(x[i]) (which: 0 exp2, 1 log10)
+void ce_detmath(int which, const double *x, i64 n, double *out) {
+    for (i64 i = 0; i < n; ++i) out[i] = which == 0 ? det_exp2(x[i]) : det_log10(x[i]);
+}
 void ce_free(void *h) { delete static_cast<Engine *>(h); }
+
+// the bank set changed: forget what was looked up in the old tables
+void ce_tables_changed(void *h) { static_cast<Engine *>(h)->group_of.clear(); }
 
 // start a window: indexes from the table, the timeline from the channel state
 void ce_begin(void *h, Args *A) {
@@ -1082,6 +1180,39 @@ void ce_step(void *h, Args *A) {
     fill_timeline(E, A->T);
     flush_dirty(E);
     update_peak(E);
+}
+
+// VoiceAllocator.remove after a window: the slots marked finished whose closed-form end is
+// <= t_end leave; the tail voices move into the holes (voices.compaction_moves' order) in every
+// column cols[k] (itemsize sizes[k]: the records and the control columns). Writes the moves to
+// src/dst and returns their count; *n becomes the new count.
+i64 ce_compact(i64 *n, i64 t_end, const u8 *finished, const i64 *silent, i64 ncols,
+               char *const *cols, const i64 *sizes, i64 *src, i64 *dst) {
+    const i64 n0 = *n;
+    i64 gone = 0;
+    for (i64 s = 0; s < n0; ++s) gone += finished[s] && silent[s] <= t_end;
+    if (gone == 0) return 0;
+    const i64 n1 = n0 - gone;
+    i64 m = 0, t = n1;
+    for (i64 h = 0; h < n1; ++h) {
+        if (!(finished[h] && silent[h] <= t_end)) continue;
+        while (finished[t] && silent[t] <= t_end) ++t;     // the next tail voice that stays
+        src[m] = t++;
+        dst[m++] = h;
+    }
+    for (i64 k = 0; k < ncols; ++k) {
+        char *c = cols[k];
+        const i64 z = sizes[k];
+        switch (z) {
+        case 1: for (i64 i = 0; i < m; ++i) c[dst[i]] = c[src[i]]; break;
+        case 2: for (i64 i = 0; i < m; ++i) ((i16 *)c)[dst[i]] = ((i16 *)c)[src[i]]; break;
+        case 4: for (i64 i = 0; i < m; ++i) ((i32 *)c)[dst[i]] = ((i32 *)c)[src[i]]; break;
+        case 8: for (i64 i = 0; i < m; ++i) ((i64 *)c)[dst[i]] = ((i64 *)c)[src[i]]; break;
+        default: for (i64 i = 0; i < m; ++i) std::memcpy(c + dst[i] * z, c + src[i] * z, z);
+        }
+    }
+    *n = n1;
+    return m;
 }
 
 }   // extern "C"

@@ -117,7 +117,14 @@ def load():
                 lib.ce_new.restype = ctypes.c_void_p
                 lib.ce_new.argtypes = []
                 lib.ce_free.argtypes = [ctypes.c_void_p]
+                lib.ce_tables_changed.argtypes = [ctypes.c_void_p]
+                lib.ce_tables_changed.restype = None
                 lib.ce_free.restype = None
+                P, L = ctypes.c_void_p, ctypes.c_longlong
+                lib.ce_compact.argtypes = [P, L, P, P, L, P, P, P, P]
+                lib.ce_compact.restype = L
+                lib.ce_detmath.argtypes = [ctypes.c_int, P, L, P]
+                lib.ce_detmath.restype = None
                 for fn in (lib.ce_begin, lib.ce_resync, lib.ce_step):
                     fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(Args)]
                     fn.restype = None
@@ -151,6 +158,7 @@ class ControlEngine:
         self.mlog = np.zeros((MLOG_CAP, 6), np.int64)
         self.mlog_n = np.zeros(1, np.int64)
         self.nvec = np.zeros(1, np.int64)
+        self._moves = np.zeros(0, np.int64)
         self._tables_of = None
         self._nch = -1
 
@@ -182,6 +190,7 @@ class ControlEngine:
         self._evlo = np.ascontiguousarray(pm._evlo, np.uint8)
         self._evhi = np.ascontiguousarray(pm._evhi, np.uint8)
         self._tables_of = key
+        self.lib.ce_tables_changed(self.h)
 
     def _channels(self, synth):
         n = synth.channels.n
@@ -342,3 +351,44 @@ class ControlEngine:
         if len(upd):
             al.pending_times.append(upd)
         ch[:n] = False
+
+    def flush(self, synth, backend):
+        """The window's uploads (VoiceAllocator.flush): new voices as one record array, the
+        release and kill times of older voices that changed."""
+        al = synth.alloc
+        new = np.concatenate(al.pending_new) if al.pending_new else np.zeros(0, np.int64)
+        backend.ensure_capacity(al.n)
+        if len(new):
+            backend.add_voices(new, al.vt[int(new[0]):int(new[-1]) + 1])
+        if al.pending_times:
+            upd = np.unique(np.concatenate(al.pending_times))
+            if len(new):
+                upd = upd[upd < new[0]]
+            if len(upd):
+                backend.set_times(upd, al.vt["release"][upd], al.vt["kill"][upd])
+        al.pending_new, al.pending_times = [], []
+
+    def remove(self, synth, finished, backend, t_end: int):
+        """VoiceAllocator.remove(finished, backend, t_end), compacted in C."""
+        al = synth.alloc
+        h = al.h
+        n = al.n
+        fin = np.asarray(finished, np.int64)
+        if len(fin) == n and n and fin[0] == 0 and fin[-1] == n - 1:
+            h["finished"][:n] = True            # every slot (the null backend)
+        elif len(fin):
+            h["finished"][fin] = True
+        al._flush_silent()
+        cols = [al.vt] + [h[k] for k in sorted(h)]
+        ptrs = (ctypes.c_void_p * len(cols))(*[c.ctypes.data for c in cols])
+        sizes = np.array([c.dtype.itemsize for c in cols], np.int64)
+        if len(self._moves) < 2 * n:
+            self._moves = np.empty(2 * max(n, 1024), np.int64)
+        src, dst = self._moves[:n], self._moves[n:2 * n]
+        nv = np.array([n], np.int64)
+        m = self.lib.ce_compact(nv.ctypes.data, int(t_end), h["finished"].ctypes.data,
+                                h["silent"].ctypes.data, len(cols), ptrs, sizes.ctypes.data,
+                                src.ctypes.data, dst.ctypes.data)
+        if m:
+            backend.move(src[:m].copy(), dst[:m].copy())
+        al.n = int(nv[0])

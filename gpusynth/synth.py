@@ -891,9 +891,12 @@ class Synth:
                     break
                 done_tick = self._timeline_event(chin, blk[i], int(t_ev[i]), int(tick_of[i]), done_tick)
                 a = i + 1
-        chin[:, done_tick:] = self._chin_snapshot()[:, None, :]
         al = self.alloc
-        al.flush(self.backend)
+        if self._engine is not None:
+            self._engine.flush(self, self.backend)
+        else:
+            chin[:, done_tick:] = self._chin_snapshot()[:, None, :]
+            al.flush(self.backend)
         return {"B": B, "T": T, "n": al.n, "chin": chin, "t_start": t_start,
                 "sends": bool(self.sends or self.fx.on)}
 
@@ -904,7 +907,10 @@ class Synth:
         N = T * TICK
         al = self.alloc
         fx = self.fx if self.fx.on else None
-        al.remove(finished, self.backend, B + N)
+        if self._engine is not None:
+            self._engine.remove(self, finished, self.backend, B + N)
+        else:
+            al.remove(finished, self.backend, B + N)
         if self._pool_base:
             self._compact_pool()
         self._block_pos = B + N
