@@ -644,6 +644,8 @@ class Synth:
         self._engine = None
         if not self._compiled_control or self.alloc_engine not in ("auto", "native"):
             return
+        if any(getattr(type(self), m) is not getattr(Synth, m) for m in self._ENGINE_REPLACES):
+            return              # a subclass changes what the engine would do in C
         from . import control_engine
         if control_engine.load() is None:
             if self.alloc_engine == "native":
@@ -815,17 +817,24 @@ class Synth:
         if cs.fx != fx_before:          # GS/XG reverb/chorus type or level: from this tick on
             self._fx_changes.append((t, dict(cs.fx)))
 
-    _DISPATCH = {ev.CONTROL: _on_control, ev.PROGRAM: _on_program, ev.PITCH_BEND: _on_bend,
-                 ev.CHAN_PRESSURE: _on_pressure, ev.POLY_PRESSURE: _on_poly_pressure}
+    # status -> handler name, looked up on the instance (a subclass's override is the one called)
+    _DISPATCH = {ev.CONTROL: "_on_control", ev.PROGRAM: "_on_program", ev.PITCH_BEND: "_on_bend",
+                 ev.CHAN_PRESSURE: "_on_pressure", ev.POLY_PRESSURE: "_on_poly_pressure"}
+    # what the compiled control engine does in C: a subclass overriding any of these keeps the
+    # Python path (Synth._make_engine), so no override is silently bypassed
+    _ENGINE_REPLACES = ("_on_control", "_on_program", "_on_bend", "_on_pressure",
+                        "_on_poly_pressure", "_note_run", "_notes", "_resolve", "_lookup_regions",
+                        "_channel_presets", "_lookup_preset", "_note_preset_misses",
+                        "_timeline_event", "_chin_snapshot", "_pedal_down")
 
     def _channel_event(self, e, t):
         st = int(e["status"])
         if st == ev.SYSEX:
             self._on_sysex(e, t)
         else:
-            h = self._DISPATCH.get(st)
-            if h is not None:
-                h(self, int(e["chan"]), int(e["data1"]), int(e["data2"]), t)
+            name = self._DISPATCH.get(st)
+            if name is not None:
+                getattr(self, name)(int(e["chan"]), int(e["data1"]), int(e["data2"]), t)
         self._ch_inputs = None
 
     # ------------------------------------------------------------------ rendering

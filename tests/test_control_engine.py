@@ -288,3 +288,22 @@ def test_engine_is_the_default_and_named_engines(builtin):
         s = Synth(backend="null", alloc_engine=eng)
         s.open()
         assert s._engine is None
+
+
+def test_an_override_is_never_bypassed(builtin):
+    """A subclass overriding a channel handler gets it called (the dispatch looks it up on the
+    instance) and keeps the Python path (the engine would apply the message in C)."""
+    seen = []
+
+    class Spy(Synth):
+        def _on_program(self, c, d1, d2, t):
+            seen.append((c, d1))
+            super()._on_program(c, d1, d2, t)
+
+    s = Spy(backend="null")
+    s.download(builtin)
+    s.open()
+    assert s._engine is None
+    s.play(event_array([(10, 3, 0xC0, 33, 0), (20, 3, 0x90, 60, 100)]))
+    s.render(4096)
+    assert seen == [(3, 33)]
