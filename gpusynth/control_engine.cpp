@@ -216,6 +216,7 @@ struct Engine {
     std::unordered_map<i64, std::vector<i32>> excl_groups;
     std::vector<i64> fen;                         // Fenwick over [0, N)
     i64 fen_future = 0, fen_n = 0;
+    std::vector<i64> fen_tick;
     std::vector<i64> fen_val;                     // per slot: counted silent (-1: not counted)
     std::vector<i64> dirty;
     std::vector<i64> peak_pending;
@@ -230,13 +231,46 @@ struct Engine {
     i64 found_cap = 1024;
     std::vector<i64> xk;                           // per slot: same-tick exclusive cut time
     std::vector<i64> hist;                         // update_peak's frame histogram
-    std::vector<i32> alive;                        // slots not killed (killed ones dropped lazily)
+    // voices by channel priority: per priority (index into prio_vals, kept in ascending order
+    // by prio_order), the voices created not released (held) and those released since; stale
+    // entries (killed, silent, released) are dropped when a steal scans them
+    std::vector<u32> prio_vals;
+    std::vector<int> prio_order;
+    std::vector<std::vector<i32>> held_by_prio, rel_by_prio;
+    u32 last_prio = 0;
+    int last_prio_idx = -1;
+    std::vector<i64> cand;
+    std::vector<float> attg;                       // per slot: the static attenuation's gain
     std::vector<i32> group_of;                     // per preset * 128 + key: 8 group indexes
 };
 
+static int prio_index(Engine &E, u32 p) {
+    if (E.last_prio_idx >= 0 && E.last_prio == p) return E.last_prio_idx;
+    int idx = -1;
+    for (size_t i = 0; i < E.prio_vals.size(); ++i)
+        if (E.prio_vals[i] == p) { idx = (int)i; break; }
+    if (idx < 0) {
+        idx = (int)E.prio_vals.size();
+        E.prio_vals.push_back(p);
+        E.held_by_prio.emplace_back();
+        E.rel_by_prio.emplace_back();
+        E.prio_order.push_back(idx);
+        std::sort(E.prio_order.begin(), E.prio_order.end(),
+                  [&](int a, int b) { return E.prio_vals[a] < E.prio_vals[b]; });
+    }
+    E.last_prio = p;
+    E.last_prio_idx = idx;
+    return idx;
+}
+
 // ---- record access
+// VOICE_DTYPE's size and the byte offsets of the fields used here (gpusynth.voices); the caller
+// checks them against its dtype once (ce_layout) before using the engine
+static const i64 VSIZE = 272;
+static const i64 VOFF[VO_COUNT] = {0, 8, 16, 24, 32, 56, 64, 68, 76, 104, 108, 112, 116, 120, 124,
+                                   132, 136, 140, 256, 260};
 template <typename T> static inline T &VF(const Args &A, i64 slot, int f) {
-    return *reinterpret_cast<T *>(A.vt + slot * A.vsize + A.voff[f]);
+    return *reinterpret_cast<T *>(A.vt + slot * VSIZE + VOFF[f]);
 }
 
 // ---- events
@@ -253,6 +287,11 @@ static inline Ev event_at(const Args &A, i64 i) {
 }
 
 // ------------------------------------------------------------------ closed forms
+// the gain of a voice's static attenuation (envelope.level_at's factor)
+static inline float atten_gain(const Args &A, i64 s) {
+    return exp2_poly(fmax32(VF<float>(A, s, VO_ATTEN), 0.0f) * -LOG2_10_200);
+}
+
 // envelope.exact at frame t (float32, the definition's operation order), without attenuation
 static inline float env_exact(const Args &A, i64 s, i64 t, i64 rel_t, i64 kill) {
     const i64 start = VF<i64>(A, s, VO_START);
@@ -316,30 +355,32 @@ static i64 silent_of(const Args &A, i64 s, i64 rel_t, i64 kill) {
     return r;
 }
 
-// ------------------------------------------------------------------ Fenwick: sounding voices
-// Counts the slots that are in the table, not killed, with their closed-form end compared to
-// frames of this window: ends before it never count, ends after it always.
+// ------------------------------------------------------------------ sounding voices
+// Counts the slots that are in the table, not killed, by their closed-form end against the
+// frames of this window: per frame and per tick (a query adds at most the ticks after it and
+// the frames after it in its tick); ends before the window never count, ends after it always.
 static void fen_add(Engine &E, i64 silent, i64 d) {
     const Args &A = *E.A;
-    const i64 N = E.fen_n;
     const i64 i = silent - A.B;
-    if (i >= N) {
+    if (i >= E.fen_n) {
         E.fen_future += d;
         return;
     }
     if (i < 0) return;
-    for (i64 k = i + 1; k <= N; k += k & -k) E.fen[k] += d;
-}
-static i64 fen_prefix(const Engine &E, i64 i) {   // sum over [0, i)
-    i64 s = 0;
-    for (i64 k = i; k > 0; k -= k & -k) s += E.fen[k];
-    return s;
+    E.fen[i] += d;
+    E.fen_tick[i / TICK] += d;
 }
 // slots counted against the limit at frame t (not killed, silent > t), t within the window
 static i64 sounding(const Engine &E, i64 t) {
     const Args &A = *E.A;
-    const i64 i = t - A.B;      // silent > t  <=>  silent - B >= i + 1
-    return E.fen_future + (fen_prefix(E, E.fen_n) - fen_prefix(E, i + 1));
+    const i64 i = t - A.B + 1;            // silent - B >= i
+    const i64 k = i / TICK, T = E.fen_n / TICK;
+    i64 c = E.fen_future;
+    const i64 *tk = E.fen_tick.data();
+    for (i64 j = k + 1; j < T; ++j) c += tk[j];
+    const i64 *fr = E.fen.data();
+    for (i64 f = i, e = (k + 1) * TICK < E.fen_n ? (k + 1) * TICK : E.fen_n; f < e; ++f) c += fr[f];
+    return c;
 }
 static inline void fen_set(Engine &E, i64 s) {   // slot s counted with its current state
     const Args &A = *E.A;
@@ -370,6 +411,14 @@ static inline void mark_dirty(Engine &E, i64 s) {
         E.dirty.push_back(s);
     }
 }
+// the voice's released flag: it joins its priority's released list
+static inline void set_released(Engine &E, i64 s) {
+    const Args &A = *E.A;
+    if (A.h_released[s]) return;
+    A.h_released[s] = 1;
+    E.rel_by_prio[prio_index(E, A.h_prio[s])].push_back((i32)s);
+}
+
 // allocator.release: the release starts at t (or earlier); the closed-form end is recomputed
 // lazily (at the next run or the window's end), as the definition does
 static inline void release_lazy(Engine &E, i64 s, i64 t) {
@@ -377,7 +426,7 @@ static inline void release_lazy(Engine &E, i64 s, i64 t) {
     i64 &r = VF<i64>(A, s, VO_RELEASE);
     if (t < r) r = t;
     A.h_changed[s] = 1;
-    A.h_released[s] = 1;
+    set_released(E, s);
     A.h_sustained[s] = 0;
     mark_dirty(E, s);
 }
@@ -487,7 +536,7 @@ static void on_control(Engine &E, i64 c, int d1, int d2, i64 t) {
             if (A.h_chan[s] != c || A.h_released[s] || A.h_killed[s]) continue;
             if (ped) {
                 A.h_sustained[s] = 1;
-                A.h_released[s] = 1;
+                set_released(E, s);
             } else {
                 release_lazy(E, s, t);
             }
@@ -630,8 +679,7 @@ static inline float env_frames(double base, double coef, double x, double cached
 static void create_voice(Engine &E, i64 s, i64 r, i64 j, i64 note_id) {
     const Args &A = *E.A;
     const RegionCE &g = A.regions[r];
-    char *rec = A.vt + s * A.vsize;
-    std::memcpy(rec, A.templates + r * A.vsize, A.vsize);
+    std::memcpy(A.vt + s * VSIZE, A.templates + r * VSIZE, VSIZE);
     const i64 t = E.r_time[j], c = E.r_chan[j];
     const double k = g.fixed_key >= 0 ? g.fixed_key : (double)E.r_key[j];
     const double v = g.fixed_vel >= 0 ? g.fixed_vel : (double)E.r_vel[j];
@@ -664,7 +712,8 @@ static void create_voice(Engine &E, i64 s, i64 r, i64 j, i64 note_id) {
     A.h_dirty[s] = 0;
     E.fen_val[s] = -1;
     E.xk[s] = NEVER;
-    E.alive.push_back((i32)s);
+    E.held_by_prio[prio_index(E, A.h_prio[s])].push_back((i32)s);
+    E.attg[s] = atten_gain(A, s);
 }
 
 // ------------------------------------------------------------------ indexes
@@ -682,6 +731,7 @@ static void build_indexes(Engine &E) {
     if ((i64)E.held_next.size() < A.cap) E.held_next.resize(A.cap);
     if ((i64)E.fen_val.size() < A.cap) E.fen_val.resize(A.cap);
     if ((i64)E.xk.size() < A.cap) E.xk.resize(A.cap, NEVER);
+    if ((i64)E.attg.size() < A.cap) E.attg.resize(A.cap);
     E.excl_groups.clear();
     for (i64 s = 0; s < n; ++s) {
         E.xk[s] = NEVER;
@@ -707,12 +757,18 @@ static void build_indexes(Engine &E) {
     // Fenwick over the window's frames
     E.fen_n = A.T * TICK;
     E.fen.assign(E.fen_n + 1, 0);
+    E.fen_tick.assign(A.T + 1, 0);
     E.fen_future = 0;
     E.dirty.clear();
-    E.alive.clear();
+    for (auto &v : E.held_by_prio) v.clear();
+    for (auto &v : E.rel_by_prio) v.clear();
     for (i64 s = 0; s < n; ++s) {
         E.fen_val[s] = -1;
-        if (!A.h_killed[s]) E.alive.push_back((i32)s);
+        E.attg[s] = atten_gain(A, s);
+        if (!A.h_killed[s]) {
+            const int p = prio_index(E, A.h_prio[s]);
+            (A.h_released[s] ? E.rel_by_prio : E.held_by_prio)[p].push_back((i32)s);
+        }
         if (A.h_dirty[s]) E.dirty.push_back(s);
         if (!A.h_killed[s]) {
             E.fen_val[s] = A.h_silent[s];
@@ -725,103 +781,76 @@ static void build_indexes(Engine &E) {
 }
 
 // ------------------------------------------------------------------ steal (steal_run.cpp)
-static float level_at(const Args &A, i64 s, i64 t) {
+static inline float level_at(const Engine &E, i64 s, i64 t) {
+    const Args &A = *E.A;
     const float g = env_exact(A, s, t, VF<i64>(A, s, VO_RELEASE), VF<i64>(A, s, VO_KILL));
-    const float at = VF<float>(A, s, VO_ATTEN);
-    return g * exp2_poly(fmax32(at, 0.0f) * -LOG2_10_200);
+    return g * E.attg[s];
 }
 
+// the steal at a tick's first note-on time tf (steal.run_numpy step 2): if the voices counted at
+// tf (slots < nk) plus the tick's M new ones exceed the limit, the lowest scores go: channel
+// priority, then released (or past its forced release) before held, then the quieter
+// closed-form level, then the older. The classes are visited in that order from the priority
+// lists, so a steal reads only the classes it takes voices from.
 static void steal_at(Engine &E, i64 nk, i64 M, i64 tf) {
     const Args &A = *E.A;
     const i64 np_ = sounding(E, tf);
     const i64 steal = np_ + M - A.max_voices;
     if (steal > 0) {
-        // the voices counted at tf and their group keys (channel priority, held after released)
-        // (E.alive: the slots that may still count, in any order; killed ones and those silent
-        // by tf are dropped here: a voice's closed-form end, once passed, never moves later --
-        // a later release or kill can only bring it earlier -- and every end is up to date
-        // here, so a dropped voice cannot count again)
-        std::vector<i32> &al = E.alive;
-        const i64 na = (i64)al.size();
-        if ((i64)E.playing.size() < na) {
-            E.playing.resize(na);
-            E.keys.resize(na);
-        }
-        i64 *pl = E.playing.data(), *ky = E.keys.data();
-        i64 P = 0, w = 0;
-        const u8 *killed = A.h_killed;
-        const i64 *silent = A.h_silent;
-        for (i64 i = 0; i < na; ++i) {
-            const i32 s = al[i];
-            const int live = (!killed[s]) & (silent[s] > tf);
-            al[w] = s;
-            w += live;
-            pl[P] = s;
-            P += live & (s < nk);
-        }
-        al.resize(w);
-        // the cut: the steal-th smallest key, from a histogram of the (few) distinct keys
-        // (an open-addressing table of 128 bins; more distinct keys: nth_element)
-        i64 hk[128], hc[128];
-        int used[128], nh = 0;
-        for (int b = 0; b < 128; ++b) hk[b] = -1;
-        bool many = false;
-        for (i64 i = 0; i < P; ++i) {
-            const i64 s = pl[i];
-            const int rel = A.h_released[s] | (A.h_frel[s] <= tf);
-            const i64 k = (i64)A.h_prio[s] * 2 + 1 - rel;
-            ky[i] = k;
-            if (many) continue;
-            u32 b = (u32)(((u64)k * 0x9E3779B97F4A7C15ull) >> 57);
-            while (hk[b] != k && hk[b] != -1) b = (b + 1) & 127;
-            if (hk[b] == -1) {
-                if (nh == 64) {
-                    many = true;
+        std::vector<i64> &victims = E.victims, &cand = E.cand, &frel_rel = E.kk;
+        victims.clear();
+        i64 need = steal;
+        const u8 *killed = A.h_killed, *released = A.h_released;
+        const i64 *silent = A.h_silent, *frel = A.h_frel;
+        auto take = [&](std::vector<i64> &c) {     // the class c: all of it, or its quietest
+            if ((i64)c.size() <= need) {
+                victims.insert(victims.end(), c.begin(), c.end());
+                need -= (i64)c.size();
+                return;
+            }
+            E.group.clear();
+            for (i64 x : c) E.group.push_back(Engine::Cand{level_at(E, x, tf), A.h_seq[x], x});
+            auto less = [](const Engine::Cand &a, const Engine::Cand &b) {
+                return a.lvl < b.lvl || (!(b.lvl < a.lvl) && a.seq < b.seq);
+            };
+            std::nth_element(E.group.begin(), E.group.begin() + need, E.group.end(), less);
+            for (i64 i = 0; i < need; ++i) victims.push_back(E.group[i].slot);
+            need = 0;
+        };
+        for (int pi : E.prio_order) {
+            if (need == 0) break;
+            // held list: drop stale entries; split into held and past-forced-release voices
+            std::vector<i32> &H = E.held_by_prio[pi];
+            cand.clear();
+            frel_rel.clear();
+            size_t w = 0;
+            for (size_t i = 0; i < H.size(); ++i) {
+                const i32 x = H[i];
+                if (killed[x] || released[x] || silent[x] <= tf) {
+                    if (x < nk) continue;           // stale (a voice of this tick stays)
+                    H[w++] = x;
                     continue;
                 }
-                hk[b] = k;
-                hc[b] = 0;
-                used[nh++] = (int)b;
+                H[w++] = x;
+                if (x >= nk) continue;
+                if (frel[x] <= tf) frel_rel.push_back(x);
+                else cand.push_back(x);
             }
-            ++hc[b];
-        }
-        i64 cut;
-        if (!many) {
-            std::sort(used, used + nh, [&](int a, int b) { return hk[a] < hk[b]; });
-            i64 acc = 0;
-            cut = hk[used[nh - 1]];
-            for (int h = 0; h < nh; ++h) {
-                acc += hc[used[h]];
-                if (acc >= steal) {
-                    cut = hk[used[h]];
-                    break;
-                }
+            H.resize(w);
+            // released: the released list and the held past their forced release
+            std::vector<i32> &R = E.rel_by_prio[pi];
+            w = 0;
+            for (size_t i = 0; i < R.size(); ++i) {
+                const i32 x = R[i];
+                if (killed[x] || silent[x] <= tf) continue;
+                R[w++] = x;
+                frel_rel.push_back(x);
             }
-        } else {
-            E.kk.assign(ky, ky + P);
-            std::nth_element(E.kk.begin(), E.kk.begin() + (steal - 1), E.kk.end());
-            cut = E.kk[steal - 1];
+            R.resize(w);
+            take(frel_rel);
+            if (need == 0) break;
+            take(cand);
         }
-        E.group.clear();
-        i64 sure = 0;
-        std::vector<i64> &victims = E.victims;
-        victims.clear();
-        for (i64 i = 0; i < P; ++i) {
-            const i64 s = pl[i];
-            if (ky[i] < cut) {
-                victims.push_back(s);
-                ++sure;
-            } else if (ky[i] == cut) {
-                E.group.push_back(Engine::Cand{level_at(A, s, tf), A.h_seq[s], s});
-            }
-        }
-        const i64 r = steal - sure;
-        auto less = [](const Engine::Cand &a, const Engine::Cand &b) {
-            return a.lvl < b.lvl || (!(b.lvl < a.lvl) && a.seq < b.seq);
-        };
-        if (r < (i64)E.group.size())
-            std::nth_element(E.group.begin(), E.group.begin() + r, E.group.end(), less);
-        for (i64 i = 0; i < r; ++i) victims.push_back(E.group[i].slot);
         for (i64 s : victims) {
             const i64 st = VF<i64>(A, s, VO_START);
             kill_voice(E, s, tf > st ? tf : st);
@@ -866,8 +895,12 @@ static void key_cap(Engine &E, i64 ck, i64 q, i64 tq) {
 // preset misses counted. Returns false if the miss log is full (nothing changed then).
 static bool resolve_run(Engine &E) {
     const Args &A = *E.A;
-    E.r_time.clear(); E.r_chan.clear(); E.r_key.clear(); E.r_vel.clear(); E.r_on.clear();
-    i64 skipped = 0;
+    const size_t cap = E.run_ev.size();
+    E.r_time.resize(cap); E.r_chan.resize(cap); E.r_key.resize(cap); E.r_vel.resize(cap);
+    E.r_on.resize(cap);
+    i64 *rt = E.r_time.data(), *rc = E.r_chan.data(), *rk = E.r_key.data(), *rv = E.r_vel.data();
+    u8 *ro = E.r_on.data();
+    i64 skipped = 0, m = 0;
     for (i64 i : E.run_ev) {
         const Ev e = event_at(A, i);
         const bool on = e.status == NOTE_ON && e.d2 > 0;
@@ -875,12 +908,13 @@ static bool resolve_run(Engine &E) {
             ++skipped;
             continue;
         }
-        E.r_time.push_back(e.time > A.B ? e.time : A.B);
-        E.r_chan.push_back(e.chan);
-        E.r_key.push_back(e.d1);
-        E.r_vel.push_back(e.d2);
-        E.r_on.push_back(on ? 1 : 0);
+        rt[m] = e.time > A.B ? e.time : A.B;
+        rc[m] = e.chan;
+        rk[m] = e.d1;
+        rv[m] = e.d2;
+        ro[m++] = on ? 1 : 0;
     }
+    E.r_time.resize(m); E.r_chan.resize(m); E.r_key.resize(m); E.r_vel.resize(m); E.r_on.resize(m);
     const i64 R = (i64)E.r_time.size();
     E.r_reg_off.assign(R + 1, 0);
     E.r_regs.clear();
@@ -1024,7 +1058,7 @@ static bool process_run(Engine &E) {
         for (size_t q = 0; q < E.rel_q.size(); ++q) {
             const i64 s = E.rel_q[q];
             if (A.h_killed[s]) continue;
-            A.h_released[s] = 1;
+            set_released(E, s);
             if (E.rel_hold_q[q]) {
                 A.h_sustained[s] = 1;
                 continue;
@@ -1086,6 +1120,14 @@ extern "C" {
 
 void *ce_new() { return new Engine(); }
 
+// 1 when the caller's voice record has the layout compiled in here
+int ce_layout(const i64 *voff, i64 vsize) {
+    if (vsize != VSIZE) return 0;
+    for (int f = 0; f < VO_COUNT; ++f)
+        if (voff[f] != VOFF[f]) return 0;
+    return 1;
+}
+
 // gpusynth.detmath in C, for the tests: out[i] = f(x[i]) (which: 0 exp2, 1 log10)
 void ce_detmath(int which, const double *x, i64 n, double *out) {
     for (i64 i = 0; i < n; ++i) out[i] = which == 0 ? det_exp2(x[i]) : det_log10(x[i]);
@@ -1127,6 +1169,7 @@ void ce_step(void *h, Args *A) {
         if ((i64)E.held_next.size() < A->cap) E.held_next.resize(A->cap);
         if ((i64)E.fen_val.size() < A->cap) E.fen_val.resize(A->cap, -1);
         if ((i64)E.xk.size() < A->cap) E.xk.resize(A->cap, NEVER);
+        if ((i64)E.attg.size() < A->cap) E.attg.resize(A->cap);
     }
     A->result[0] = ST_DONE;
     for (;;) {

@@ -114,6 +114,12 @@ def load():
         if _lib is None and _lib_error is None:
             try:
                 lib = ctypes.CDLL(str(build()))
+                voff = np.array([VOICE_DTYPE.fields[f][1] for f in VOICE_OFFSETS], np.int64)
+                lib.ce_layout.restype = ctypes.c_int
+                if not lib.ce_layout(ctypes.c_void_p(voff.ctypes.data),
+                                     ctypes.c_longlong(VOICE_DTYPE.itemsize)):
+                    raise RuntimeError("control_engine.cpp's voice record layout differs from "
+                                       "gpusynth.voices.VOICE_DTYPE (update VSIZE/VOFF there)")
                 lib.ce_new.restype = ctypes.c_void_p
                 lib.ce_new.argtypes = []
                 lib.ce_free.argtypes = [ctypes.c_void_p]
