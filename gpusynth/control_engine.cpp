@@ -237,15 +237,19 @@ struct Engine {
     std::vector<u32> prio_vals;
     std::vector<int> prio_order;
     std::vector<std::vector<i32>> held_by_prio, rel_by_prio;
-    u32 last_prio = 0;
-    int last_prio_idx = -1;
+    i64 prio_cache_key[64] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                              -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                              -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                              -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+    int prio_cache_idx[64] = {};
     std::vector<i64> cand;
     std::vector<float> attg;                       // per slot: the static attenuation's gain
     std::vector<i32> group_of;                     // per preset * 128 + key: 8 group indexes
 };
 
 static int prio_index(Engine &E, u32 p) {
-    if (E.last_prio_idx >= 0 && E.last_prio == p) return E.last_prio_idx;
+    const u32 hb = (u32)(((u64)p * 0x9E3779B97F4A7C15ull) >> 58);     // 64-entry cache
+    if (E.prio_cache_key[hb] == (i64)p) return E.prio_cache_idx[hb];
     int idx = -1;
     for (size_t i = 0; i < E.prio_vals.size(); ++i)
         if (E.prio_vals[i] == p) { idx = (int)i; break; }
@@ -258,8 +262,8 @@ static int prio_index(Engine &E, u32 p) {
         std::sort(E.prio_order.begin(), E.prio_order.end(),
                   [&](int a, int b) { return E.prio_vals[a] < E.prio_vals[b]; });
     }
-    E.last_prio = p;
-    E.last_prio_idx = idx;
+    E.prio_cache_key[hb] = (i64)p;
+    E.prio_cache_idx[hb] = idx;
     return idx;
 }
 
@@ -764,7 +768,6 @@ static void build_indexes(Engine &E) {
     for (auto &v : E.rel_by_prio) v.clear();
     for (i64 s = 0; s < n; ++s) {
         E.fen_val[s] = -1;
-        E.attg[s] = atten_gain(A, s);
         if (!A.h_killed[s]) {
             const int p = prio_index(E, A.h_prio[s]);
             (A.h_released[s] ? E.rel_by_prio : E.held_by_prio)[p].push_back((i32)s);
@@ -784,7 +787,7 @@ static void build_indexes(Engine &E) {
 static inline float level_at(const Engine &E, i64 s, i64 t) {
     const Args &A = *E.A;
     const float g = env_exact(A, s, t, VF<i64>(A, s, VO_RELEASE), VF<i64>(A, s, VO_KILL));
-    return g * E.attg[s];
+    return g * (s < E.n_start ? atten_gain(A, s) : E.attg[s]);   // cached for this window's voices
 }
 
 // the steal at a tick's first note-on time tf (steal.run_numpy step 2): if the voices counted at
@@ -1098,7 +1101,15 @@ static void update_peak(Engine &E) {
     const i64 n = *A.n, N = E.fen_n;
     std::vector<i64> &h = E.hist;
     h.assign(N + 1, 0);
-    for (i64 s = 0; s < n; ++s) {
+    // voices of earlier windows started before this one: only their ends are read
+    const i64 n0 = E.n_start < n ? E.n_start : n;
+    h[0] += n0;
+    for (i64 s = 0; s < n0; ++s) {
+        const i64 k = A.h_killed[s] ? VF<i64>(A, s, VO_KILL) : NEVER;
+        const i64 en = (A.h_silent[s] < k ? A.h_silent[s] : k) - A.B;
+        if (en < N) h[en > 0 ? en : 0] -= 1;
+    }
+    for (i64 s = n0; s < n; ++s) {
         const i64 st = VF<i64>(A, s, VO_START) - A.B;
         const i64 k = A.h_killed[s] ? VF<i64>(A, s, VO_KILL) : NEVER;
         const i64 en = (A.h_silent[s] < k ? A.h_silent[s] : k) - A.B;
