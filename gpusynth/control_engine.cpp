@@ -66,20 +66,37 @@ static const double LN2 = 0x1.62e42fefa39efp-1, LOG10_2 = 0x1.34413509f79ffp-2,
                     LOG10_E = 0x1.bcb7b1526e50ep-2, SQRT_HALF = 0x1.6a09e667f3bcdp-1,
                     LOG2_E = 0x1.71547652b82fep+0;
 
+// floor, frexp and ldexp written out (the same exact results as the C library's for the
+// finite, normal values used here, without a call)
+static inline double floor_(double x) {
+    const double t = (double)(i64)x;
+    return t > x ? t - 1.0 : t;
+}
+static inline double pow2i(i64 n) {          // 2^n, |n| < 1000
+    const u64 bits = (u64)(n + 1023) << 52;
+    double r;
+    std::memcpy(&r, &bits, 8);
+    return r;
+}
+
 static inline double det_exp2(double x) {
-    const double n = std::floor(x);
+    const double n = floor_(x);
     const double f = x - n;
-    const double j = std::floor(f * 32.0);
+    const double j = floor_(f * 32.0);
     const double g = (f - j * 0.03125) * LN2;
     double p = EXP_POLY[0];
     for (int i = 1; i < 8; ++i) p = p * g + EXP_POLY[i];
     p = p * g + 1.0;
-    return std::ldexp(EXP2_TABLE[(int)j] * p, (int)n);
+    return (EXP2_TABLE[(int)j] * p) * pow2i((i64)n);
 }
 
-static inline void ln_parts(double y, double &e, double &ln_m) {
-    int ei;
-    double m = std::frexp(y, &ei);
+static inline void ln_parts(double y, double &e, double &ln_m) {   // y > 0, normal
+    u64 bits;
+    std::memcpy(&bits, &y, 8);
+    i64 ei = (i64)((bits >> 52) & 0x7ff) - 1022;
+    bits = (bits & 0x000fffffffffffffull) | ((u64)1022 << 52);
+    double m;
+    std::memcpy(&m, &bits, 8);                   // y = m * 2^ei, m in [0.5, 1)
     if (m < SQRT_HALF) {
         m = m * 2.0;
         ei -= 1;
@@ -188,6 +205,14 @@ struct Args {
     i64 esize, n_events, B, T;
     float *chin;             // [7][T][nch]
     i64 *result;             // [status, event index, needed capacity]
+    // the many-songs group (gpusynth.group.GroupSynth): n_songs > 0. Song k plays on the
+    // channels with song_of_chan == k; no song may reach its voice limit (song_limit) in the
+    // group: before each run a song that could is evicted (evicted[k] = 1, its events dropped
+    // from then on) and rendered alone by the caller; allocation is always steal-free
+    i64 n_songs, song_limit;
+    const i64 *song_of_chan;
+    u8 *evicted;
+    i64 *song_notes, *song_skipped, *song_peak;
 };
 
 // ------------------------------------------------------------------ engine state
@@ -220,6 +245,7 @@ struct Engine {
     std::vector<i64> fen_val;                     // per slot: counted silent (-1: not counted)
     std::vector<i64> dirty;
     std::vector<i64> peak_pending;
+    std::vector<i64> peak_song;                   // the song of each pending time (group)
     std::vector<float> snap;                      // [7][nch]
     // scratch
     std::vector<i64> playing, keys, kk, rel_q, ex_q, ex_t, victims;
@@ -344,7 +370,9 @@ static i64 silent_of(const Args &A, i64 s, i64 rel_t, i64 kill) {
     i64 r;
     if (std::isfinite(t)) {
         const double lim = 2305843009213693952.0;   // 2^61
-        r = (i64)std::ceil(t < lim ? t : lim);
+        const double tc = t < lim ? t : lim;      // >= 0
+        r = (i64)tc;
+        if ((double)r < tc) ++r;
     } else {
         r = NEVER;
     }
@@ -353,7 +381,10 @@ static i64 silent_of(const Args &A, i64 s, i64 rel_t, i64 kill) {
         pc = pc < -12000.0 ? -12000.0 : (pc > 12000.0 ? 12000.0 : pc);
         const double inc = det_exp2(pc / 1200.0);
         const double len = (double)(VF<i64>(A, s, VO_PEND) - VF<i64>(A, s, VO_IPOS));
-        const i64 end = VF<i64>(A, s, VO_START) + (i64)std::ceil(len / inc);
+        const double q = len / inc;               // >= 0
+        i64 cq = (i64)q;
+        if ((double)cq < q) ++cq;
+        const i64 end = VF<i64>(A, s, VO_START) + cq;
         if (end < r) r = end;
     }
     return r;
@@ -939,6 +970,98 @@ static bool resolve_run(Engine &E) {
     return true;
 }
 
+// keep the resolved events j with keep(j), in order
+template <typename F> static void filter_run(Engine &E, F keep) {
+    i64 m = 0;
+    const i64 R = (i64)E.r_time.size();
+    for (i64 j = 0; j < R; ++j) {
+        if (!keep(j)) continue;
+        E.r_time[m] = E.r_time[j]; E.r_chan[m] = E.r_chan[j]; E.r_key[m] = E.r_key[j];
+        E.r_vel[m] = E.r_vel[j]; E.r_on[m] = E.r_on[j];
+        ++m;
+    }
+    E.r_time.resize(m); E.r_chan.resize(m); E.r_key.resize(m); E.r_vel.resize(m); E.r_on.resize(m);
+}
+
+// GroupSynth._note_run before the allocation: the events of songs still in the group (the
+// skipped note-ons counted per song); then, until no song could reach its limit, the regions
+// are looked up and every song whose sounding voices plus the run's regions exceed the limit
+// is evicted. Returns false if the miss log is full (nothing changed then).
+static bool resolve_run_group(Engine &E) {
+    const Args &A = *E.A;
+    const size_t cap = E.run_ev.size();
+    E.r_time.resize(cap); E.r_chan.resize(cap); E.r_key.resize(cap); E.r_vel.resize(cap);
+    E.r_on.resize(cap);
+    std::vector<i64> &skip_song = E.kk;
+    skip_song.clear();
+    i64 m = 0;
+    for (i64 i : E.run_ev) {
+        const Ev e = event_at(A, i);
+        const i64 k = A.song_of_chan[e.chan];
+        if (A.evicted[k]) continue;
+        const bool on = e.status == NOTE_ON && e.d2 > 0;
+        if (A.min_velocity > 0 && on && e.d2 < A.min_velocity) {
+            skip_song.push_back(k);
+            continue;
+        }
+        E.r_time[m] = e.time > A.B ? e.time : A.B;
+        E.r_chan[m] = e.chan;
+        E.r_key[m] = e.d1;
+        E.r_vel[m] = e.d2;
+        E.r_on[m++] = on ? 1 : 0;
+    }
+    E.r_time.resize(m); E.r_chan.resize(m); E.r_key.resize(m); E.r_vel.resize(m); E.r_on.resize(m);
+    E.r_reg_off.assign(m + 1, 0);
+    E.r_regs.clear();
+    if (m > 0 && !refresh_presets(E)) return false;
+    for (i64 k : skip_song) A.song_skipped[k] += 1;
+    if (m == 0) return true;
+    std::vector<i64> count(A.n_songs);
+    for (;;) {
+        const i64 R = (i64)E.r_time.size();
+        E.r_reg_off.assign(R + 1, 0);
+        E.r_regs.clear();
+        for (i64 j = 0; j < R; ++j) {
+            E.r_reg_off[j] = (i64)E.r_regs.size();
+            const i64 pid = A.ch_pid[E.r_chan[j]];
+            if (E.r_on[j] && pid >= 0) regions_for(E, pid, E.r_key[j], E.r_vel[j], E.r_regs);
+        }
+        E.r_reg_off[R] = (i64)E.r_regs.size();
+        if (E.r_regs.empty()) break;
+        flush_dirty(E);
+        std::fill(count.begin(), count.end(), 0);
+        for (i64 j = 0; j < R; ++j)
+            count[A.song_of_chan[E.r_chan[j]]] += E.r_reg_off[j + 1] - E.r_reg_off[j];
+        const i64 t0 = E.r_time[0], n = *A.n;
+        for (i64 s = 0; s < n; ++s)
+            if (!A.h_killed[s] && A.h_silent[s] > t0) count[A.song_of_chan[A.h_chan[s]]] += 1;
+        bool any = false;
+        for (i64 k = 0; k < A.n_songs; ++k)
+            if (count[k] > A.song_limit) {
+                A.evicted[k] = 1;
+                any = true;
+            }
+        if (!any) break;
+        filter_run(E, [&](i64 j) { return !A.evicted[A.song_of_chan[E.r_chan[j]]]; });
+        if (E.r_time.empty()) {
+            E.r_reg_off.assign(1, 0);
+            E.r_regs.clear();
+            return true;
+        }
+    }
+    const i64 R = (i64)E.r_time.size();
+    for (i64 j = 0; j < R; ++j) {
+        if (!E.r_on[j]) continue;
+        const i64 c = E.r_chan[j];
+        if (A.ch_miss[c]) A.miss_count[c] += 1;
+        if (A.ch_pid[c] >= 0) {
+            A.counters[CN_NOTES] += 1;
+            A.song_notes[A.song_of_chan[c]] += 1;
+        }
+    }
+    return true;
+}
+
 // the tick's exclusive-class cuts and releases queued by the run's events [a, b)
 static void queue_key_events(Engine &E, i64 a, i64 b, i64 slot_of_first,
                              const std::vector<i64> &kept_off) {
@@ -999,7 +1122,8 @@ static bool process_run(Engine &E) {
     flush_dirty(E);
     const i64 t0 = E.r_time[0];
     const bool one_tick = (E.r_time[R - 1] - t0) < TICK && (t0 / TICK) == (E.r_time[R - 1] / TICK);
-    const bool free_run = !one_tick && A.max_key == 0 && sounding(E, t0) + total <= A.max_voices;
+    const bool free_run = A.n_songs > 0 ||      // a group is kept below every song's limit
+                          (!one_tick && A.max_key == 0 && sounding(E, t0) + total <= A.max_voices);
     const i64 note0 = A.counters[CN_NOTE_SEQ];
     std::vector<i64> kept_off;
     i64 a = 0;
@@ -1033,6 +1157,7 @@ static bool process_run(Engine &E) {
                 if (free_run) {
                     mark_dirty(E, s);
                     E.peak_pending.push_back(E.r_time[j]);
+                    if (A.n_songs) E.peak_song.push_back(A.song_of_chan[E.r_chan[j]]);
                 } else {
                     A.h_silent[s] = silent_of(A, s, VF<i64>(A, s, VO_RELEASE), VF<i64>(A, s, VO_KILL));
                 }
@@ -1095,35 +1220,55 @@ static bool process_run(Engine &E) {
 // at each such time q, #(start <= q) - #(end <= q) over the table (end: the closed-form end, or
 // the kill time of a killed voice), counted with a histogram over the window's frames (every q
 // is inside the window)
-static void update_peak(Engine &E) {
+// the window's frame histogram of #(start <= q) - #(end <= q) over the voices of song k (-1: all)
+static void peak_hist(Engine &E, i64 k) {
     const Args &A = *E.A;
-    if (E.peak_pending.empty()) return;
     const i64 n = *A.n, N = E.fen_n;
     std::vector<i64> &h = E.hist;
     h.assign(N + 1, 0);
     // voices of earlier windows started before this one: only their ends are read
     const i64 n0 = E.n_start < n ? E.n_start : n;
-    h[0] += n0;
-    for (i64 s = 0; s < n0; ++s) {
-        const i64 k = A.h_killed[s] ? VF<i64>(A, s, VO_KILL) : NEVER;
-        const i64 en = (A.h_silent[s] < k ? A.h_silent[s] : k) - A.B;
-        if (en < N) h[en > 0 ? en : 0] -= 1;
-    }
-    for (i64 s = n0; s < n; ++s) {
-        const i64 st = VF<i64>(A, s, VO_START) - A.B;
-        const i64 k = A.h_killed[s] ? VF<i64>(A, s, VO_KILL) : NEVER;
-        const i64 en = (A.h_silent[s] < k ? A.h_silent[s] : k) - A.B;
+    for (i64 s = 0; s < n; ++s) {
+        if (k >= 0 && A.song_of_chan[A.h_chan[s]] != k) continue;
+        const i64 kl = A.h_killed[s] ? VF<i64>(A, s, VO_KILL) : NEVER;
+        const i64 en = (A.h_silent[s] < kl ? A.h_silent[s] : kl) - A.B;
+        const i64 st = s < n0 ? -1 : VF<i64>(A, s, VO_START) - A.B;
         if (st < N) h[st > 0 ? st : 0] += 1;
         if (en < N) h[en > 0 ? en : 0] -= 1;
     }
     for (i64 f = 1; f < N; ++f) h[f] += h[f - 1];
+}
+
+// peak polyphony at the note-on times of steal-free runs, from the final closed-form ends: at
+// each such time q, #(start <= q) - #(end <= q) over the table (end: the closed-form end, or
+// the kill time of a killed voice); in a group, per song over the song's voices
+static void update_peak(Engine &E) {
+    const Args &A = *E.A;
+    if (E.peak_pending.empty()) return;
     i64 best = 0;
-    for (i64 q : E.peak_pending) {
-        const i64 c = h[q - A.B];
-        if (c > best) best = c;
+    if (A.n_songs == 0) {
+        peak_hist(E, -1);
+        for (i64 q : E.peak_pending) best = std::max(best, E.hist[q - A.B]);
+    } else {
+        std::vector<i64> order(E.peak_pending.size());
+        for (size_t i = 0; i < order.size(); ++i) order[i] = (i64)i;
+        std::stable_sort(order.begin(), order.end(),
+                         [&](i64 a, i64 b) { return E.peak_song[a] < E.peak_song[b]; });
+        i64 cur = -1;
+        for (i64 i : order) {
+            const i64 k = E.peak_song[i];
+            if (k != cur) {
+                peak_hist(E, k);
+                cur = k;
+            }
+            const i64 c = E.hist[E.peak_pending[i] - A.B];
+            if (c > A.song_peak[k]) A.song_peak[k] = c;
+            best = std::max(best, c);
+        }
     }
     if (best > A.counters[CN_PEAK]) A.counters[CN_PEAK] = best;
     E.peak_pending.clear();
+    E.peak_song.clear();
 }
 
 // ------------------------------------------------------------------ entry points
@@ -1159,6 +1304,7 @@ void ce_begin(void *h, Args *A) {
     E.run_pending = false;
     E.split = -1;
     E.peak_pending.clear();
+    E.peak_song.clear();
     build_indexes(E);
 }
 
@@ -1225,7 +1371,7 @@ void ce_step(void *h, Args *A) {
         }
         E.split = i < A->n_events ? i : -1;
         E.pos = i;
-        if (!resolve_run(E)) {
+        if (!(A->n_songs ? resolve_run_group(E) : resolve_run(E))) {
             A->result[0] = ST_LOG_FULL;
             return;
         }

@@ -99,7 +99,9 @@ class Args(ctypes.Structure):
         _fields(_P, ("gkey", "goff", "efpos", "pr_flat", "evlo", "evhi", "regions",
                      "templates", "concave", "events")) + \
         _fields(_L, ("esize", "n_events", "B", "T")) + \
-        [("chin", _P), ("result", _P)]
+        [("chin", _P), ("result", _P)] + \
+        _fields(_L, ("n_songs", "song_limit")) + \
+        _fields(_P, ("song_of_chan", "evicted", "song_notes", "song_skipped", "song_peak"))
 
 
 def build() -> Path:
