@@ -47,13 +47,13 @@ class VoiceAllocator:
         self.max_key_voices = max(0, int(max_key_voices))
         self.max_note_frames = max(0, int(max_note_frames))
         self.engine = engine
-        self._note_seq = 0
+        self.note_seq = 0
         self.n = 0
         self.capacity = 0
         self.vt = np.zeros(0, VOICE_DTYPE)
         self.h = {nm: np.zeros(0, dt) for nm, dt in CONTROL}
-        self._seq = 0
-        self._grow(max(16, capacity))
+        self.seq = 0
+        self.grow(max(16, capacity))
         self.pending_new = []          # slot arrays created since the last flush
         self.pending_times = []        # slot arrays whose release/kill changed
         self._dirty = []               # slot arrays whose closed-form end must be recomputed
@@ -61,7 +61,7 @@ class VoiceAllocator:
         self.stats = {"stolen_voices": 0, "lost_notes": 0, "peak_voices": 0}
 
     # ---- table ----------------------------------------------------------------------------
-    def _grow(self, need: int):
+    def grow(self, need: int):
         if need <= self.capacity:
             return
         cap = max(int(need), 2 * self.capacity)
@@ -101,12 +101,12 @@ class VoiceAllocator:
         h = self.h
         if t_end is not None:
             h["finished"][fin] = True
-            self._flush_silent()
+            self.flush_silent()
             n = self.n
             fin = np.flatnonzero(h["finished"][:n] & (h["silent"][:n] <= t_end))
         if not len(fin):
             return
-        self._flush_silent()
+        self.flush_silent()
         self._compact(fin, backend)
 
     def _compact(self, fin, backend):
@@ -131,14 +131,14 @@ class VoiceAllocator:
         """Queue slots whose closed-form end changed (computed in one batch when needed)."""
         self._dirty.append(np.asarray(slots, np.int64))
 
-    def _flush_pending_dirty(self):
+    def flush_pending_dirty(self):
         """Hand the slots whose closed-form end is still to be recomputed to the compiled
         engine (gpusynth.control_engine), as its ``dirty`` marks."""
         if self._dirty:
             self.h["dirty"][np.unique(np.concatenate(self._dirty))] = True
             self._dirty = []
 
-    def _flush_silent(self):
+    def flush_silent(self):
         if not self._dirty:
             return
         slots = np.unique(np.concatenate(self._dirty))
@@ -146,7 +146,7 @@ class VoiceAllocator:
         self.h["silent"][slots] = self._silent_of(self.vt[slots])
 
     def _silent_of(self, v):
-        """The closed-form end of records v (as _flush_silent computes it)."""
+        """The closed-form end of records v (as flush_silent computes it)."""
         s = envelope.silent_from(v, self.fade)
         one_shot = v["lmode"] == 0
         if np.any(one_shot):
@@ -197,7 +197,7 @@ class VoiceAllocator:
 
     def sounding(self, t) -> np.ndarray:
         """Slots counted against the voice limit at frame t (not killed, not silent by t)."""
-        self._flush_silent()
+        self.flush_silent()
         n, h = self.n, self.h
         return np.flatnonzero(~h["killed"][:n] & (h["silent"][:n] > t))
 
@@ -244,19 +244,19 @@ class VoiceAllocator:
         h = self.h
         M = len(regs)
         n = self.n
-        self._grow(n + M)
+        self.grow(n + M)
         slots = np.arange(n, n + M, dtype=np.int64)
         self.vt[slots] = regions_to_voices(regs, key[note_of], vel[note_of], c[note_of],
                                            t[note_of], self.rate, template=templates)
         h["chan"][slots] = c[note_of]
         h["key"][slots] = key[note_of]
-        h["seq"][slots] = self._seq + np.arange(M)
-        self._seq += M
+        h["seq"][slots] = self.seq + np.arange(M)
+        self.seq += M
         for nm in ("released", "sustained", "sost", "killed", "finished"):
             h[nm][slots] = False
         h["prio"][slots] = prio
         h["excl"][slots] = regs["excl_class"]
-        h["note"][slots] = self._note_seq + note_of
+        h["note"][slots] = self.note_seq + note_of
         if self.max_note_frames:      # max_note_s: released then at the latest, pedal or not
             h["frel"][slots] = self.vt["start"][slots] + self.max_note_frames
             self.vt["release"][slots] = h["frel"][slots]
@@ -280,7 +280,7 @@ class VoiceAllocator:
             return
         times = np.unique(np.concatenate(self._peak_pending))
         self._peak_pending = []
-        self._flush_silent()
+        self.flush_silent()
         n, h = self.n, self.h
         starts = np.sort(self.vt["start"][:n])
         ends = np.sort(np.minimum(h["silent"][:n], np.where(h["killed"][:n], self.vt["kill"][:n], NEVER)))
@@ -343,7 +343,7 @@ class VoiceAllocator:
             self.release(vs[rel], t[ni[rel]])
         if len(ex_slots):
             self.kill(ex_slots, ex_t)
-        self._note_seq += len(t)
+        self.note_seq += len(t)
 
     # ---- a run of note events across ticks, stealing decided tick by tick -----------------------
     def run(self, t, c, key, vel, is_on, regs, note_of, prio, pedal_down, templates=None):
@@ -354,7 +354,7 @@ class VoiceAllocator:
         gpusynth.steal (compiled helper or its numpy twin)."""
         h, vt = self.h, self.vt
         t = np.asarray(t, np.int64)
-        self._flush_silent()
+        self.flush_silent()
         n0 = self.n
         R = len(t)
         tk = t // TICK                                  # t is in time order
@@ -431,7 +431,7 @@ class VoiceAllocator:
         if mk and M:
             qn = np.unique(note_of)
             qg = grp[qn]
-            qnote = self._note_seq + qn
+            qnote = self.note_seq + qn
             cs = np.concatenate([np.flatnonzero(np.isin(tgrp, qg) & ~h["killed"][:n0]), new_slots])
             comp = (h["chan"][cs].astype(np.int64) * 128 + h["key"][cs]) * (1 << 38) + h["note"][cs]
             order = np.argsort(comp, kind="stable")
@@ -477,7 +477,7 @@ class VoiceAllocator:
         if len(changed):
             self.pending_times.append(changed)
         self.stats["stolen_voices"], self.stats["peak_voices"] = p.stolen, p.peak
-        self._note_seq += R
+        self.note_seq += R
         return new_slots
 
 

@@ -104,9 +104,9 @@ class _Series:
 def sounding_voices(synth, t: int) -> int:
     """Voices counted against the limit at frame ``t`` (not stolen, not silent in closed
     form); the voices in the table where the allocator does not say."""
-    f = getattr(getattr(synth, "alloc", None), "sounding", None)
-    if f is not None:
-        return int(len(f(int(t))))
+    ctl = getattr(synth, "control", None)
+    if ctl is not None:
+        return ctl.sounding_voices(t)
     return int(synth.active_voices)
 
 

@@ -163,7 +163,7 @@ class _StemMap:
             keys = np.where(chan % 16 == 9, -1, prog)
             i = np.searchsorted(self._keys, keys)
             return np.clip(i, 0, len(self._keys) - 1)
-        key = synth.alloc.h["key"][slots].astype(np.int64)
+        key = synth.control.voice_keys(slots).astype(np.int64)
         tr = [self._on.get((c, k, s), self._chan_track.get(c, int(self._keys[0])))
               for c, k, s in zip(chan.tolist(), key.tolist(), records["start"].tolist())]
         i = np.searchsorted(self._keys, np.asarray(tr, np.int64))

@@ -1,12 +1,14 @@
 """The compiled control engine (control_engine.cpp): a window's events applied in C++.
 
-``ControlEngine.window(synth, events, B, T, chin)`` does for a Synth what the Python/numpy
-definition (``Synth._window_prepare``'s event loop: gpusynth.channels, gpusynth.presets,
+``ControlEngine.window(ctl, events, B, T, chin)`` does for a control path (gpusynth.control
+.ControlPath, which owns the engine and chooses it) what the Python/numpy definition
+(``ControlPath.prepare_window``'s event loop: gpusynth.channels, gpusynth.presets,
 gpusynth.allocator, gpusynth.steal) does, with the same results bit for bit: every voice record
 and control column, the statistics, the controller timelines (tests/test_control_engine.py
 compares the two on the conformance files, fuzzed and dense generated files, every note
-option). Python works once per window (and once per SysEx message, which it applies itself);
-the engine works in the synth's own numpy arrays, passed by pointer.
+option). Python works once per window (and once per SysEx message, which it applies itself:
+``ControlPath.apply_event``); the engine works in the control path's own numpy arrays (its
+public ``alloc``, ``channels``, ``presets``, ``regions``, ``templates``), passed by pointer.
 
 The definition's float64 closed forms use gpusynth.detmath (deterministic 2^x and log), and the
 velocity and CC7/CC11 curves one table (units.concave_table), so the two agree to the bit.
@@ -151,9 +153,9 @@ def _ptr(a: np.ndarray) -> int:
 
 
 class ControlEngine:
-    """One synth's compiled control path. Per-channel preset state (the channel's preset id,
+    """One control path's compiled engine. Per-channel preset state (the channel's preset id,
     the preset it asked for, the note-ons counted while that preset was missing) lives here;
-    everything else in the synth's arrays."""
+    everything else in the control path's arrays."""
 
     def __init__(self, lib=None):
         self.lib = lib or load()
@@ -177,13 +179,13 @@ class ControlEngine:
             self.h = None
 
     # ---- per bank set
-    def _tables(self, synth):
-        key = synth._templates
+    def _tables(self, ctl):
+        key = ctl.templates
         if self._tables_of is key:
             return
-        pm = synth.presets
-        self._regions = region_table(synth._regions, synth.sample_rate)
-        self._templates = np.ascontiguousarray(synth._templates)
+        pm = ctl.presets
+        self._regions = region_table(ctl.regions, ctl.sample_rate)
+        self._templates = np.ascontiguousarray(ctl.templates)
         items = sorted((b * 256 + p * 2 + int(d), pid) for (b, p, d), pid in pm.presets.items())
         self._pkey = np.array([k for k, _ in items], np.int64)
         self._pval = np.array([v for _, v in items], np.int64)
@@ -191,17 +193,19 @@ class ControlEngine:
         for k, v in items:
             self._pid_key[v] = k
         self._pid_keys = {v: k for k, v in pm.presets.items()}
-        self._gkey = np.ascontiguousarray(pm._gkey, np.int64)
-        self._goff = np.ascontiguousarray(pm._goff, np.int64)
-        self._efpos = np.ascontiguousarray(pm._efpos, np.int64)
-        self._prflat = np.ascontiguousarray(pm._pr_flat, np.int64)
-        self._evlo = np.ascontiguousarray(pm._evlo, np.uint8)
-        self._evhi = np.ascontiguousarray(pm._evhi, np.uint8)
+        lt = pm.lookup_tables()
+        self._gkey = np.ascontiguousarray(lt["gkey"], np.int64)
+        self._goff = np.ascontiguousarray(lt["goff"], np.int64)
+        self._efpos = np.ascontiguousarray(lt["efpos"], np.int64)
+        self._prflat = np.ascontiguousarray(lt["pr_flat"], np.int64)
+        self._evlo = np.ascontiguousarray(lt["evlo"], np.uint8)
+        self._evhi = np.ascontiguousarray(lt["evhi"], np.uint8)
+        self._first_drum = int(lt["first_drum"])
         self._tables_of = key
         self.lib.ce_tables_changed(self.h)
 
-    def _channels(self, synth):
-        n = synth.channels.n
+    def _channels(self, ctl):
+        n = ctl.channels.n
         if n != self._nch:
             self._nch = n
             self.ch_pid = np.full(n, -1, np.int64)
@@ -209,21 +213,20 @@ class ControlEngine:
             self.ch_miss = np.zeros(n, np.uint8)
             self.ch_want = np.zeros((n, 3), np.int64)
             self.miss_count = np.zeros(n, np.int64)
-        if synth._ch_pid is None or synth._ch_pid is not self.ch_pid:
-            self.drain_misses(synth)
+        stale = ctl.take_stale_presets()
+        if stale == "all":
+            self.drain_misses(ctl)
             self.ch_dirty[:] = 1
-            synth._ch_pid = self.ch_pid
-        if synth._ch_dirty:
-            self.ch_dirty[sorted(synth._ch_dirty)] = 1
-            synth._ch_dirty = set()
+        elif stale:
+            self.ch_dirty[stale] = 1
 
-    def drain_misses(self, synth, everything=True):
-        """Move the engine's preset-miss counts into ``synth._preset_misses``."""
-        keys, out = self._pid_keys if self._tables_of is not None else {}, synth._preset_misses
+    def drain_misses(self, ctl, everything=True):
+        """Move the engine's preset-miss counts to the control path
+        (``ControlPath.count_preset_misses``)."""
+        keys = self._pid_keys if self._tables_of is not None else {}
 
         def add(c, bank, prog, drum, pid, k):
-            key = (int(c), (int(bank), int(prog), bool(drum)), keys.get(int(pid)))
-            out[key] = out.get(key, 0) + int(k)
+            ctl.count_preset_misses(c, (int(bank), int(prog), bool(drum)), keys.get(int(pid)), k)
 
         for row in self.mlog[:int(self.mlog_n[0])]:
             add(*row)
@@ -234,8 +237,8 @@ class ControlEngine:
             self.miss_count[:] = 0
 
     # ---- a window
-    def _args(self, synth, events, B, T, chin) -> Args:
-        al, cs = synth.alloc, synth.channels
+    def _args(self, ctl, events, B, T, chin) -> Args:
+        al, cs = ctl.alloc, ctl.channels
         h = al.h
         a = Args()
         a.nch = cs.n
@@ -243,8 +246,8 @@ class ControlEngine:
         a.fade = al.fade
         a.max_key = al.max_key_voices
         a.max_note_frames = al.max_note_frames
-        a.min_velocity = synth.min_velocity
-        a.rate = float(synth.sample_rate)
+        a.min_velocity = ctl.min_velocity
+        a.rate = float(ctl.sample_rate)
         a.dec_cb = 200.0 * -np.log10(1e-5)
         a.done_level = 1e-5
         a.vt = _ptr(al.vt)
@@ -267,9 +270,8 @@ class ControlEngine:
         a.mlog, a.mlog_n, a.mlog_cap = _ptr(self.mlog), _ptr(self.mlog_n), MLOG_CAP
         a.n_pkeys = len(self._pkey)
         a.pkey, a.pval, a.pid_key = _ptr(self._pkey), _ptr(self._pval), _ptr(self._pid_key)
-        pm = synth.presets
-        a.first_drum = pm._first_drum
-        a.n_presets = pm.n_presets
+        a.first_drum = self._first_drum
+        a.n_presets = ctl.presets.n_presets
         a.G = len(self._gkey)
         for f in ("gkey", "goff", "efpos", "evlo", "evhi"):
             setattr(a, f, _ptr(getattr(self, "_" + f)))
@@ -293,64 +295,64 @@ class ControlEngine:
         assert v.flags.c_contiguous
         return v
 
-    def _sync_in(self, synth):
-        al = synth.alloc
+    def _sync_in(self, ctl):
+        al = ctl.alloc
         self.nvec[0] = al.n
         c = self.counters
-        c[0], c[1] = al._seq, al._note_seq
+        c[0], c[1] = al.seq, al.note_seq
         st = al.stats
         c[2], c[3], c[4] = st["stolen_voices"], st["peak_voices"], st["lost_notes"]
         c[5], c[6] = st.get("notes", 0), st.get("skipped_notes", 0)
-        c[7] = synth.presets.capped_notes
+        c[7] = ctl.presets.capped_notes
 
-    def _sync_out(self, synth):
-        al = synth.alloc
+    def _sync_out(self, ctl):
+        al = ctl.alloc
         al.n = int(self.nvec[0])
         c = self.counters
-        al._seq, al._note_seq = int(c[0]), int(c[1])
+        al.seq, al.note_seq = int(c[0]), int(c[1])
         st = al.stats
         st["stolen_voices"], st["peak_voices"], st["lost_notes"] = int(c[2]), int(c[3]), int(c[4])
         for k, v in (("notes", c[5]), ("skipped_notes", c[6])):
             if v or k in st:         # as the definition, which adds the key at the first count
                 st[k] = int(v)
-        synth.presets.capped_notes = int(c[7])
+        ctl.presets.capped_notes = int(c[7])
 
-    def window(self, synth, events: np.ndarray, B: int, T: int, chin: np.ndarray):
+    def window(self, ctl, events: np.ndarray, B: int, T: int, chin: np.ndarray):
         """Apply the window's events (EVENT_DTYPE, time order, all before B + T * TICK) from
         frame B; fill ``chin`` [len(CHANNEL_INPUTS), T, channels] (float32, C order); leave the
         window's new voices and time changes queued on the allocator for its flush."""
         assert chin.dtype == np.float32 and chin.flags.c_contiguous
-        assert chin.shape == (len(CHANNEL_INPUTS), T, synth.channels.n)
+        assert chin.shape == (len(CHANNEL_INPUTS), T, ctl.channels.n)
         events = np.ascontiguousarray(events)
-        al = synth.alloc
-        self._tables(synth)
-        self._channels(synth)
-        al._flush_pending_dirty()
+        al = ctl.alloc
+        self._tables(ctl)
+        self._channels(ctl)
+        al.flush_pending_dirty()
         n_start = al.n
-        self._sync_in(synth)
+        self._sync_in(ctl)
         lib = self.lib
-        lib.ce_begin(self.h, ctypes.byref(self._args(synth, events, B, T, chin)))
+        lib.ce_begin(self.h, ctypes.byref(self._args(ctl, events, B, T, chin)))
         while True:
-            lib.ce_step(self.h, ctypes.byref(self._args(synth, events, B, T, chin)))
+            lib.ce_step(self.h, ctypes.byref(self._args(ctl, events, B, T, chin)))
             st = int(self.result[0])
             if st == ST_DONE:
                 break
             if st == ST_NEED_CAP:
                 al.n = int(self.nvec[0])
-                al._grow(int(self.result[2]))
+                al.grow(int(self.result[2]))
             elif st == ST_LOG_FULL:
-                self.drain_misses(synth, everything=False)
+                self.drain_misses(ctl, everything=False)
             elif st == ST_SYSEX:
-                self._sync_out(synth)
+                self._sync_out(ctl)
                 i = int(self.result[1])
                 e = events[i]
-                synth._channel_event(e, max(int(e["time"]), B))
-                self._channels(synth)
-                al._flush_pending_dirty()
-                self._sync_in(synth)
-                lib.ce_resync(self.h, ctypes.byref(self._args(synth, events, B, T, chin)))
-        self._sync_out(synth)
-        self.drain_misses(synth)
+                ctl.apply_event(e, max(int(e["time"]), B))
+                self._channels(ctl)
+                al.flush_pending_dirty()
+                self._sync_in(ctl)
+                lib.ce_resync(self.h, ctypes.byref(self._args(ctl, events, B, T, chin)))
+        self._sync_out(ctl)
+        self.drain_misses(ctl)
         n = al.n
         if n > n_start:
             al.pending_new.append(np.arange(n_start, n, dtype=np.int64))
@@ -360,10 +362,10 @@ class ControlEngine:
             al.pending_times.append(upd)
         ch[:n] = False
 
-    def flush(self, synth, backend):
+    def flush(self, ctl, backend):
         """The window's uploads (VoiceAllocator.flush): new voices as one record array, the
         release and kill times of older voices that changed."""
-        al = synth.alloc
+        al = ctl.alloc
         new = np.concatenate(al.pending_new) if al.pending_new else np.zeros(0, np.int64)
         backend.ensure_capacity(al.n)
         if len(new):
@@ -376,9 +378,9 @@ class ControlEngine:
                 backend.set_times(upd, al.vt["release"][upd], al.vt["kill"][upd])
         al.pending_new, al.pending_times = [], []
 
-    def remove(self, synth, finished, backend, t_end: int):
+    def remove(self, ctl, finished, backend, t_end: int):
         """VoiceAllocator.remove(finished, backend, t_end), compacted in C."""
-        al = synth.alloc
+        al = ctl.alloc
         h = al.h
         n = al.n
         fin = np.asarray(finished, np.int64)
@@ -386,7 +388,7 @@ class ControlEngine:
             h["finished"][:n] = True            # every slot (the null backend)
         elif len(fin):
             h["finished"][fin] = True
-        al._flush_silent()
+        al.flush_silent()
         cols = [al.vt] + [h[k] for k in sorted(h)]
         ptrs = (ctypes.c_void_p * len(cols))(*[c.ctypes.data for c in cols])
         sizes = np.array([c.dtype.itemsize for c in cols], np.int64)

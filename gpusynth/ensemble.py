@@ -7,7 +7,8 @@ core renders it while the others wait, and every window pays its launch and its 
 path (event dispatch, preset lookup, allocation, a few dozen numpy calls) for a few thousand
 voice-samples. ``Ensemble.render_many(songs)`` renders a group of songs together:
 
-* the songs share one control path (gpusynth.group.GroupSynth): each song gets its own block
+* the songs share one control path (gpusynth.group.GroupControl, the control path of a
+  GroupSynth, used through its public interface only): each song gets its own block
   of channel groups, and one pass per window dispatches every song's events, builds one
   controller timeline and allocates every song's notes in one vectorised call. Everything it
   decides is per channel, SysEx is scoped to its song (a GS reset or master volume reaches only
@@ -43,10 +44,10 @@ import time
 import numpy as np
 
 from . import events as ev
-from .effects import Effects
+from .control import format_preset_warnings, post_mix
 from .group import GroupSynth
 from .render import render_opened, reopen, song_groups, song_over, song_source, summary
-from .synth import Synth, apply_effects, format_preset_warnings
+from .synth import Synth
 from .voices import TICK, VOICE_DTYPE
 
 # bytes of int64 output the launch may hold per thread (songs x frames x 4 buses x 8)
@@ -92,10 +93,11 @@ class _Song:
 
 
 class _Group:
-    """A group synth and its songs (one half of render_many's group)."""
+    """A group synth, its control path and its songs (one half of render_many's group)."""
 
     def __init__(self, synth, songs):
         self.synth = synth
+        self.ctl = synth.control
         self.songs = songs
         self.live = list(songs)
 
@@ -145,19 +147,17 @@ class Ensemble:
         s.setup([m.groups for m in songs], self.voices)
         s.open({"sample_rate": self.rate, "voices": min(self.voices * len(songs), 4_000_000),
                 "channel_groups": int(sum(m.groups for m in songs))})
-        pool = s.presets.pool                 # one bank: a view of its samples, never a copy
+        pool = s.control.presets.pool         # one bank: a view of its samples, never a copy
         key = (pool.__array_interface__["data"][0], len(pool))
         if self._pool_of is None:
             self.launch.upload_pool(pool)
             self._pool_of = key
         elif key != self._pool_of:
             raise EnsembleError("songs of one launch must share one sample pool")
-        fx = s.fx
         for k, m in enumerate(songs):
             m.k = k
             m.source = song_source(m.song, self.rate)
-            m.fx = Effects(self.rate, fx.reverb_on, fx.chorus_on, s._rev_params, s._cho_params,
-                           engine=s.effects_engine)
+            m.fx = s.new_effects()
         return _Group(s, songs)
 
     def _render_alone(self, song):
@@ -234,7 +234,7 @@ class Ensemble:
         for g in groups:
             for m in g.songs:
                 if not m.solo:
-                    outs[m.idx], per[m.idx] = self._song_result(g.synth, m)
+                    outs[m.idx], per[m.idx] = self._song_result(g.ctl, m)
                     vs += m.st["voices_sum"] * TICK
         for m in mem:
             if m.solo:
@@ -248,26 +248,26 @@ class Ensemble:
                       "audio_s": sum(len(o) for o in outs) / self.rate, "per_song": per}
         return outs
 
-    def _song_result(self, synth, m):
+    def _song_result(self, ctl, m):
         """A group song's audio and statistics (as Renderer.render's)."""
         audio = np.concatenate(m.blocks) if m.blocks else np.zeros((0, 2), np.float32)
         st, k = m.st, m.k
         peak = st["peak_level"]
-        rs = {"peak_voices": int(synth.alloc.song_peak[k]), "notes": int(synth.song_notes[k]),
-              "stolen_voices": 0, "lost_notes": 0, "skipped_notes": int(synth.song_skipped[k]),
+        rs = {"peak_voices": ctl.song_peak_voices(k), "notes": int(ctl.song_notes[k]),
+              "stolen_voices": 0, "lost_notes": 0, "skipped_notes": int(ctl.song_skipped[k]),
               "backend": self.backend_name,
               "peak_volume_db": 20.0 * np.log10(peak) if peak > 0 else -200.0,
               "average_voices": st["voices_sum"] / max(st["ticks"], 1),
               "kernel_seconds": st["kernel_s"], "control_seconds": m.wall - st["kernel_s"],
               "windows": st["windows"]}
         res = summary(rs, len(audio), self.rate, m.wall, self.voices)
-        res["preset_warnings"] = format_preset_warnings(synth.song_preset_misses(k), m.groups)
+        res["preset_warnings"] = format_preset_warnings(ctl.song_preset_misses(k), m.groups)
         return audio, res
 
     def _pull(self, g: _Group, end: int):
-        """Queue every live song's events before frame ``end`` on the group synth, each
-        song's channels moved to its block."""
-        s = g.synth
+        """Queue every live song's events before frame ``end`` on the group's control path,
+        each song's channels moved to its block."""
+        s = g.ctl
         evs, payloads = [], []
         for m in g.live:
             if m.solo:
@@ -292,22 +292,22 @@ class Ensemble:
                     break
         evs = [e for e in evs if not s.evicted[int(s.song_of_chan[int(e["chan"][0])])]]
         if evs:
-            s._play(np.concatenate(evs) if len(evs) > 1 else evs[0], payloads)
+            s.queue(np.concatenate(evs) if len(evs) > 1 else evs[0], payloads)
 
     def _prepare(self, g: _Group, T) -> dict:
         """The group's control path for the window [B, B + N) and its launch table: the
         voices sorted by song, each song's rows padded to a whole work item, on its own bus."""
         t0 = time.perf_counter()
-        s = g.synth
-        B = s._block_pos
+        s, ctl = g.synth, g.ctl
+        B = ctl.position
         N = T * TICK
         self._pull(g, B + N)
-        w = s._window_prepare(T)
-        n = w["n"]
-        live = [m for m in g.live if not s.evicted[m.k]]
-        bus_of = np.full(s.n_songs, -1, np.int64)
+        w = ctl.prepare_window(T, s.sends)
+        n = w.voices
+        live = [m for m in g.live if not ctl.evicted[m.k]]
+        bus_of = np.full(ctl.n_songs, -1, np.int64)
         bus_of[[m.k for m in live]] = np.arange(len(live))
-        vb = bus_of[s.alloc.slot_songs()]
+        vb = bus_of[ctl.slot_songs()]
         rows = np.flatnonzero(vb >= 0)
         rows = rows[np.argsort(vb[rows], kind="stable")]
         counts = np.bincount(vb[rows], minlength=len(live)).astype(np.int64)
@@ -324,7 +324,7 @@ class Ensemble:
         for m, c in zip(live, counts.tolist()):
             m.st["voices_sum"] += c * T
         return {"live": live, "B": B, "T": T, "w": w, "rows": rows, "dest": dest,
-                "n": n, "table": table, "chin": w["chin"], "sends": w["sends"] or any(
+                "n": n, "table": table, "chin": w.chin, "sends": w.sends or any(
                     m.fx.on for m in live), "prep_s": time.perf_counter() - t0}
 
     @staticmethod
@@ -345,12 +345,14 @@ class Ensemble:
         return out, after, time.perf_counter() - k0
 
     def _finish(self, g: _Group, job, out, after, k_s):
-        """The voices' state back to the group's table, finished voices removed; each song
-        gets its gain, effects, statistics and the end-of-song rule."""
+        """The voices' state back to the group's table, the window retired on the control path
+        (finished voices removed: ControlPath.retire); each song gets its gain and effects
+        (gpusynth.control.post_mix, as a synth's own window), its statistics and the
+        end-of-song rule."""
         t0 = time.perf_counter()
         self._k_total += k_s
         self._launches += 1
-        s, al = g.synth, g.synth.alloc
+        s, ctl = g.synth, g.ctl
         B, T = job["B"], job["T"]
         N = T * TICK
         n, rows = job["n"], job["rows"]
@@ -358,25 +360,17 @@ class Ensemble:
         if len(rows):
             tab[rows] = after[job["dest"]]
         finished = np.flatnonzero(tab["done"][:n]).astype(np.int64)
-        al.remove(finished, s.backend, B + N)
-        if s._pool_base:
-            s._compact_pool()
-        s._block_pos = B + N
-        s.stats["windows"] += 1
+        ctl.retire(job["w"], finished)
         live = job["live"]
         share = k_s / max(len(live), 1)
         host = job["prep_s"] / max(len(live), 1)
-        gain = np.float32(s.gain)
+        gain = s.gain
         keep = []
         for b, m in enumerate(live):
             o = out[b]
             if not (s.sends or m.fx.on) and o.shape[1] > 2:
                 o = o[:, :2]
-            o = o * gain
-            changes = s.song_fx_changes[m.k]
-            if m.fx.on or changes:
-                apply_effects(m.fx, changes, o, B)
-                s.song_fx_changes[m.k] = []
+            o = post_mix(o, gain, m.fx, ctl.song_fx_changes[m.k], B)
             st = m.st
             st["kernel_s"] += share
             st["windows"] += 1
@@ -385,38 +379,38 @@ class Ensemble:
             m.pending.append(o[:, :2])
             m.pos += N
             if m.pos % self.chunk == 0:
-                self._chunk_end(s, m)
+                self._chunk_end(ctl, m)
             m.wall += share + host
             if not m.done:
                 keep.append(m)
-        gone = [m.k for m in g.live if m.done or s.evicted[m.k]]
+        gone = [m.k for m in g.live if m.done or ctl.evicted[m.k]]
         for m in g.live:
-            if s.evicted[m.k] and not m.solo:
+            if ctl.evicted[m.k] and not m.solo:
                 m.solo = True
                 m.blocks, m.pending = [], []
         if gone:
-            al.drop(np.flatnonzero(np.isin(s.alloc.slot_songs(), gone)), s.backend)
+            ctl.drop_songs(gone)
         g.live = [m for m in keep if not m.solo]
         dt = (time.perf_counter() - t0) / max(len(live), 1)
         for m in live:
             m.wall += dt
 
-    def _chunk_end(self, s, m: _Song):
+    def _chunk_end(self, ctl, m: _Song):
         """gpusynth.render.iter_render's end-of-song rule (song_over), at the same chunk
         boundaries, on the song's own events, voices and effects."""
         block = np.concatenate(m.pending) if len(m.pending) > 1 else m.pending[0]
         m.pending = []
         m.blocks.append(block)
-        m.done = song_over(_SongView(s, m), m.pos, m.end, m.cap, block)
+        m.done = song_over(_SongView(ctl, m), m.pos, m.end, m.cap, block)
 
 
 class _SongView:
-    """What song_over asks of a synth, for one song of a group synth (every event before the
-    window's end has been played: nothing is left queued)."""
+    """What song_over asks of a synth, for one song of a group's control path (every event
+    before the window's end has been played: nothing is left queued)."""
     pending_events = 0
 
-    def __init__(self, s, m):
-        self.s, self.m = s, m
+    def __init__(self, ctl, m):
+        self.ctl, self.m = ctl, m
 
     @property
     def source_done(self) -> bool:
@@ -424,14 +418,14 @@ class _SongView:
 
     @property
     def active_voices(self) -> int:
-        return len(self.s.alloc.song_slots(self.m.k))
+        return self.ctl.song_active_voices(self.m.k)
 
     @property
     def effects_ringing(self) -> bool:
         return self.m.fx.ringing()
 
     def has_held_notes(self) -> bool:
-        return self.s.song_has_held_notes(self.m.k)
+        return self.ctl.song_has_held_notes(self.m.k)
 
 
 __all__ = ["Ensemble", "EnsembleError", "window_ticks"]

@@ -1,7 +1,9 @@
-"""The group-shared control path of gpusynth.ensemble: one Synth plays many songs at once.
+"""The group-shared control path of gpusynth.ensemble: one control path plays many songs at once.
 
-Every song of a launch group gets its own block of channel groups in one ``GroupSynth`` (song
-k's MIDI channel c is the group synth's channel ``off[k] + c``), so one pass per window does
+``GroupControl`` is a gpusynth.control.ControlPath subclass; ``GroupSynth`` is the Synth facade
+around it (``control_type = GroupControl``), and gpusynth.ensemble drives both through their
+public methods. Every song of a launch group gets its own block of channel groups (song k's
+MIDI channel c is the group's channel ``song_off[k] + c``), so one pass per window does
 the work of the whole group: one event queue, one controller timeline, one preset lookup and
 one vectorised allocation for every song's notes, one voice table. What a song does stays in
 its song because everything the control path decides is per channel:
@@ -25,7 +27,9 @@ import numpy as np
 
 from . import events as ev
 from .allocator import VoiceAllocator
+from .backend.numpy_backend import fade_frames
 from .channels import ChannelState
+from .control import ControlPath
 from .synth import Synth
 from .voices import NEVER
 
@@ -58,7 +62,7 @@ class GroupAllocator(VoiceAllocator):
         times = np.concatenate(self._peak_pending).astype(np.int64)
         songs = np.concatenate(self._peak_songs).astype(np.int64)
         self._peak_pending, self._peak_songs = [], []
-        self._flush_silent()
+        self.flush_silent()
         n, h, vt = self.n, self.h, self.vt
         lim = (1 << _SONG_SHIFT) - 1
         vs = self.song_of_chan[h["chan"][:n]].astype(np.int64) << _SONG_SHIFT
@@ -85,14 +89,13 @@ class GroupAllocator(VoiceAllocator):
             self._compact(fin, backend)
 
 
-class GroupSynth(Synth):
-    """One host-only Synth (its voice table is the numpy backend's record table, rendered by
-    gpusynth.ensemble's launch) for a group of songs; see the module docstring.
+class GroupControl(ControlPath):
+    """The control path of a group of songs (see the module docstring): the Python definition
+    (its ``_note_run`` and ``_on_sysex`` are the group's own), a GroupAllocator, per-song
+    state. ``setup(groups, limit)`` before each ``open``: ``groups[k]`` channel groups for song
+    k, each song's voice limit ``limit``."""
 
-    ``setup(groups, limit)`` before ``open``: ``groups[k]`` channel groups for song k, each
-    song's voice limit ``limit``."""
-
-    _compiled_control = False       # many songs' control path: the Python definition (for now)
+    compiled_engine = False      # many songs' control path: the Python definition (for now)
 
     def setup(self, groups, limit: int):
         groups = [max(1, int(g)) for g in groups]
@@ -107,22 +110,29 @@ class GroupSynth(Synth):
         self.song_fx_changes = [[] for _ in groups]
         self._sub = [None] * self.n_songs
 
-    def open(self, params=None):
-        eff = super().open(params)
+    def open(self, *args, **kw):
+        super().open(*args, **kw)
         cs = self.channels
         cs.master_tune = np.zeros(cs.n)          # per channel: each song has its own
         cs.master_atten = np.zeros(cs.n)
-        return eff
 
-    def _reset_voices(self):
-        from .backend.numpy_backend import fade_frames
-        self.alloc = GroupAllocator(self.max_voices, self.sample_rate, fade_frames(self.sample_rate),
-                                    min(2 * self.max_voices + 64, 4096),
-                                    max_note_frames=int(round(self.max_note_s * self.sample_rate)),
-                                    engine="numpy", song_of_chan=self.song_of_chan,
-                                    n_songs=self.n_songs)
+    def _new_allocator(self):
+        return GroupAllocator(self.max_voices, self.sample_rate, fade_frames(self.sample_rate),
+                              min(2 * self.max_voices + 64, 4096),
+                              max_note_frames=int(round(self.max_note_s * self.sample_rate)),
+                              engine="numpy", song_of_chan=self.song_of_chan, n_songs=self.n_songs)
 
     # ---- per-song queries ------------------------------------------------------------------
+    def slot_songs(self) -> np.ndarray:
+        """The song of each active voice slot."""
+        return self.alloc.slot_songs()
+
+    def song_peak_voices(self, k) -> int:
+        return int(self.alloc.song_peak[k])
+
+    def song_active_voices(self, k) -> int:
+        return len(self.alloc.song_slots(k))
+
     def song_has_held_notes(self, k) -> bool:
         al = self.alloc
         h, s = al.h, al.song_slots(k)
@@ -130,12 +140,17 @@ class GroupSynth(Synth):
 
     def evict(self, k):
         """Song k leaves the group (gpusynth.ensemble renders it alone); its voices are
-        dropped after the window."""
+        dropped with ``drop_songs``."""
         self.evicted[k] = True
+
+    def drop_songs(self, songs):
+        """Remove the voices of ``songs`` (ended or evicted) from the table at once."""
+        al = self.alloc
+        al.drop(np.flatnonzero(np.isin(al.slot_songs(), songs)), self.backend)
 
     # ---- notes -------------------------------------------------------------------------------
     def _note_run(self, e, t):
-        """A run of note events of many songs (see Synth._note_run): dropped for songs that
+        """A run of note events of many songs (see ControlPath._note_run): dropped for songs that
         left the group, checked against each song's voice limit (a song that could reach it
         leaves the group), then allocated in one steal-free pass."""
         soc = self.song_of_chan
@@ -176,9 +191,9 @@ class GroupSynth(Synth):
         a = al.stats
         a["notes"] = a.get("notes", 0) + int(np.count_nonzero(vel[ok] > 0))
         if len(note_of):
-            regs, tmpl = self._regions[ridx], self._templates[ridx]
+            regs, tmpl = self.regions[ridx], self.templates[ridx]
         else:
-            regs, tmpl = self._regions[:0], None
+            regs, tmpl = self.regions[:0], None
         al.notes(t, c, key, vel, is_on, regs, note_of, self.channels.priority[c[note_of]],
                  self._pedal_down, single_time=False, templates=tmpl)
 
@@ -213,10 +228,22 @@ class GroupSynth(Synth):
             self.song_fx_changes[k].append((t, dict(sub.fx)))
 
     def song_preset_misses(self, k) -> dict:
-        """Synth._preset_misses of song k, on its own channel numbers."""
+        """The preset misses of song k (ControlPath.preset_warnings' counts), on its own channel numbers."""
         lo, hi = int(self.song_off[k]), int(self.song_off[k + 1])
         return {(key[0] - lo,) + tuple(key[1:]): n for key, n in self._preset_misses.items()
                 if lo <= key[0] < hi}
 
 
-__all__ = ["GroupSynth", "GroupAllocator"]
+class GroupSynth(Synth):
+    """A host-only Synth for a group of songs (its voice table is the numpy backend's record
+    table, rendered by gpusynth.ensemble's launch): the DirectMusic facade (open, download,
+    close, gain, effects settings) around a GroupControl (``self.control``).
+    ``setup(groups, limit)`` before ``open`` (GroupControl.setup)."""
+
+    control_type = GroupControl
+
+    def setup(self, groups, limit: int):
+        self.control.setup(groups, limit)
+
+
+__all__ = ["GroupSynth", "GroupControl", "GroupAllocator"]

@@ -202,6 +202,16 @@ class PresetMap:
             self._evlo = self._evhi = np.zeros(0, np.uint8)
 
     # ------------------------------------------------------------------ lookup
+    def lookup_tables(self) -> dict:
+        """The region lookup's arrays, for the compiled control engine (gpusynth.control_engine),
+        which walks them as ``regions_for`` does: ``gkey`` (group keys, preset id * 256 + node,
+        sorted), ``goff`` (each group's first entry, and the end), ``efpos`` / ``evlo`` /
+        ``evhi`` (each entry's position in the preset's region list and velocity range),
+        ``pr_flat`` (every preset's region indices, concatenated) and ``first_drum`` (the
+        preset id of the first drum kit, -1: none)."""
+        return {"gkey": self._gkey, "goff": self._goff, "efpos": self._efpos, "evlo": self._evlo,
+                "evhi": self._evhi, "pr_flat": self._pr_flat, "first_drum": self._first_drum}
+
     def lookup(self, bank: int, program: int, drum: bool) -> int:
         """Preset id for (bank = MSB * 128 + LSB, program, drum), or -1. Fallbacks in order: the
         exact bank, the bank's MSB with LSB 0, bank 0; for drums then (0, 0) and then the lowest

@@ -162,8 +162,8 @@ def _control_state(bank, engine, window, voices=32, frames=RATE * 2 + 1000, chun
     while pos < frames:
         s.render(min(chunk, frames - pos), pos)
         pos += chunk
-    al = s.alloc
-    al._flush_silent()
+    al = s.control.alloc
+    al.flush_silent()
     n = al.n
     st = {k: v for k, v in s.running_stats().items() if k in ("stolen_voices", "lost_notes", "peak_voices", "notes", "skipped_notes")}
     return al.vt[:n].copy(), {k: a[:n].copy() for k, a in al.h.items()}, st, s
@@ -235,7 +235,7 @@ def test_a_voice_cut_by_its_exclusive_class_is_not_released_later():
         else:
             a.notes(t, c, key, vel, is_on, np.concatenate([regs, regs]), np.array([0, 1]),
                     np.full(2, 0x80000000, np.uint32), nope, single_time=False)
-        a._flush_silent()
+        a.flush_silent()
         states.append((a.vt["release"][:2].tolist(), a.vt["kill"][:2].tolist(),
                        a.h["silent"][:2].tolist(), a.h["killed"][:2].tolist()))
     assert states[0] == states[1]

@@ -1,7 +1,7 @@
 """The compiled control engine (gpusynth/control_engine.cpp) against its definition, the
-Python/numpy control path (Synth with alloc_engine="numpy"): after every window the voice
-table (every field of every record, bit for bit), the allocator's control columns, the
-statistics, the controller timelines and the preset warnings are identical. Renders use the
+Python/numpy control path (gpusynth.control.ControlPath, alloc_engine="numpy"): after every
+window the voice table (every field of every record, bit for bit), the allocator's control
+columns, the statistics, the controller timelines and the preset warnings are identical. Renders use the
 null backend (control only) unless audio is compared."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from gpusynth import control_engine, detmath, smf
 from gpusynth.allocator import CONTROL
 from gpusynth.banks.builtin import load_builtin
 from gpusynth.blackgen import write_black_midi
+from gpusynth.control import ControlPath
 from gpusynth.events import event_array
 from gpusynth.synth import Synth
 from gpusynth.voices import VOICE_DTYPE, TICK
@@ -52,22 +53,23 @@ def trace(bank, engine, events=None, song=None, sysex=None, voices=64, frames=No
     s = Synth(backend=backend, alloc_engine=engine, effects=False, max_window_ticks=window, **kw)
     s.download(bank)
     s.open({"sample_rate": RATE, "voices": voices, "channel_groups": groups})
-    assert (s._engine is not None) == (engine == "auto")
+    ctl = s.control
+    assert ctl.compiled == (engine == "auto")
     snaps = []
-    orig = s._window_prepare
+    orig = ctl.prepare_window
 
-    def wp(T):
-        w = orig(T)
-        al = s.alloc
-        al._flush_silent()      # the definition's lazy ends, as its remove() does next
+    def wp(T, sends=False):
+        w = orig(T, sends)
+        al = ctl.alloc
+        al.flush_silent()      # the definition's lazy ends, as its remove() does next
         n = al.n
-        snaps.append((w["B"], w["chin"].copy(), al.vt[:n].copy(),
+        snaps.append((w.start, w.chin.copy(), al.vt[:n].copy(),
                       {k: al.h[k][:n].copy() for k, _ in CONTROL
                        if k not in ("changed", "dirty", "finished")},
-                      {k: al.stats.get(k, 0) for k in STATS}, s.presets.capped_notes))
+                      {k: al.stats.get(k, 0) for k in STATS}, ctl.presets.capped_notes))
         return w
 
-    s._window_prepare = wp
+    ctl.prepare_window = wp
     if song is not None:
         s.stream(song.cursor(RATE))
         end = None
@@ -283,27 +285,35 @@ def test_audio_equal_on_the_native_backend(timgm, tmp_path):
 def test_engine_is_the_default_and_named_engines(builtin):
     s = Synth(backend="null")
     s.open()
-    assert s._engine is not None
+    assert s.control.compiled
     for eng in ("numpy", "reference"):
         s = Synth(backend="null", alloc_engine=eng)
         s.open()
-        assert s._engine is None
+        assert not s.control.compiled
 
 
 def test_an_override_is_never_bypassed(builtin):
-    """A subclass overriding a channel handler gets it called (the dispatch looks it up on the
-    instance) and keeps the Python path (the engine would apply the message in C)."""
+    """A control path subclass overriding a channel handler gets it called (the dispatch looks
+    it up on the instance) and keeps the Python path (the engine would apply the message in
+    C); a Synth subclass defining a control path method is refused (it would never run)."""
     seen = []
 
-    class Spy(Synth):
+    class Spy(ControlPath):
         def _on_program(self, c, d1, d2, t):
             seen.append((c, d1))
             super()._on_program(c, d1, d2, t)
 
-    s = Spy(backend="null")
+    class SpySynth(Synth):
+        control_type = Spy
+
+    s = SpySynth(backend="null")
     s.download(builtin)
     s.open()
-    assert s._engine is None
+    assert isinstance(s.control, Spy) and not s.control.compiled
     s.play(event_array([(10, 3, 0xC0, 33, 0), (20, 3, 0x90, 60, 100)]))
     s.render(4096)
     assert seen == [(3, 33)]
+    with pytest.raises(TypeError, match="_on_program"):
+        class Stale(Synth):
+            def _on_program(self, c, d1, d2, t):
+                pass

@@ -291,7 +291,7 @@ def test_gs_and_xg_sysex_effects():
     assert np.abs(hall[tail]).max() > 10 * np.abs(room[tail]).max()
     # GS part reverb send (40 1x 22) = CC91 of that part; XG reverb type 0 = no reverb
     part, s = _render(ev, sysex=[_gs([0x40, 0x11, 0x22], [0])], chorus=False)
-    assert s.channels.cc[0, 91] == 0 and s.channels.cc[1, 91] == 40
+    assert s.control.channels.cc[0, 91] == 0 and s.control.channels.cc[1, 91] == 40
     xg, _ = _render(ev, sysex=[bytes([0xF0, 0x43, 0x10, 0x4C, 0x02, 0x01, 0x00, 0x00, 0x00, 0xF7])],
                     chorus=False)
     assert np.array_equal(xg, dry)

@@ -75,13 +75,13 @@ def test_bus_routing_matches_single_output(backend, bank):
     from gpusynth.api import load_midi
     from gpusynth.render import song_source
     s.stream(song_source(load_midi(ev_bytes), RATE))
-    s._pull(4096)
-    w = s._window_prepare(8)
-    n = w["n"]
+    s.control.pull(4096)
+    w = s.control.prepare_window(8)
+    n = w.voices
     assert n >= 3
     rows = s.backend.table[:n].copy()
     be = create_backend(backend, RATE, 64, "cubic")
-    be.upload_pool(s.presets.pool)
+    be.upload_pool(s.control.presets.pool)
     align = max(1, be.bus_align)
     buses = [0, 1, 2]
     groups = [rows[i::3] for i in range(3)]
@@ -96,7 +96,7 @@ def test_bus_routing_matches_single_output(backend, bank):
         table += [g, pad]
     table = np.concatenate(table)
     be.load_rows(table)
-    out, _ = be.render(len(table), 0, 8, w["chin"], True, n_out=3)
+    out, _ = be.render(len(table), 0, 8, w.chin, True, n_out=3)
     after = be.read_table(slice(0, len(table)))
     assert out.shape == (3, 8 * TICK, 4)
     for b in buses:
@@ -107,7 +107,7 @@ def test_bus_routing_matches_single_output(backend, bank):
         solo["done"][mask] = 1
         solo["bus"] = 0
         be.load_rows(solo)
-        o1, _ = be.render(len(solo), 0, 8, w["chin"], True)
+        o1, _ = be.render(len(solo), 0, 8, w.chin, True)
         np.testing.assert_array_equal(out[b], o1)
         assert np.max(np.abs(o1[:, :2])) > 1e-3           # each output really has sound
         st = be.read_table(slice(a, a + k))
@@ -117,7 +117,7 @@ def test_bus_routing_matches_single_output(backend, bank):
     # them in order and falls back to the general one): the same outputs
     runs = [table[a:a + k + (-k) % align] for a, k in spans]
     be.load_rows(np.concatenate([runs[2], runs[0], runs[1]]))
-    out2, _ = be.render(len(table), 0, 8, w["chin"], True, n_out=3)
+    out2, _ = be.render(len(table), 0, 8, w.chin, True, n_out=3)
     np.testing.assert_array_equal(out2, out)
 
 
@@ -292,11 +292,11 @@ def test_group_synth_sysex_is_per_song(bank):
     e["data2"] = [30, 30, 0, 0]
     e["sysex"] = [-1, -1, 0, 1]
     s.play(e, [gs_reset, master])
-    s._window_prepare(4)
-    cs = s.channels
+    s.control.prepare_window(4)
+    cs = s.control.channels
     assert cs.cc[3, 7] == 100 and cs.cc[20, 7] == 30       # the reset reached song 0 only
     assert np.all(cs.master_atten[:16] > 0) and np.all(cs.master_atten[16:] == 0)
-    assert s.song_fx_changes == [[], []]
+    assert s.control.song_fx_changes == [[], []]
 
 
 def test_conformance_files_together_equal_alone(testdata):

@@ -71,9 +71,9 @@ def test_system_resets_silence_playing_voices_and_reset_controllers(reset):
 
 
 def test_dispatch_table_covers_every_channel_message():
-    from gpusynth.synth import Synth
+    from gpusynth.control import ControlPath
     for st in (ev.CONTROL, ev.PROGRAM, ev.PITCH_BEND, ev.CHAN_PRESSURE, ev.POLY_PRESSURE):
-        assert st in Synth._DISPATCH
+        assert st in ControlPath._DISPATCH
 
 
 def test_pool_returns_after_download_unload_while_playing(backend):
@@ -82,17 +82,17 @@ def test_pool_returns_after_download_unload_while_playing(backend):
     voice started after the compaction still plays the right pitch."""
     bank = sine_bank(release_tc=-3600)             # 50 ms release
     s = make_synth(bank, backend=backend)
-    size = len(s.presets.pool)
+    size = len(s.control.presets.pool)
     s.play(event_array([(0, 0, ev.NOTE_ON, 69, 100), (RATE // 2, 0, ev.NOTE_OFF, 69, 0)]))
     s.render(RATE // 4, 0)
     handles = []
     for _ in range(5):
         handles.append(s.download(sine_bank()))
         s.unload(handles.pop())
-    assert len(s.presets.pool) > 2 * size            # the playing voice pins the old pools
+    assert len(s.control.presets.pool) > 2 * size            # the playing voice pins the old pools
     s.render(RATE, RATE // 4)                        # the voice ends; the next window compacts
     assert s.active_voices == 0
-    assert len(s.presets.pool) == size
+    assert len(s.control.presets.pool) == size
     s.play(event_array([(2 * RATE, 0, ev.NOTE_ON, 69, 100)]))
     hz = _peak_hz(s.render(RATE, 5 * RATE // 4)[RATE // 2:])
     assert hz == pytest.approx(440.0, rel=0.002)
@@ -106,12 +106,12 @@ def test_compaction_shifts_the_sample_indices_of_voices_still_playing(backend):
     s.play(event_array([(0, 0, ev.NOTE_ON, 60, 100), (RATE // 4, 0, ev.NOTE_OFF, 60, 0)]))
     s.render(RATE // 8, 0)
     s.download(sine_bank())
-    base = s._pool_base
+    base = s.control.pool_prefix
     assert base > 0
     s.play(event_array([(RATE // 8, 1, ev.NOTE_ON, 69, 100)]))
     s.render(RATE // 8, RATE // 8)
     b = s.render(RATE, RATE // 4)
-    assert s._pool_base == 0 and s.active_voices == 1
+    assert s.control.pool_prefix == 0 and s.active_voices == 1
     c = b[RATE // 2:]
     assert _peak_hz(c) == pytest.approx(440.0, rel=0.002)
     assert _rms(c) > 0.05
