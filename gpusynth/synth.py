@@ -162,15 +162,16 @@ class Synth:
     alloc_engine = property(lambda self: self.control.alloc_engine)
     groups = property(lambda self: self.control.groups, doc="Open channel groups.")
     stats = property(lambda self: self.control.stats, doc="The control path's window counters.")
-
-    @property
-    def backend(self):
-        """The render backend (None before open and after close)."""
-        return self.control.backend
-
-    @backend.setter
-    def backend(self, b):
-        self.control.backend = b
+    backend = property(lambda self: self.control.backend,
+                       lambda self, b: setattr(self.control, "backend", b),
+                       doc="The render backend (None before open and after close).")
+    source_done = property(lambda self: self.control.source_done,
+                           doc="No streamed source is attached, or it has returned every event.")
+    pending_events = property(lambda self: self.control.pending_events, doc="Events queued.")
+    committed_frames = property(lambda self: self.control.position, doc="Audio up to this "
+                                "sample position has already been rendered (latency clock).")
+    active_voices = property(lambda self: self.control.active_voices, doc="Voices in the table "
+                             "(still rendering, or finished within the last window).")
 
     # ------------------------------------------------------------------ lifecycle
     def open(self, params: dict | None = None) -> dict:
@@ -360,15 +361,6 @@ class Synth:
             self._need_open()
             self.control.stream(source, max_events)
 
-    @property
-    def source_done(self) -> bool:
-        """No streamed source is attached, or it has returned every event."""
-        return self.control.source_done
-
-    @property
-    def pending_events(self) -> int:
-        return self.control.pending_events
-
     # ------------------------------------------------------------------ rendering
     def _render_window(self, T: int):
         """Render T ticks from the committed position: the control path prepares the window,
@@ -493,19 +485,9 @@ class Synth:
         self._need_open()
         self.control.release_all()
 
-    @property
-    def committed_frames(self) -> int:
-        """Audio up to this sample position has already been rendered (latency clock)."""
-        return self.control.position
-
     def has_held_notes(self) -> bool:
         """True while a voice is held by its key or by a pedal (its release has not begun)."""
         return self.control.has_held_notes()
-
-    @property
-    def active_voices(self) -> int:
-        """Voices in the table (still rendering, or finished within the last window)."""
-        return self.control.active_voices
 
     def running_stats(self) -> dict:
         """Voices now, average and peak, stolen, lost, played and skipped notes, peak level,
