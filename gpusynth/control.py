@@ -123,7 +123,7 @@ def _copy_channels(dst: ChannelState, src: ChannelState, rows: slice, scalars: b
             setattr(dst, k, v)
 
 
-@dataclass
+@dataclass(eq=False)
 class Window:
     """A prepared window: what the kernel call needs, and what ``finish_window`` takes back.
     ``voices``: active slots to render; ``start``: its first frame; ``ticks``: its length;
