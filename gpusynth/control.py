@@ -152,6 +152,9 @@ class ControlPath:
     # alloc engine is "auto" (and it builds) or "native"; a subclass may turn it off
     compiled_engine = True
     _engine = None
+    # the class whose Python methods the engine does in C (None: ControlPath); a subclass of it
+    # overriding one of them keeps the Python path (gpusynth.group.GroupControl: the group mode)
+    _engine_base = None
 
     def __init__(self, *, min_velocity: int = 0, max_key_voices: int = 0, max_note_s: float = 0.0,
                  alloc_engine: str = "auto"):
@@ -215,7 +218,8 @@ class ControlPath:
         self._engine = None
         if not self.compiled_engine or self.alloc_engine not in ("auto", "native"):
             return
-        if any(getattr(type(self), m) is not getattr(ControlPath, m) for m in self._ENGINE_REPLACES):
+        base = self._engine_base or ControlPath
+        if any(getattr(type(self), m) is not getattr(base, m) for m in self._ENGINE_REPLACES):
             return              # a subclass changes what the engine would do in C
         from . import control_engine
         if control_engine.load() is None:

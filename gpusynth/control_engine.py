@@ -285,6 +285,14 @@ class ControlEngine:
         a.B, a.T = int(B), int(T)
         a.chin = _ptr(chin)
         a.result = _ptr(self.result)
+        songs = getattr(ctl, "n_songs", 0) if getattr(ctl, "engine_group", False) else 0
+        if songs:                 # gpusynth.group.GroupControl: many songs, each kept below its limit
+            a.n_songs, a.song_limit = int(songs), int(ctl.song_limit)
+            self._soc = np.ascontiguousarray(ctl.song_of_chan, np.int64)
+            a.song_of_chan = _ptr(self._soc)
+            a.evicted = _ptr(ctl.evicted.view(np.uint8))
+            a.song_notes, a.song_skipped = _ptr(ctl.song_notes), _ptr(ctl.song_skipped)
+            a.song_peak = _ptr(ctl.alloc.song_peak)
         return a
 
     def _keep(self, f, cs):

@@ -95,7 +95,9 @@ class GroupControl(ControlPath):
     state. ``setup(groups, limit)`` before each ``open``: ``groups[k]`` channel groups for song
     k, each song's voice limit ``limit``."""
 
-    compiled_engine = False      # many songs' control path: the Python definition (for now)
+    # the compiled engine's group mode does what _note_run does here (tests/test_control_engine.py
+    # compares the two); SysEx stays here (the engine hands every SysEx back to Python)
+    engine_group = True
 
     def setup(self, groups, limit: int):
         groups = [max(1, int(g)) for g in groups]
@@ -247,3 +249,6 @@ class GroupSynth(Synth):
 
 
 __all__ = ["GroupSynth", "GroupControl", "GroupAllocator"]
+
+
+GroupControl._engine_base = GroupControl

@@ -317,3 +317,36 @@ def test_an_override_is_never_bypassed(builtin):
         class Stale(Synth):
             def _on_program(self, c, d1, d2, t):
                 pass
+
+
+def test_many_songs_group(timgm, tmp_path):
+    """The engine's group mode against GroupControl's Python definition: the same audio bits
+    and per-song figures for songs of mixed lengths, SysEx in one song, and songs that leave
+    the group (a dense one at a small limit)."""
+    from gpusynth.ensemble import Ensemble
+    from gpusynth.group import GroupSynth
+    from test_ensemble import song
+    g = GroupSynth(backend="null")
+    g.setup([2, 2], 64)
+    g.open()
+    assert g.control.compiled            # the group runs in the engine's group mode by default
+    gs_reset = b"\xF0\x41\x10\x42\x12\x40\x00\x7F\x00\x41\xF7"
+    songs = [song(31, seconds=1.5, extra=[(480, gs_reset)]), song(32, seconds=3.0, channels=3),
+             song(33, seconds=0.7, channels=2)]
+    path = str(tmp_path / "dense.mid")
+    write_black_midi(path, 3000, tracks=8, density=3000)
+    songs.append(smf.load_smf(path))
+    for voices in (48, 512):
+        res = []
+        for eng in ("numpy", "auto"):
+            ens = Ensemble(timgm, backend="native", voices=voices, alloc_engine=eng)
+            outs = ens.render_many(songs)
+            res.append((outs, ens.stats))
+        (a, sa), (b, sb) = res
+        for x, y in zip(a, b):
+            assert x.tobytes() == y.tobytes()
+        keys = ("notes", "peak_voices", "stolen_voices", "skipped_notes", "lost_notes")
+        for p, q in zip(sa["per_song"], sb["per_song"]):
+            assert {k: p.get(k) for k in keys} == {k: q.get(k) for k in keys}
+        if voices == 48:
+            assert any(p.get("solo") for p in sa["per_song"]) or sa.get("solo", 0) > 0
