@@ -25,9 +25,10 @@ POOL_FIELDS = ("pstart", "pend", "lstart", "lend", "ipos")
 CONTROL = (("chan", np.int32), ("key", np.int16), ("seq", np.int64), ("released", bool),
            ("sustained", bool), ("sost", bool), ("killed", bool), ("prio", np.uint32),
            ("excl", np.int16), ("silent", np.int64), ("note", np.int64), ("frel", np.int64),
-           ("finished", bool), ("changed", bool), ("dirty", bool))
-# changed / dirty: the compiled control engine's marks (gpusynth.control_engine): release or
-# kill time changed since the last upload; closed-form end to be recomputed
+           ("finished", bool), ("changed", bool), ("dirty", bool), ("fresh", bool))
+# changed / dirty / fresh: the compiled control engine's marks (gpusynth.control_engine): release
+# or kill time changed since the last upload; closed-form end to be recomputed; created since
+# the last upload (marks move with the slots when the table is compacted)
 
 
 class VoiceAllocator:

@@ -200,6 +200,7 @@ class ControlPath:
         self._sysex = {}
         self._sysex_next = 0
         self._block_pos = 0         # start of the next window
+        self._applied_to = 0        # end of the last window applied (apply_window)
         self._reset_voices()
         self._reset_stats()
         self.set_banks(banks)
@@ -419,12 +420,26 @@ class ControlPath:
 
     # ------------------------------------------------------------------ windows
     def prepare_window(self, T: int, sends: bool = False) -> Window:
-        """The host half of a window of ``T`` ticks from ``position``, before the kernel: the
-        queued events before its end applied in order (runs of notes vectorised across ticks,
-        channel events one by one; or all in the compiled engine), the per-tick controller
-        timelines built, the voice table's changes uploaded to the backend. ``sends``: render
-        the send buses (they are also rendered whenever the effects are on)."""
-        B = self._block_pos
+        """``apply_window`` then ``upload_window``: the host half of a window of ``T`` ticks
+        from ``position``, before the kernel (see both)."""
+        w = self.apply_window(T, sends)
+        self.upload_window(w)
+        return w
+
+    @property
+    def next_start(self) -> int:
+        """Where the next window starts: ``position``, or the end of a window applied but not
+        retired yet (an overlapped render: gpusynth.synth)."""
+        return max(self._block_pos, self._applied_to)
+
+    def apply_window(self, T: int, sends: bool = False) -> Window:
+        """The queued events before the window's end applied in order (runs of notes
+        vectorised across ticks, channel events one by one; or all in the compiled engine) and
+        the per-tick controller timelines built, from ``next_start``; nothing is sent to the
+        backend yet, so this may run while the backend renders the window before (compiled
+        engine only: its uploads are read from marks that move with the slots).
+        ``sends``: render the send buses (they are also rendered whenever the effects are on)."""
+        B = self.next_start
         N = T * TICK
         t_start = _time.perf_counter()
         q = self._queue
@@ -457,13 +472,20 @@ class ControlPath:
                     break
                 done_tick = self._timeline_event(chin, blk[i], int(t_ev[i]), int(tick_of[i]), done_tick)
                 a = i + 1
+        if self._engine is None:
+            chin[:, done_tick:] = self._chin_snapshot()[:, None, :]
+        self._applied_to = B + N
+        return Window(B, T, self.alloc.n, chin, bool(sends or self.fx.on), t_start)
+
+    def upload_window(self, w: Window):
+        """The window's voice changes sent to the backend (new voices, release and kill
+        times), after the window before it was retired; ``w.voices`` is then the active count."""
         al = self.alloc
         if self._engine is not None:
             self._engine.flush(self, self.backend)
         else:
-            chin[:, done_tick:] = self._chin_snapshot()[:, None, :]
             al.flush(self.backend)
-        return Window(B, T, al.n, chin, bool(sends or self.fx.on), t_start)
+        w.voices = al.n
 
     def retire(self, w: Window, finished: np.ndarray):
         """The voice half of a window after the kernel: the finished slots removed (once
@@ -486,7 +508,10 @@ class ControlPath:
         n_before, N = w.voices, w.frames
         self.retire(w, finished)
         st = self.stats
-        out = post_mix(out, gain, self.fx, self._fx_changes, w.start, st)
+        # the window's own SysEx effect changes (a later window may already be applied)
+        mine = [c for c in self._fx_changes if c[0] < w.end]
+        self._fx_changes = [c for c in self._fx_changes if c[0] >= w.end]
+        out = post_mix(out, gain, self.fx, mine, w.start, st)
         st["render_s"] += _time.perf_counter() - w.t_start
         st["kernel_s"] += kernel_s
         st["audio_frames"] += N

@@ -213,6 +213,7 @@ struct Args {
     const i64 *song_of_chan;
     u8 *evicted;
     i64 *song_notes, *song_skipped, *song_peak;
+    u8 *h_fresh;             // per slot: created since the last upload
 };
 
 // ------------------------------------------------------------------ engine state
@@ -744,6 +745,7 @@ static void create_voice(Engine &E, i64 s, i64 r, i64 j, i64 note_id) {
         A.h_frel[s] = NEVER;
     }
     A.h_changed[s] = 0;
+    A.h_fresh[s] = 1;
     A.h_dirty[s] = 0;
     E.fen_val[s] = -1;
     E.xk[s] = NEVER;

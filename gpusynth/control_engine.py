@@ -103,7 +103,8 @@ class Args(ctypes.Structure):
         _fields(_L, ("esize", "n_events", "B", "T")) + \
         [("chin", _P), ("result", _P)] + \
         _fields(_L, ("n_songs", "song_limit")) + \
-        _fields(_P, ("song_of_chan", "evicted", "song_notes", "song_skipped", "song_peak"))
+        _fields(_P, ("song_of_chan", "evicted", "song_notes", "song_skipped", "song_peak",
+                     "h_fresh"))
 
 
 def build() -> Path:
@@ -285,6 +286,7 @@ class ControlEngine:
         a.B, a.T = int(B), int(T)
         a.chin = _ptr(chin)
         a.result = _ptr(self.result)
+        a.h_fresh = _ptr(h["fresh"])
         songs = getattr(ctl, "n_songs", 0) if getattr(ctl, "engine_group", False) else 0
         if songs:                 # gpusynth.group.GroupControl: many songs, each kept below its limit
             a.n_songs, a.song_limit = int(songs), int(ctl.song_limit)
@@ -336,7 +338,6 @@ class ControlEngine:
         self._tables(ctl)
         self._channels(ctl)
         al.flush_pending_dirty()
-        n_start = al.n
         self._sync_in(ctl)
         lib = self.lib
         lib.ce_begin(self.h, ctypes.byref(self._args(ctl, events, B, T, chin)))
@@ -361,30 +362,29 @@ class ControlEngine:
                 lib.ce_resync(self.h, ctypes.byref(self._args(ctl, events, B, T, chin)))
         self._sync_out(ctl)
         self.drain_misses(ctl)
-        n = al.n
-        if n > n_start:
-            al.pending_new.append(np.arange(n_start, n, dtype=np.int64))
-        ch = al.h["changed"]
-        upd = np.flatnonzero(ch[:n_start])
-        if len(upd):
-            al.pending_times.append(upd)
-        ch[:n] = False
+        if al.pending_times:          # times the Python side changed (a SysEx reset's kills)
+            al.h["changed"][np.concatenate(al.pending_times)] = True
+            al.pending_times = []
+        al.pending_new = []
 
     def flush(self, ctl, backend):
-        """The window's uploads (VoiceAllocator.flush): new voices as one record array, the
-        release and kill times of older voices that changed."""
+        """The uploads since the last flush (VoiceAllocator.flush): new voices as one record
+        array, the release and kill times of older voices that changed. Both are read from the
+        table's ``fresh`` and ``changed`` marks, which move with the slots, so a compaction in
+        between (a window retired while the next was prepared) changes nothing."""
         al = ctl.alloc
-        new = np.concatenate(al.pending_new) if al.pending_new else np.zeros(0, np.int64)
-        backend.ensure_capacity(al.n)
+        h, n = al.h, al.n
+        fresh, changed = h["fresh"][:n], h["changed"][:n]
+        new = np.flatnonzero(fresh)
+        backend.ensure_capacity(n)
         if len(new):
-            backend.add_voices(new, al.vt[int(new[0]):int(new[-1]) + 1])
-        if al.pending_times:
-            upd = np.unique(np.concatenate(al.pending_times))
-            if len(new):
-                upd = upd[upd < new[0]]
-            if len(upd):
-                backend.set_times(upd, al.vt["release"][upd], al.vt["kill"][upd])
-        al.pending_new, al.pending_times = [], []
+            a, b = int(new[0]), int(new[-1]) + 1
+            backend.add_voices(new, al.vt[a:b] if b - a == len(new) else al.vt[new])
+        upd = np.flatnonzero(changed & ~fresh)
+        if len(upd):
+            backend.set_times(upd, al.vt["release"][upd], al.vt["kill"][upd])
+        fresh[:] = False
+        changed[:] = False
 
     def remove(self, ctl, finished, backend, t_end: int):
         """VoiceAllocator.remove(finished, backend, t_end), compacted in C."""
@@ -408,5 +408,8 @@ class ControlEngine:
                                 h["silent"].ctypes.data, len(cols), ptrs, sizes.ctypes.data,
                                 src.ctypes.data, dst.ctypes.data)
         if m:
+            # (slots past the backend's table: voices of a window applied but not uploaded yet,
+            # an overlapped render; their rows are uploaded at their new slots afterwards)
+            backend.ensure_capacity(n)
             backend.move(src[:m].copy(), dst[:m].copy())
         al.n = int(nv[0])

@@ -85,7 +85,8 @@ class Synth:
                  gain: float = 0.5, max_window_ticks: int = 512, sends: bool = False,
                  min_velocity: int = 0, max_key_voices: int = 0, max_note_s: float = 0.0,
                  alloc_engine: str = "auto", effects: bool = True, reverb: bool = True,
-                 chorus: bool = True, effects_engine: str = "auto", **effect_params):
+                 chorus: bool = True, effects_engine: str = "auto", overlap: bool | None = None,
+                 **effect_params):
         """block_ticks: the smallest window (a render call renders whole multiples of it);
         max_window_ticks: the longest window (one kernel launch); sends: also render the
         reverb and chorus send buses (``render(..., sends=True)``).
@@ -111,7 +112,12 @@ class Synth:
         ``reverb_level`` 0..1 (0.9), ``reverb_predelay`` s (0); ``chorus_voices`` 0..99 (3),
         ``chorus_level`` 0..10 (2), ``chorus_speed`` Hz 0.1..5 (0.3), ``chorus_depth`` ms
         0..40 (8), ``chorus_type`` "sine"|"triangle", ``chorus_width`` 0..10 (10).
-        ``effects_engine``: "auto" (compiled helper, else numpy), "native", "numpy"."""
+        ``effects_engine``: "auto" (compiled helper, else numpy), "native", "numpy".
+
+        ``overlap``: when a render call needs more than one window, apply each window's events
+        while the backend renders the window before (same output bits; needs the compiled
+        control engine). None (default): on for the CuPy backend, whose kernel leaves the CPU
+        free, off on the CPU backends, whose kernel already uses every core."""
         bad = set(effect_params) - set(_REVERB_KW) - set(_CHORUS_KW)
         if bad:
             raise TypeError(f"Synth() got unexpected keyword argument(s): {', '.join(sorted(bad))}")
@@ -147,6 +153,9 @@ class Synth:
         self.gain = DIRECTMUSIC_GAIN if gain == "directmusic" else float(gain)
         self.volume = list(VOLUME_DEFAULTS)
         self.sends = bool(sends)
+        self._overlap_opt = overlap
+        self._overlap = False
+        self._pool = None
         self.is_open = False
         self.sample_rate = None    # set by open()
         self._banks = []           # (handle, bank, priority)
@@ -215,6 +224,8 @@ class Synth:
         self._pos = 0               # next frame render() returns
         self._buf = deque()
         self._buf_len = 0
+        self._overlap = bool(self.backend_name == "cupy" if self._overlap_opt is None
+                             else self._overlap_opt)
         self.is_open = True
         if self.sink is not None:
             self.sink.init(self)     # the sink follows the (new) rate and starts at sample 0
@@ -397,20 +408,61 @@ class Synth:
             out = self._take(n)
             return out if sends else out[:, :2].copy()
 
-    def _take(self, n):
+    def _kernel(self, w):
+        t = _time.perf_counter()
+        out, finished = self.control.backend.render(w.voices, w.start, w.ticks, w.chin, w.sends)
+        return out, finished, _time.perf_counter() - t
+
+    def _window_ticks(self, n: int) -> int:
+        """The next window's ticks for ``n`` more frames, shortened where the source's events
+        are not all read yet (a capped read)."""
         ctl, bt = self.control, self.block_ticks
+        need = -(-n // TICK)
+        T = min(-(-need // bt) * bt, self.max_window_ticks)
+        start = ctl.next_start
+        ready = ctl.pull(start + T * TICK, start + bt * TICK)
+        return max(bt, min(T, (ready - start) // (TICK * bt) * bt))
+
+    def _push(self, b):
+        if b.shape[1] < 4:
+            b = np.concatenate([b, np.zeros((len(b), 4 - b.shape[1]), np.float32)], axis=1)
+        self._buf.append(b)
+        self._buf_len += len(b)
+
+    def _render_overlapped(self, n):
+        """Windows until ``n`` frames are buffered, each window's events applied while the
+        backend renders the window before (a worker thread; the compiled engine's uploads
+        wait for that window to be retired). The same bits as one window after the other
+        (tests/test_control_engine.py); nothing is left in flight on return."""
+        ctl = self.control
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="gpusynth-kernel")
+        pending = None
+        while True:
+            queued = self._buf_len + (pending[0].frames if pending else 0)
+            w = None
+            if queued < n:
+                T = self._window_ticks(n - queued)
+                t0 = _time.perf_counter()
+                w = ctl.apply_window(T, self.sends)
+                apply_s = _time.perf_counter() - t0
+            if pending is not None:
+                pw, fut, launch, p_apply = pending
+                out, finished, k_s = fut.result()
+                pw.t_start = launch - p_apply      # render_s: its apply + launch..finished
+                self._push(ctl.finish_window(pw, out, finished, k_s, self.gain))
+                pending = None
+            if w is None:
+                return
+            ctl.upload_window(w)
+            pending = (w, self._pool.submit(self._kernel, w), _time.perf_counter(), apply_s)
+
+    def _take(self, n):
+        if self._overlap and self.control.compiled and n - self._buf_len > self.max_window_ticks * TICK:
+            self._render_overlapped(n)
         while self._buf_len < n:
-            need = -(-(n - self._buf_len) // TICK)
-            T = min(-(-need // bt) * bt, self.max_window_ticks)
-            start = ctl.position
-            ready = ctl.pull(start + T * TICK, start + bt * TICK)
-            # a capped read: shorten the window to the ticks whose events are all queued
-            T = max(bt, min(T, (ready - start) // (TICK * bt) * bt))
-            b = self._render_window(T)
-            if b.shape[1] < 4:
-                b = np.concatenate([b, np.zeros((len(b), 4 - b.shape[1]), np.float32)], axis=1)
-            self._buf.append(b)
-            self._buf_len += len(b)
+            self._push(self._render_window(self._window_ticks(n - self._buf_len)))
         parts, need = [], n
         while need:
             b = self._buf[0]
