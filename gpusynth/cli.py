@@ -255,16 +255,12 @@ def _warn(a, msg):
         print(f"warning: {msg}", file=sys.stderr)
 
 
-def cmd_render(a):
-    from .render import open_synth, render_file, default_voices
-    from .synth import SynthError
-    from .output import OutputError, FLOAT_NOTES
-    _validate_render(a)
-    backend, why = _backend_choice(a.backend)
-    subtype = _subtype(a)
+def _song_banks_limits(a, verb: str, strict: bool = False):
+    """The song and its repair warnings (printed; --strict refuses them; a song past
+    --max-duration is refused), the banks, and the note limits given, for `render`/`analyze`."""
     song = _load_song("--demo" if a.demo else a.input)
     warnings = list(getattr(song, "warnings", []))
-    if a.strict and warnings:
+    if strict and warnings:
         raise CliError(f"{a.input}: {warnings[0]} (--strict)")
     for w in warnings[:20]:
         _warn(a, w)
@@ -274,7 +270,7 @@ def cmd_render(a):
     if a.max_length and dur > a.max_length:
         raise CliError(f"{a.input}: the song lasts {dur / 3600:.1f} h (its last event), more "
                        f"than --max-duration {a.max_length:g} s; raise --max-duration "
-                       f"(alias --max-length) to render it")
+                       f"(alias --max-length) to {verb} it")
     banks = [_load_bank(b) for b in (a.bank or [None])]
     limits = {}
     if a.min_velocity:
@@ -283,6 +279,17 @@ def cmd_render(a):
         limits["max_key_voices"] = a.key_voices
     if a.max_note_length:
         limits["max_note_s"] = a.max_note_length
+    return song, warnings, banks, limits
+
+
+def cmd_render(a):
+    from .render import open_synth, render_file, default_voices
+    from .synth import SynthError
+    from .output import OutputError, FLOAT_NOTES
+    _validate_render(a)
+    backend, why = _backend_choice(a.backend)
+    subtype = _subtype(a)
+    song, warnings, banks, limits = _song_banks_limits(a, "render", strict=a.strict)
     voices = a.voices if a.voices is not None else default_voices(backend)
     try:
         synth, eff = open_synth(banks[0], backend, a.rate, voices, interp=a.interp, gain=a.gain,
@@ -394,25 +401,7 @@ def cmd_analyze(a):
     from .render import default_voices
     from .synth import SynthError
     _validate_analyze(a)
-    song = _load_song("--demo" if a.demo else a.input)
-    warnings = list(getattr(song, "warnings", []))
-    for w in warnings[:20]:
-        _warn(a, w)
-    if len(warnings) > 20:
-        _warn(a, f"... and {len(warnings) - 20} more")
-    dur = float(getattr(song, "duration_s", 0.0))
-    if a.max_length and dur > a.max_length:
-        raise CliError(f"{a.input}: the song lasts {dur / 3600:.1f} h (its last event), more "
-                       f"than --max-duration {a.max_length:g} s; raise --max-duration "
-                       f"(alias --max-length) to analyze it")
-    banks = [_load_bank(b) for b in (a.bank or [None])]
-    limits = {}
-    if a.min_velocity:
-        limits["min_velocity"] = a.min_velocity
-    if a.key_voices:
-        limits["max_key_voices"] = a.key_voices
-    if a.max_note_length:
-        limits["max_note_s"] = a.max_note_length
+    song, warnings, banks, limits = _song_banks_limits(a, "analyze")
     # the voice limit `render` would use: --voices, else the default of the backend it would run
     voices = a.voices if a.voices is not None else default_voices(_backend_choice(a.backend)[0])
     try:

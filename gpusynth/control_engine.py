@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import detmath, units
-from .voices import VOICE_DTYPE, CHANNEL_INPUTS, TICK
+from .voices import VOICE_DTYPE, CHANNEL_INPUTS
 
 SOURCE = Path(__file__).with_name("control_engine.cpp")
 FLAGS = ["-O2", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-x", "c++"]
