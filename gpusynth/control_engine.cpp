@@ -249,7 +249,7 @@ struct Engine {
     std::vector<i64> peak_song;                   // the song of each pending time (group)
     std::vector<float> snap;                      // [7][nch]
     // scratch
-    std::vector<i64> playing, keys, kk, rel_q, ex_q, ex_t, victims;
+    std::vector<i64> scratch, rel_q, rel_t, ex_q, victims;   // rel_t: the time of rel_q's release
     std::vector<u8> rel_hold_q;
     struct Cand { float lvl; i64 seq, slot; };
     std::vector<Cand> group;
@@ -833,7 +833,7 @@ static void steal_at(Engine &E, i64 nk, i64 M, i64 tf) {
     const i64 np_ = sounding(E, tf);
     const i64 steal = np_ + M - A.max_voices;
     if (steal > 0) {
-        std::vector<i64> &victims = E.victims, &cand = E.cand, &frel_rel = E.kk;
+        std::vector<i64> &victims = E.victims, &cand = E.cand, &frel_rel = E.scratch;
         victims.clear();
         i64 need = steal;
         const u8 *killed = A.h_killed, *released = A.h_released;
@@ -994,7 +994,7 @@ static bool resolve_run_group(Engine &E) {
     const size_t cap = E.run_ev.size();
     E.r_time.resize(cap); E.r_chan.resize(cap); E.r_key.resize(cap); E.r_vel.resize(cap);
     E.r_on.resize(cap);
-    std::vector<i64> &skip_song = E.kk;
+    std::vector<i64> &skip_song = E.scratch;
     skip_song.clear();
     i64 m = 0;
     for (i64 i : E.run_ev) {
@@ -1079,7 +1079,7 @@ static void queue_key_events(Engine &E, i64 a, i64 b, i64 slot_of_first,
             if (!A.h_released[s]) {
                 E.rel_q.push_back(s);
                 E.rel_hold_q.push_back((!E.r_on[j] && (ped || A.h_sost[s])) ? 1 : 0);
-                E.ex_t.push_back(E.r_time[j]);
+                E.rel_t.push_back(E.r_time[j]);
             }
             s = nx;
         }
@@ -1183,7 +1183,7 @@ static bool process_run(Engine &E) {
             for (i64 s = n0; s < n0 + m; ++s) fen_set(E, s);
         }
         // 3. releases and 4. exclusive cuts, queued in event order
-        E.rel_q.clear(); E.rel_hold_q.clear(); E.ex_t.clear(); E.ex_q.clear();
+        E.rel_q.clear(); E.rel_hold_q.clear(); E.rel_t.clear(); E.ex_q.clear();
         queue_key_events(E, a, b, n0, kept_off);
         for (size_t q = 0; q < E.rel_q.size(); ++q) {
             const i64 s = E.rel_q[q];
@@ -1194,11 +1194,11 @@ static bool process_run(Engine &E) {
                 continue;
             }
             if (free_run) {
-                release_lazy(E, s, E.ex_t[q]);
+                release_lazy(E, s, E.rel_t[q]);
                 continue;
             }
             i64 &rel = VF<i64>(A, s, VO_RELEASE);
-            const i64 r = E.ex_t[q] < rel ? E.ex_t[q] : rel;
+            const i64 r = E.rel_t[q] < rel ? E.rel_t[q] : rel;
             // the end this release gives, with an exclusive cut of the same tick
             const i64 kl = VF<i64>(A, s, VO_KILL);
             const i64 sil = silent_of(A, s, r, E.xk[s] < kl ? E.xk[s] : kl);
