@@ -329,8 +329,9 @@ class ControlEngine:
 
     def window(self, ctl, events: np.ndarray, B: int, T: int, chin: np.ndarray):
         """Apply the window's events (EVENT_DTYPE, time order, all before B + T * TICK) from
-        frame B; fill ``chin`` [len(CHANNEL_INPUTS), T, channels] (float32, C order); leave the
-        window's new voices and time changes queued on the allocator for its flush."""
+        frame B; fill ``chin`` [len(CHANNEL_INPUTS), T, channels] (float32, C order). The
+        window's new voices and changed times are left marked in the table (``fresh``,
+        ``changed``) for ``flush``; so are times the Python side changed (its pending list).
         assert chin.dtype == np.float32 and chin.flags.c_contiguous
         assert chin.shape == (len(CHANNEL_INPUTS), T, ctl.channels.n)
         events = np.ascontiguousarray(events)
