@@ -331,7 +331,7 @@ class ControlEngine:
         """Apply the window's events (EVENT_DTYPE, time order, all before B + T * TICK) from
         frame B; fill ``chin`` [len(CHANNEL_INPUTS), T, channels] (float32, C order). The
         window's new voices and changed times are left marked in the table (``fresh``,
-        ``changed``) for ``flush``; so are times the Python side changed (its pending list).
+        ``changed``) for ``flush``; so are times the Python side changed (its pending list)."""
         assert chin.dtype == np.float32 and chin.flags.c_contiguous
         assert chin.shape == (len(CHANNEL_INPUTS), T, ctl.channels.n)
         events = np.ascontiguousarray(events)
