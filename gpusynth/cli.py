@@ -220,17 +220,8 @@ def _validate_render(a):
     _split_outputs(a)
     _finite("--gain", a.gain, 0.0, 10.0)
     _finite("--tail-cap", a.tail_cap, 0.0, 3600.0)
-    _finite("--max-note-length", a.max_note_length, 0.0, 1e6)
-    _finite("--max-length", a.max_length, 0.0, None)
+    _validate_song_options(a)
     _finite("--normalize", a.normalize, -120.0, 0.0)
-    if not 8000 <= a.rate <= 192000:
-        raise CliError(f"--rate {a.rate} is out of range (allowed 8000..192000)")
-    if a.voices is not None and not 1 <= a.voices <= 4_000_000:
-        raise CliError(f"--voices {a.voices} is out of range (allowed 1..4000000)")
-    if not 0 <= a.min_velocity <= 127:
-        raise CliError(f"--min-velocity {a.min_velocity} is out of range (allowed 0..127)")
-    if a.key_voices < 0:
-        raise CliError(f"--key-voices {a.key_voices} must be >= 0")
     a.interp = {"1": "linear", "4": "cubic", "7": "cubic"}.get(a.interp, a.interp)
     from .output import check_writable, OutputError
     try:
@@ -373,7 +364,8 @@ def cmd_render(a):
     return 0
 
 
-def _validate_analyze(a):
+def _validate_song_options(a):
+    """The options `render` and `analyze` share: note limits, song length, rate, voices."""
     _finite("--max-note-length", a.max_note_length, 0.0, 1e6)
     _finite("--max-length", a.max_length, 0.0, None)
     if not 8000 <= a.rate <= 192000:
@@ -384,6 +376,10 @@ def _validate_analyze(a):
         raise CliError(f"--min-velocity {a.min_velocity} is out of range (allowed 0..127)")
     if a.key_voices < 0:
         raise CliError(f"--key-voices {a.key_voices} must be >= 0")
+
+
+def _validate_analyze(a):
+    _validate_song_options(a)
     if a.plot:
         try:
             import matplotlib  # noqa: F401
