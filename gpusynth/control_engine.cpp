@@ -161,9 +161,8 @@ struct Args {
     i64 nch, max_voices, fade, max_key, max_note_frames, min_velocity;
     double rate, dec_cb, done_level;
     // voice table (VOICE_DTYPE records) and the allocator's control columns
-    char *vt;
-    i64 vsize, cap;
-    const i64 *voff;   // [VO_COUNT] byte offsets of the record fields used here
+    char *vt;          // the layout compiled in below (VSIZE, VOFF), checked by ce_layout
+    i64 cap;
     i64 *n;            // in/out: active slots
     i32 *h_chan;
     i16 *h_key;

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import detmath, units
-from .voices import VOICE_DTYPE, CHANNEL_INPUTS
+from .voices import VOICE_DTYPE, CHANNEL_INPUTS, envelope_frames
 
 SOURCE = Path(__file__).with_name("control_engine.cpp")
 FLAGS = ["-O2", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-x", "c++"]
@@ -68,9 +68,7 @@ def region_table(reg: np.ndarray, rate: float) -> np.ndarray:
         for nm, src, hi in (("att", "attack", 8000.0), ("hold", "hold", 5000.0),
                             ("dec", "decay", 8000.0)):
             tc = np.where(reg[p + "_" + src] <= -32767, -32768.0, reg[p + "_" + src].astype(f64))
-            fr = (np.where(tc <= -32767.0, 0.0, detmath.exp2(np.clip(tc, -12000.0, hi) / 1200.0))
-                  * rate).astype(np.float32)
-            out["c_" + p + "_" + nm] = fr
+            out["c_" + p + "_" + nm] = envelope_frames(tc, hi, rate)
     return out
 
 
@@ -86,7 +84,7 @@ class Args(ctypes.Structure):
     _fields_ = _fields(_L, ("nch", "max_voices", "fade", "max_key", "max_note_frames",
                             "min_velocity")) + \
         _fields(_D, ("rate", "dec_cb", "done_level")) + \
-        [("vt", _P), ("vsize", _L), ("cap", _L), ("voff", _P), ("n", _P)] + \
+        [("vt", _P), ("cap", _L), ("n", _P)] + \
         _fields(_P, ("h_chan", "h_key", "h_seq", "h_released", "h_sustained", "h_sost",
                      "h_killed", "h_prio", "h_excl", "h_silent", "h_note", "h_frel",
                      "h_finished", "h_changed", "h_dirty", "counters",
@@ -163,7 +161,6 @@ class ControlEngine:
         if self.lib is None:
             raise RuntimeError(f"control engine unavailable: {_lib_error}")
         self.h = self.lib.ce_new()
-        self._voff = np.array([VOICE_DTYPE.fields[f][1] for f in VOICE_OFFSETS], np.int64)
         self.counters = np.zeros(len(COUNTERS), np.int64)
         self.result = np.zeros(3, np.int64)
         self.mlog = np.zeros((MLOG_CAP, 6), np.int64)
@@ -252,9 +249,7 @@ class ControlEngine:
         a.dec_cb = 200.0 * -np.log10(1e-5)
         a.done_level = 1e-5
         a.vt = _ptr(al.vt)
-        a.vsize = VOICE_DTYPE.itemsize
         a.cap = al.capacity
-        a.voff = _ptr(self._voff)
         a.n = _ptr(self.nvec)
         for f in ("chan", "key", "seq", "released", "sustained", "sost", "killed", "prio", "excl",
                   "silent", "note", "frel", "finished", "changed", "dirty"):
@@ -366,7 +361,6 @@ class ControlEngine:
         if al.pending_times:          # times the Python side changed (a SysEx reset's kills)
             al.h["changed"][np.concatenate(al.pending_times)] = True
             al.pending_times = []
-        al.pending_new = []
 
     def flush(self, ctl, backend):
         """The uploads since the last flush (VoiceAllocator.flush): new voices as one record

@@ -150,6 +150,13 @@ def region_templates(reg: np.ndarray, rate: float, pool_offset: np.ndarray | int
 _KEYVEL_HI = np.array([8000.0, 8000.0, 5000.0, 5000.0, 8000.0, 8000.0])[:, None]
 
 
+def envelope_frames(tc, hi, rate) -> np.ndarray:
+    """Envelope times in timecents (<= -32767: none) -> frames (float32), clipped to
+    -12000..``hi`` tc (gpusynth.detmath's 2^x, so the compiled control engine agrees)."""
+    return (np.where(tc <= -32767.0, 0.0, detmath.exp2(np.clip(tc, -12000.0, hi) / 1200.0))
+            * rate).astype(np.float32)
+
+
 def regions_to_voices(reg: np.ndarray, key: np.ndarray, vel: np.ndarray, chan: np.ndarray,
                       time: np.ndarray, rate: float, pool_offset: np.ndarray | int = 0,
                       template: np.ndarray | None = None) -> np.ndarray:
@@ -175,8 +182,7 @@ def regions_to_voices(reg: np.ndarray, key: np.ndarray, vel: np.ndarray, chan: n
                   + [np.where(reg[p + "_" + s] <= -32767, -32768.0,
                               reg[p + "_" + s] + kd * reg[p + "_key_" + s])
                      for s in ("hold", "decay") for p in ("ve", "me")])
-    fr = (np.where(tc <= -32767.0, 0.0, detmath.exp2(np.clip(tc, -12000.0, _KEYVEL_HI) / 1200.0))
-          * rate).astype(np.float32)
+    fr = envelope_frames(tc, _KEYVEL_HI, rate)
     rec["ve_attack"], rec["me_attack"] = fr[0], fr[1]
     rec["ve_hold"], rec["me_hold"], rec["ve_decay"], rec["me_decay"] = fr[2], fr[3], fr[4], fr[5]
     return rec
