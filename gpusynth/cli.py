@@ -141,6 +141,19 @@ def _onoff(v: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected 0|1|yes|no|on|off, got {v!r}")
 
 
+def _add_song_limit_args(p):
+    """The black-MIDI note limits and the song-length bound (`render` and `analyze`)."""
+    p.add_argument("--min-velocity", type=int, default=0, metavar="V",
+                   help="ignore note-ons with velocity below V (black MIDI)")
+    p.add_argument("--key-voices", type=int, default=0, metavar="N",
+                   help="at most N notes sounding per channel and key (0: no cap)")
+    p.add_argument("--max-note-length", type=float, default=0.0, metavar="S",
+                   help="release notes held longer than S seconds (0: no limit)")
+    p.add_argument("--max-duration", "--max-length", dest="max_length", type=float,
+                   default=24 * 3600.0, metavar="S",
+                   help="refuse songs longer than S seconds (default 24 h; 0: no limit)")
+
+
 def _add_effect_args(p):
     """FluidSynth-style effect switches and knobs (defaults: FluidSynth's, effects on)."""
     g = p.add_argument_group("effects (reverb and chorus on the CC91/CC93 sends; on by default)")
@@ -525,16 +538,8 @@ def build_parser():
     r.add_argument("--float", action="store_true", help="same as --sample-format float")
     r.add_argument("--normalize", type=float, nargs="?", const=-1.0, default=None,
                    metavar="DBFS", help="peak-normalise in a second pass (default -1 dBFS)")
-    r.add_argument("--min-velocity", type=int, default=0, metavar="V",
-                   help="ignore note-ons with velocity below V (black MIDI)")
-    r.add_argument("--key-voices", type=int, default=0, metavar="N",
-                   help="at most N notes sounding per channel and key (0: no cap)")
-    r.add_argument("--max-note-length", type=float, default=0.0, metavar="S",
-                   help="release notes held longer than S seconds (0: no limit)")
+    _add_song_limit_args(r)
     r.add_argument("--tail-cap", type=float, default=30.0, help="max seconds of release tail")
-    r.add_argument("--max-duration", "--max-length", dest="max_length", type=float,
-                   default=24 * 3600.0, metavar="S",
-                   help="refuse songs longer than S seconds (default 24 h; 0: no limit)")
     r.add_argument("--stats-json", help="write run statistics as JSON")
     r.add_argument("--strict", action="store_true",
                    help="treat warnings (file repairs, missing presets, lost notes, clipping) "
@@ -554,15 +559,7 @@ def build_parser():
     an.add_argument("-r", "--rate", type=int, default=48000, help="sample rate (8000-192000)")
     an.add_argument("--voices", type=int, default=None,
                     help="voice limit, as render (default: the backend's, e.g. native 4096)")
-    an.add_argument("--min-velocity", type=int, default=0, metavar="V",
-                    help="ignore note-ons with velocity below V (black MIDI)")
-    an.add_argument("--key-voices", type=int, default=0, metavar="N",
-                    help="at most N notes sounding per channel and key (0: no cap)")
-    an.add_argument("--max-note-length", type=float, default=0.0, metavar="S",
-                    help="release notes held longer than S seconds (0: no limit)")
-    an.add_argument("--max-duration", "--max-length", dest="max_length", type=float,
-                    default=24 * 3600.0, metavar="S",
-                    help="refuse songs longer than S seconds (default 24 h; 0: no limit)")
+    _add_song_limit_args(an)
     an.add_argument("--json", action="store_true", help="print the figures as JSON")
     an.add_argument("--plot", metavar="OUT.png",
                     help="draw notes/s and voices against time (needs matplotlib)")
