@@ -138,7 +138,7 @@ def check_schema():
 def defines(gpu: bool = True) -> tuple:
     """(name, value) constants for -D, deterministic order. ``gpu`` picks the portable
     kernel's work decomposition (a voice per thread on a GPU, chunks of voices on the CPU)."""
-    from .backend.numpy_backend import DONE_LEVEL, FILTER_OPEN_CENTS, MIX_SCALE, SEND_ONE
+    from .constants import DONE_LEVEL, FILTER_OPEN_CENTS, MIX_SCALE, SEND_ONE
     vchunk, subw = GPU_CHUNK if gpu else CPU_CHUNK
     d = [("TICK", str(TICK)), ("DONE_LEVEL", repr(float(DONE_LEVEL)) + "f"),
          ("FILTER_OPEN_CENTS", repr(float(FILTER_OPEN_CENTS)) + "f"),

@@ -48,7 +48,7 @@ import numpy as np
 
 from . import events as ev
 from .allocator import VoiceAllocator
-from .backend.numpy_backend import fade_frames
+from .constants import fade_frames
 from .banks.model import REGION_DTYPE
 from .channels import ChannelState
 from .presets import PresetMap

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import events as ev
 from .allocator import VoiceAllocator
-from .backend.numpy_backend import fade_frames
+from .constants import fade_frames
 from .channels import ChannelState
 from .control import ControlPath
 from .synth import Synth

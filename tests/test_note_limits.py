@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpusynth.backend.numpy_backend import fade_frames
+from gpusynth.constants import fade_frames
 from gpusynth.voices import TICK
 from synth_util import RATE, render_events, sine_bank
 

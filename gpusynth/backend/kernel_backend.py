@@ -15,7 +15,7 @@ import numpy as np
 from .. import _kernels as K
 from ..voices import VOICE_DTYPE, TICK
 from .base import check_chin
-from .numpy_backend import bus_scales, fade_frames
+from ..constants import bus_scales, fade_frames
 
 ITEM = VOICE_DTYPE.itemsize
 DONE_OFF = VOICE_DTYPE.fields["done"][1]

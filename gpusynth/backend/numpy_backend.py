@@ -28,21 +28,14 @@ from .. import envelope
 from ..voices import TICK
 from .base import HostVoiceTable
 
-FADE_SECONDS = 0.003            # steal / exclusive-class cut fade
-DONE_LEVEL = 1e-5               # -100 dB: the envelope is finished below this
-FILTER_OPEN_CENTS = 13500.0
-MIX_SCALE = float(1 << 24)
-SEND_ONE = float(1 << 12)       # send levels in steps of 1/4096 (0.2 % at GM's default CC91)
+from ..constants import (DONE_LEVEL, FILTER_OPEN_CENTS, MIX_SCALE, SEND_ONE,  # noqa: F401
+                         bus_scales, fade_frames)
 F32 = np.float32
 # the kernels' decimal constants (kernels/common.cuh), the same float32 values
 PI_F = F32(3.14159265358979)
 PI_2000 = F32(0.00157079632679490)
 INV_1200 = F32(0.000833333333333333)
 LOG2_10_20 = F32(0.166096404744368)
-
-
-def fade_frames(rate: float) -> int:
-    return max(16, int(round(FADE_SECONDS * rate)))
 
 
 def quantize(v):
@@ -54,14 +47,6 @@ def quantize(v):
 def send_level(level) -> np.ndarray:
     """float32 send levels in [0, 1] -> int64 steps of 1/SEND_ONE (the kernels' GsTick.rq)."""
     return np.rint(np.asarray(level, F32) * F32(SEND_ONE)).astype(np.int64)
-
-
-def bus_scales(nbus: int) -> np.ndarray:
-    """float64 [nbus]: full scale per unit of each bus's int64 sum (L, R: 2^-24; the send
-    buses: 2^-24 / (2 x SEND_ONE), as they sum send level x (qL + qR), twice the mono frame)."""
-    s = np.full(nbus, 1.0 / MIX_SCALE)
-    s[2:] = 1.0 / (MIX_SCALE * 2.0 * SEND_ONE)
-    return s
 
 
 def _convex_table():
