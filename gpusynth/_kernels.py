@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .compiled import BackendUnavailable  # noqa: F401  (defined there; imported from here too)
 from .voices import VOICE_DTYPE, CHANNEL_INPUTS, TICK
 
 # the files the render path needs, in translation-unit order
@@ -29,10 +30,6 @@ _C_TYPES = {"long long": "int64", "float": "float32", "int": "int32", "signed ch
 _STRUCT_FIELD = re.compile(r"^\s*(long long|float|int|signed char|double)\s+(\w+);")
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"\s*$')
-
-
-class BackendUnavailable(RuntimeError):
-    """A backend cannot run here (no compiler, no GPU, no cupy...). The message is one line."""
 
 
 class KernelSourceError(RuntimeError):

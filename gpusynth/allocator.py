@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import detmath, envelope, steal
+from .compiled import engine_choice
 from .voices import VOICE_DTYPE, NEVER, TICK, regions_to_voices, compaction_moves
 
 POOL_FIELDS = ("pstart", "pend", "lstart", "lend", "ipos")
@@ -36,12 +37,12 @@ class VoiceAllocator:
                  max_key_voices: int = 0, max_note_frames: int = 0, engine: str = "auto"):
         """max_key_voices: at most this many notes sounding per (channel, key), 0 = no cap;
         max_note_frames: a note is released at most this long after its note-on, 0 = never;
-        engine: the stealing loop of runs (gpusynth.steal: "auto", "native", "numpy"), or
-        "reference" for the one-tick-at-a-time path (``allocate`` + ``notes`` per tick)."""
-        if engine not in ("auto", "native", "numpy", "reference"):
-            raise ValueError(f"engine must be auto, native, numpy or reference, not {engine!r}")
-        if engine == "reference" and max_key_voices:
-            raise ValueError("the reference engine has no per-key cap")
+        engine: the stealing loop of runs (gpusynth.steal: "auto", "native", "reference"), or
+        "sequential" for the one-tick-at-a-time path (``allocate`` + ``notes`` per tick); the
+        names: gpusynth.compiled."""
+        engine = engine_choice(engine, "engine", ("sequential",))
+        if engine == "sequential" and max_key_voices:
+            raise ValueError("the sequential engine has no per-key cap")
         self.max_voices = int(max_voices)
         self.rate = int(rate)
         self.fade = int(fade)
@@ -467,7 +468,7 @@ class VoiceAllocator:
             max_key=mk, kq_ptr=kq_ptr, kq_time=kq_time, kq_lo=kq_lo, kq_hi=kq_hi,
             kc_slot=kc_slot, note=h["note"][:N].copy(), max_voices=self.max_voices,
             fade=self.fade, stolen=self.stats["stolen_voices"], peak=self.stats["peak_voices"])
-        self.last_engine = steal.run(p, "auto" if self.engine == "reference" else self.engine)
+        self.last_engine = steal.run(p, "auto" if self.engine == "sequential" else self.engine)
         # ---- write back; voices that existed before the run and changed are uploaded
         vt["release"][:N], vt["kill"][:N] = p.release, p.kill
         h["released"][:N] = p.released.view(bool)

@@ -17,7 +17,7 @@ many-songs ensemble runs the kernel in between for many control paths at once):
 Public interface:
 
 * ``ControlPath(min_velocity=0, max_key_voices=0, max_note_s=0.0, alloc_engine="auto")``:
-  the black-MIDI note limits and the allocation engine (see Synth for their meaning).
+  the black-MIDI note limits (see Synth) and the allocation engine (names: gpusynth.compiled).
 * ``open(sample_rate, voices, groups, backend, fx, banks)``: start from silence (new channel
   state, allocator, queue, statistics); ``close()``.
 * Banks: ``set_banks(banks)`` (list of (Bank, priority)), ``pool_prefix``.
@@ -51,6 +51,7 @@ from .allocator import VoiceAllocator
 from .constants import fade_frames
 from .banks.model import REGION_DTYPE
 from .channels import ChannelState
+from .compiled import engine_choice
 from .presets import PresetMap
 from .voices import TICK, CHANNEL_INPUTS, region_templates
 
@@ -160,10 +161,9 @@ class ControlPath:
                  alloc_engine: str = "auto"):
         if int(min_velocity) < 0 or int(max_key_voices) < 0 or float(max_note_s) < 0:
             raise ValueError("min_velocity, max_key_voices and max_note_s must be >= 0")
-        if alloc_engine not in ("auto", "native", "numpy", "reference"):
-            raise ValueError(f"alloc_engine must be auto, native, numpy or reference, not {alloc_engine!r}")
-        if alloc_engine == "reference" and int(max_key_voices):
-            raise ValueError("alloc_engine='reference' has no max_key_voices")
+        alloc_engine = engine_choice(alloc_engine, "alloc_engine", ("sequential",))
+        if alloc_engine == "sequential" and int(max_key_voices):
+            raise ValueError("alloc_engine='sequential' has no max_key_voices")
         self.min_velocity = int(min_velocity)
         self.max_key_voices = int(max_key_voices)
         self.max_note_s = float(max_note_s)
@@ -189,7 +189,7 @@ class ControlPath:
             # compile/load the stealing loop now, not at the first note-on: a first build takes
             # about a second, which in real-time play is a second of underruns
             from . import steal
-            steal.load()
+            steal.NATIVE.available()
         self._fx_changes = []       # (sample time, system-effect settings) from GS/XG SysEx
         self._ch_inputs = None
         self._ch_dirty = set()      # channels whose preset id is looked up again (program change)
@@ -223,9 +223,7 @@ class ControlPath:
         if any(getattr(type(self), m) is not getattr(base, m) for m in self._ENGINE_REPLACES):
             return              # a subclass changes what the engine would do in C
         from . import control_engine
-        if control_engine.load() is None:
-            if self.alloc_engine == "native":
-                raise RuntimeError(f"control engine unavailable: {control_engine.load_error()}")
+        if control_engine.NATIVE.for_engine(self.alloc_engine) is None:
             return
         self._engine = control_engine.ControlEngine()
 
@@ -634,7 +632,7 @@ class ControlPath:
         (voices sounding at its start + every region it starts <= the limit), the whole run is
         allocated in one vectorised pass; otherwise tick by tick, each tick's note-ons at once
         (stealing decided at that tick from closed-form levels: VoiceAllocator.run, or tick by
-        tick through VoiceAllocator.notes with alloc_engine="reference"). All give the same
+        tick through VoiceAllocator.notes with alloc_engine="sequential"). All give the same
         voices. Note-ons below ``min_velocity`` are dropped here, before anything sees them."""
         if self.min_velocity > 0:
             skip = (e["status"] == ev.NOTE_ON) & (e["data2"] > 0) & (e["data2"] < self.min_velocity)
@@ -651,7 +649,7 @@ class ControlPath:
         al = self.alloc
         regs, tmpl, note_of = self._resolve(c, key, vel, is_on)
         one_tick = (t[-1] - t[0]) < TICK and (t[0] // TICK) == (t[-1] // TICK)
-        if al.engine != "reference":
+        if al.engine != "sequential":
             if (not one_tick and not al.max_key_voices
                     and len(al.sounding(int(t[0]))) + len(regs) <= al.max_voices):
                 self._notes(t, c, key, vel, is_on, regs, tmpl, note_of, single_time=False)

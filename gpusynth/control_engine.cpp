@@ -28,6 +28,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "detmath.h"      // gs_cb_gain: the kernels' 2^x (kernels/detmath.h)
+
 typedef int64_t i64;
 typedef int32_t i32;
 typedef int16_t i16;
@@ -116,25 +118,7 @@ static inline double det_log10(double y) {
     return e * LOG10_2 + l * LOG10_E;
 }
 
-// ------------------------------------------------------------------ the kernels' float32 2^x
-static const float EXP2_POLY32[7] = {0.00021877505059819669f, 0.0012387821916490793f,
-                                     0.009684580378234386f, 0.05548042804002762f,
-                                     0.2402305006980896f, 0.6931469440460205f, 1.0f};
-static const float LOG2_10_200 = 0.0166096404744368f;
-
-static inline float exp2_poly(float x) {
-    x = x > -127.0f ? x : -127.0f;
-    x = x < 127.0f ? x : 127.0f;
-    int32_t n = (int32_t)x;
-    if ((float)n > x) n -= 1;
-    float f = x - (float)n;
-    float p = EXP2_POLY32[0];
-    for (int i = 1; i < 7; ++i) p = p * f + EXP2_POLY32[i];
-    int32_t bits = (n + 127) << 23;
-    float s;
-    std::memcpy(&s, &bits, 4);
-    return p * s;
-}
+// the kernels' float32 2^x: gs_exp2 and gs_cb_gain from kernels/detmath.h (included above)
 static inline float fmin32(float a, float b) { return a < b ? a : b; }
 static inline float fmax32(float a, float b) { return a > b ? a : b; }
 
@@ -319,7 +303,7 @@ static inline Ev event_at(const Args &A, i64 i) {
 // ------------------------------------------------------------------ closed forms
 // the gain of a voice's static attenuation (envelope.level_at's factor)
 static inline float atten_gain(const Args &A, i64 s) {
-    return exp2_poly(fmax32(VF<float>(A, s, VO_ATTEN), 0.0f) * -LOG2_10_200);
+    return gs_cb_gain(fmax32(VF<float>(A, s, VO_ATTEN), 0.0f));
 }
 
 // envelope.exact at frame t (float32, the definition's operation order), without attenuation
@@ -336,7 +320,7 @@ static inline float env_exact(const Args &A, i64 s, i64 t, i64 rel_t, i64 kill) 
     const float y = (x - attack) - hold;
     float cb = fmin32(fmax32(y, 0.0f) * k1000, sus);
     if (rel) cb = cb + (float)(t - rel_t) * krel;
-    float g = att * exp2_poly(cb * -LOG2_10_200);
+    float g = att * gs_cb_gain(cb);
     if (t > kill) {
         float fd = 1.0f - (float)(t - kill) / (float)A.fade;
         fd = fmin32(fmax32(fd, 0.0f), 1.0f);

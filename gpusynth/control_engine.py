@@ -16,17 +16,14 @@ velocity and CC7/CC11 curves one table (units.concave_table), so the two agree t
 from __future__ import annotations
 
 import ctypes
-import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from . import detmath, units
+from ._kernels import kernel_dir
+from .compiled import I32, I64, PTR, Helper
 from .voices import VOICE_DTYPE, CHANNEL_INPUTS, envelope_frames
-
-SOURCE = Path(__file__).with_name("control_engine.cpp")
-FLAGS = ["-O2", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-x", "c++"]
 
 ST_DONE, ST_SYSEX, ST_NEED_CAP, ST_LOG_FULL = 0, 1, 2, 3
 VOICE_OFFSETS = ("start", "release", "kill", "pstart", "pend", "ipos", "pitch", "atten", "fc",
@@ -40,10 +37,6 @@ REGION_CE_FIELDS = ("scale_tuning", "root_key", "tune", "pitch_base", "atten", "
                     "c_ve_att", "c_me_att", "c_ve_hold", "c_me_hold", "c_ve_dec", "c_me_dec")
 REGION_CE_DTYPE = np.dtype([(f, np.float64) for f in REGION_CE_FIELDS])
 MLOG_CAP = 4096
-
-_lock = threading.Lock()
-_lib = None
-_lib_error = None
 
 
 def region_table(reg: np.ndarray, rate: float) -> np.ndarray:
@@ -105,46 +98,27 @@ class Args(ctypes.Structure):
                      "h_fresh"))
 
 
-def build() -> Path:
-    from .backend.native_backend import build_helper
-    return build_helper(SOURCE, "control", FLAGS)
+def _check_layout(lib):
+    voff = np.array([VOICE_DTYPE.fields[f][1] for f in VOICE_OFFSETS], np.int64)
+    if not lib.ce_layout(voff.ctypes.data, VOICE_DTYPE.itemsize):
+        raise RuntimeError("control_engine.cpp's voice record layout differs from "
+                           "gpusynth.voices.VOICE_DTYPE (update VSIZE/VOFF there)")
 
 
-def load():
-    """The compiled engine (ctypes), or None when it cannot be built (``load_error()``)."""
-    global _lib, _lib_error
-    with _lock:
-        if _lib is None and _lib_error is None:
-            try:
-                lib = ctypes.CDLL(str(build()))
-                voff = np.array([VOICE_DTYPE.fields[f][1] for f in VOICE_OFFSETS], np.int64)
-                lib.ce_layout.restype = ctypes.c_int
-                if not lib.ce_layout(ctypes.c_void_p(voff.ctypes.data),
-                                     ctypes.c_longlong(VOICE_DTYPE.itemsize)):
-                    raise RuntimeError("control_engine.cpp's voice record layout differs from "
-                                       "gpusynth.voices.VOICE_DTYPE (update VSIZE/VOFF there)")
-                lib.ce_new.restype = ctypes.c_void_p
-                lib.ce_new.argtypes = []
-                lib.ce_free.argtypes = [ctypes.c_void_p]
-                lib.ce_tables_changed.argtypes = [ctypes.c_void_p]
-                lib.ce_tables_changed.restype = None
-                lib.ce_free.restype = None
-                P, L = ctypes.c_void_p, ctypes.c_longlong
-                lib.ce_compact.argtypes = [P, L, P, P, L, P, P, P, P]
-                lib.ce_compact.restype = L
-                lib.ce_detmath.argtypes = [ctypes.c_int, P, L, P]
-                lib.ce_detmath.restype = None
-                for fn in (lib.ce_begin, lib.ce_resync, lib.ce_step):
-                    fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(Args)]
-                    fn.restype = None
-                _lib = lib
-            except (OSError, RuntimeError, subprocess.SubprocessError) as e:
-                _lib_error = str(e)
-        return _lib
-
-
-def load_error():
-    return _lib_error
+_ARGS = ctypes.POINTER(Args)
+NATIVE = Helper(
+    "control", [Path(__file__).with_name("control_engine.cpp")],
+    ["-O2", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-x", "c++"],
+    {"ce_new": (PTR, []),
+     "ce_layout": (I32, [PTR, I64]),
+     "ce_detmath": (None, [I32, PTR, I64, PTR]),
+     "ce_free": (None, [PTR]),
+     "ce_tables_changed": (None, [PTR]),
+     "ce_begin": (None, [PTR, _ARGS]),
+     "ce_resync": (None, [PTR, _ARGS]),
+     "ce_step": (None, [PTR, _ARGS]),
+     "ce_compact": (I64, [PTR, I64, PTR, PTR, I64, PTR, PTR, PTR, PTR])},
+    headers=lambda: [kernel_dir() / "detmath.h"], check=_check_layout, label="control engine")
 
 
 def _ptr(a: np.ndarray) -> int:
@@ -157,9 +131,7 @@ class ControlEngine:
     everything else in the control path's arrays."""
 
     def __init__(self, lib=None):
-        self.lib = lib or load()
-        if self.lib is None:
-            raise RuntimeError(f"control engine unavailable: {_lib_error}")
+        self.lib = lib or NATIVE.load()
         self.h = self.lib.ce_new()
         self.counters = np.zeros(len(COUNTERS), np.int64)
         self.result = np.zeros(3, np.int64)

@@ -1,8 +1,11 @@
 // Reverb (8-line feedback delay network) and chorus (modulated delay lines) on the send buses.
-// The compiled twin of gpusynth/effects.py (reverb_numpy / chorus_numpy are the reference).
+// The compiled twin ("native" engine) of gpusynth/effects.py, whose numpy code is the reference:
+// fx_reverb is Reverb._process_numpy, fx_chorus the numpy branch of Chorus.process.
 //
-// Built by gpusynth.effects.build() with -O2 -ffp-contract=off: every expression below is the
-// same float32 operation, in the same order, as the numpy twin, so both give the same bits.
+// Declared in gpusynth/effects.py (NATIVE: the flags, every exported function's ctypes
+// signature) and built by gpusynth.compiled with -O3 -ffp-contract=off, no fast-math: every
+// expression below is the same float32 operation, in the same order, as the numpy twin, so both
+// give the same bits.
 // Everything is elementwise inside a block no longer than the shortest feedback delay, so the
 // loops over a block's samples vectorise and the result does not depend on the block size.
 #include <string.h>

@@ -38,25 +38,23 @@ modulated, all-pass-interpolated lines lose some energy), so the reverb input ha
 ``REVERB_TRIM`` (-4 dB).
 
 Deterministic and block-size independent: the state carries across calls and every frame's
-arithmetic is the same whatever the call length. Engines: ``effects.cpp`` compiled with the
-native toolchain (-ffp-contract=off: the same float32 operations in the same order) and the
-numpy twin here (the reference and the fallback); both give the same bits.
+arithmetic is the same whatever the call length. Engines (names: gpusynth.compiled):
+"native", ``effects.cpp`` (``NATIVE``, -ffp-contract=off: the same float32 operations in the
+same order), and "reference", the numpy twin here (the definition and the fallback); both give
+the same bits.
 """
 from __future__ import annotations
 
 import ctypes
 import math
-import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
 
+from .compiled import F32, I32, I64, PTR, Helper, engine_choice
+
 F = np.float32
 TICK = 64
-SOURCE = Path(__file__).with_name("effects.cpp")
-FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-shared",
-         "-fPIC", "-x", "c++"]
 NL = 8
 NOMINAL = (601, 691, 773, 839, 919, 997, 1061, 1129)   # FluidSynth's line lengths at 44.1 kHz (x2)
 SEND_COMP = math.sqrt(2.0)
@@ -71,10 +69,6 @@ REVERB_DEFAULTS = {"room": 0.2, "time": None, "damp": 0.0, "width": 0.5, "level"
 CHORUS_DEFAULTS = {"voices": 3, "level": 2.0, "speed": 0.3, "depth": 8.0, "type": "sine",
                    "width": 10.0}
 
-_lock = threading.Lock()
-_lib = None
-_lib_error = None
-
 
 def room_to_time(room: float) -> float:
     """FluidSynth's room size (0..1) -> RT60 (s): the loop gain of its longest line is
@@ -88,29 +82,14 @@ def room_to_time(room: float) -> float:
 
 
 # ---------------------------------------------------------------------------- compiled helper
-def build() -> Path:
-    """Compile effects.cpp (cached by source, flags and compiler). Raises RuntimeError."""
-    from .backend.native_backend import build_helper
-    return build_helper(SOURCE, "effects", FLAGS)
-
-
-def load():
-    """The compiled helper (ctypes), or None when it cannot be built (``load_error()``)."""
-    global _lib, _lib_error
-    with _lock:
-        if _lib is None and _lib_error is None:
-            try:
-                lib = ctypes.CDLL(str(build()))
-                lib.fx_reverb.restype = None
-                lib.fx_chorus.restype = None
-                _lib = lib
-            except (OSError, RuntimeError, subprocess.SubprocessError) as e:
-                _lib_error = str(e)
-        return _lib
-
-
-def load_error():
-    return _lib_error
+NATIVE = Helper(
+    "effects", [Path(__file__).with_name("effects.cpp")],
+    ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC",
+     "-x", "c++"],
+    {"fx_reverb": (None, [I64, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, PTR, PTR, PTR, PTR, PTR,
+                          PTR, F32, F32, F32, I64, PTR]),
+     "fx_chorus": (None, [I64, PTR, PTR, PTR, PTR, I64, I32, PTR, PTR, F32, F32, PTR])},
+    label="effects helper")
 
 
 def _p(a):
@@ -118,14 +97,7 @@ def _p(a):
 
 
 def _engine(engine: str):
-    if engine not in ("auto", "native", "numpy"):
-        raise ValueError(f"effects engine must be auto, native or numpy, not {engine!r}")
-    if engine == "numpy":
-        return None
-    lib = load()
-    if lib is None and engine == "native":
-        raise RuntimeError(f"effects helper unavailable: {_lib_error}")
-    return lib
+    return NATIVE.for_engine(engine_choice(engine, "effects engine"))
 
 
 # ---------------------------------------------------------------------------- reverb
@@ -406,7 +378,7 @@ class Effects:
         self.chorus = Chorus(rate, engine, **(chorus_params or {}))
         self._base_rev = dict(self.reverb.params)
         self._base_cho = dict(self.chorus.params)
-        self.engine = "numpy" if self.reverb.lib is None else "native"
+        self.engine = "reference" if self.reverb.lib is None else "native"
 
     @property
     def on(self) -> bool:

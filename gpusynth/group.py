@@ -122,7 +122,7 @@ class GroupControl(ControlPath):
         return GroupAllocator(self.max_voices, self.sample_rate, fade_frames(self.sample_rate),
                               min(2 * self.max_voices + 64, 4096),
                               max_note_frames=int(round(self.max_note_s * self.sample_rate)),
-                              engine="numpy", song_of_chan=self.song_of_chan, n_songs=self.n_songs)
+                              engine="reference", song_of_chan=self.song_of_chan, n_songs=self.n_songs)
 
     # ---- per-song queries ------------------------------------------------------------------
     def slot_songs(self) -> np.ndarray:

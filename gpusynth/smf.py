@@ -13,10 +13,9 @@ the file. ``Song.events(sample_rate)`` (everything in one array) and the per-eve
 ``Song.seconds`` etc. remain for small files and tests. ``write_smf`` writes files (tests and
 benchmarks use it to generate material).
 
-Two decoders give identical results: ``native`` (gpusynth/smf_decode.c, compiled with the
-kernels' compiler into the user cache directory and loaded with ctypes) and ``python`` (the
-reference, pure Python; used when no compiler works). ``decoder="auto"`` takes native when it
-builds.
+Two decoders give identical results: ``native`` (gpusynth/smf_decode.c, ``NATIVE``: built,
+cached and loaded by gpusynth.compiled) and ``reference`` (pure Python, the definition; used
+when no compiler works). ``decoder="auto"`` takes native when it builds.
 
 Parsing rules (what real files need, beyond the letter of the spec):
 
@@ -64,15 +63,14 @@ Parsing rules (what real files need, beyond the letter of the spec):
 """
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
 import struct
-import threading
 from pathlib import Path
 
 import numpy as np
 
+from .compiled import I64, PTR, Helper, engine_choice
 from .events import EVENT_DTYPE
 from .midi import DATA_LEN, SYSEX
 
@@ -349,50 +347,30 @@ def _py_scan(d, body: int, end: int) -> _Scan:
 
 # --------------------------------------------------------------------------- native decoder
 
-_native_lock = threading.Lock()
-_native_lib = None
-_native_err: str | None = None
-_NATIVE_FLAGS = ["-O2", "-shared", "-fPIC", "-ffp-contract=off", "-fno-math-errno", "-x", "c++"]
-
-
-def _build_native():
-    from .backend.native_backend import build_helper
-    out = build_helper(Path(__file__).with_name("smf_decode.c"), "smf_decode", _NATIVE_FLAGS)
-    lib = ctypes.CDLL(str(out))
-    P, L = ctypes.c_void_p, ctypes.c_int64
-    lib.smf_scan_fields.restype = L
-    lib.smf_track_size.restype = L
-    lib.smf_ctx_size.restype = L
-    lib.smf_scan_track.argtypes = [P, L, L, P, P, L, P, L]
-    lib.smf_scan_track.restype = L
-    lib.smf_cursor_init.argtypes = [P, P, L, P, P, P, P, P, P, P, P, P, P, P, P]
-    lib.smf_cursor_init.restype = None
-    lib.smf_cursor_read.argtypes = [P, L, L, P, P, L, P]
-    lib.smf_cursor_read.restype = L
+def _check_native(lib):
     if lib.smf_scan_fields() != len(SCAN_FIELDS):
         raise RuntimeError("smf_decode.c does not match smf.py (scan fields)")
     if EVENT_DTYPE.itemsize != 19 or [EVENT_DTYPE.fields[n][1] for n in EVENT_DTYPE.names] \
             != [0, 8, 12, 13, 14, 15]:
         raise RuntimeError("EVENT_DTYPE layout changed: smf_decode.c writes the old one")
-    return lib
 
 
-def _get_native():
-    """The native decoder library, or None (reason: native_decoder_error())."""
-    global _native_lib, _native_err
-    with _native_lock:
-        if _native_lib is None and _native_err is None:
-            try:
-                _native_lib = _build_native()
-            except Exception as e:  # no compiler, build or load failure: python decoder
-                _native_err = f"{type(e).__name__}: {e}".splitlines()[0]
-        return _native_lib
+NATIVE = Helper(
+    "smf_decode", [Path(__file__).with_name("smf_decode.c")],
+    ["-O2", "-shared", "-fPIC", "-ffp-contract=off", "-fno-math-errno", "-x", "c++"],
+    {"smf_scan_fields": (I64, []),
+     "smf_track_size": (I64, []),
+     "smf_ctx_size": (I64, []),
+     "smf_scan_track": (I64, [PTR, I64, I64, PTR, PTR, I64, PTR, I64]),
+     "smf_cursor_init": (None, [PTR, PTR, I64, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
+                                PTR, PTR]),
+     "smf_cursor_read": (I64, [PTR, I64, I64, PTR, PTR, I64, PTR])},
+    check=_check_native, label="native SMF decoder")
 
 
 def native_decoder_error() -> str | None:
     """Why the native SMF decoder is unavailable (None when it works)."""
-    _get_native()
-    return _native_err
+    return NATIVE.error()
 
 
 class _NativeScanner:
@@ -906,7 +884,7 @@ class Song:
     None), n_notes (note-ons with velocity > 0), n_events (channel and SysEx events kept),
     duration_s (time of the last event, end-of-track included), channel_groups (>= 1),
     warnings (repairs made while reading, one line per kind), path, decoder ("native" or
-    "python": which decoder reads the events).
+    "reference": which decoder reads the events).
 
     ``cursor(rate)`` streams the events; ``events(rate)``, ``sysex`` and the per-event arrays
     ``seconds, chan, status, data1, data2, sysex_index, track`` (track order, file order within a
@@ -922,7 +900,7 @@ class Song:
                  ticks_per_quarter: int | None = None, smpte: tuple | None = None,
                  warnings=None, path: str = "<bytes>", seconds=None, chan=None, status=None,
                  data1=None, data2=None, sysex_index=None, track=None, n_events=None,
-                 decoder: str = "python", _idx=None):
+                 decoder: str = "reference", _idx=None):
         self.format = format
         self.ntracks = ntracks
         self.division = division
@@ -959,7 +937,7 @@ class Song:
         if self._idx is None:
             cur._impl = _ArrayImpl(self, cur.sample_rate)
         elif self.decoder == "native":
-            cur._impl = _NativeImpl(self._idx, _get_native(), cur.sample_rate)
+            cur._impl = _NativeImpl(self._idx, NATIVE.load(), cur.sample_rate)
         else:
             cur._impl = _PyImpl(self._idx, cur.sample_rate)
         return cur
@@ -1062,17 +1040,10 @@ def _unwrap_rmid(buf, path: str):
 def load_smf(source, decoder: str = "auto") -> Song:
     """Scan a Standard MIDI File from a path (mapped read-only) or from bytes.
 
-    ``decoder``: "auto" (native when it builds, else python), "native" (BackendUnavailable
-    when it cannot be built) or "python". Raises MidiFileError for anything that is not a
-    readable MIDI file (OSError for a path that cannot be opened)."""
-    if decoder not in ("auto", "native", "python"):
-        raise ValueError(f"decoder must be 'auto', 'native' or 'python', not {decoder!r}")
-    lib = None
-    if decoder != "python":
-        lib = _get_native()
-        if lib is None and decoder == "native":
-            from ._kernels import BackendUnavailable
-            raise BackendUnavailable(f"native SMF decoder unavailable: {_native_err}")
+    ``decoder``: "auto" (native when it builds, else reference), "native" (BackendUnavailable
+    when it cannot be built) or "reference" (names: gpusynth.compiled). Raises MidiFileError
+    for anything that is not a readable MIDI file (OSError for a path that cannot be opened)."""
+    lib = NATIVE.for_engine(engine_choice(decoder, "decoder"))
     if isinstance(source, (bytes, bytearray, memoryview)):
         buf = source if isinstance(source, bytes) else bytes(source)
         path = "<bytes>"
@@ -1272,7 +1243,7 @@ def _load(buf, path: str, lib) -> Song:
     return Song(format=fmt, ntracks=len(bodies), division=division, n_notes=n_notes,
                 duration_s=idx.duration, channel_groups=max(1, groups), ticks_per_quarter=ppq,
                 smpte=smpte, warnings=W.lines(), path=path, n_events=n_events,
-                decoder="native" if lib is not None else "python", _idx=idx)
+                decoder="native" if lib is not None else "reference", _idx=idx)
 
 
 # ----------------------------------------------------------------------------------- writing

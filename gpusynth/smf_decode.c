@@ -17,7 +17,8 @@
  * without FMA contraction (-ffp-contract=off) and without -ffast-math.
  *
  * Every read is bounds-checked against the track's end: arbitrary bytes never make it read
- * outside [body, end).  It is compiled as C++ by the kernels' compiler (valid C as well).
+ * outside [body, end).  Declared in gpusynth/smf.py (NATIVE: flags, the ctypes signature of
+ * every exported function) and built by gpusynth.compiled, as C++ (valid C as well).
  */
 #include <stdint.h>
 #include <string.h>

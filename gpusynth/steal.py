@@ -1,5 +1,5 @@
-"""The per-tick stealing loop of a run of note events: a compiled helper (steal_run.cpp, built
-with the native backend's compiler into its cache directory) and its numpy twin, the reference.
+"""The per-tick stealing loop of a run of note events: a compiled helper (steal_run.cpp,
+``NATIVE``, built through gpusynth.compiled) and its numpy twin, the reference.
 
 ``VoiceAllocator.run`` (gpusynth.allocator) computes everything that does not depend on which
 voices get stolen in one vectorised pass over the run (the new voices, which event releases
@@ -17,26 +17,18 @@ packs it into a ``Plan``; ``run(plan, engine)`` then takes, tick by tick, the de
    killed by then; 4. the tick's exclusive-class kills.
 
 Both engines give the same bits (tests/test_allocator.py); ``engine="auto"`` uses the compiled
-helper when a C++ compiler is available, else the numpy twin.
+helper when a C++ compiler is available, else the numpy twin (engine names: gpusynth.compiled).
 """
 from __future__ import annotations
 
-import ctypes
-import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import envelope
-
-SOURCE = Path(__file__).with_name("steal_run.cpp")
-FLAGS = ["-O2", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-x", "c++"]
-
-_lock = threading.Lock()
-_lib = None
-_lib_error = None
+from ._kernels import kernel_dir
+from .compiled import I64, PTR, Helper, engine_choice
 
 
 @dataclass
@@ -95,7 +87,7 @@ def _kill(p: Plan, s, t):
     p.silent[s] = np.minimum(p.silent[s], p.kill[s] + p.fade)
 
 
-def run_numpy(p: Plan):
+def run_reference(p: Plan):
     """The reference: the same loop in numpy, one tick at a time."""
     for k in range(p.K):
         if p.max_key > 0:
@@ -148,30 +140,6 @@ def run_numpy(p: Plan):
 
 
 # ---------------------------------------------------------------------------- compiled helper
-def build() -> Path:
-    """Compile steal_run.cpp (cached by source, flags and compiler). Raises RuntimeError."""
-    from .backend.native_backend import build_helper
-    return build_helper(SOURCE, "steal", FLAGS)
-
-
-def load():
-    """The compiled helper (ctypes), or None when it cannot be built (``load_error()`` says why)."""
-    global _lib, _lib_error
-    with _lock:
-        if _lib is None and _lib_error is None:
-            try:
-                lib = ctypes.CDLL(str(build()))
-                lib.steal_run.restype = None
-                _lib = lib
-            except (OSError, RuntimeError, subprocess.SubprocessError) as e:
-                _lib_error = str(e)
-        return _lib
-
-
-def load_error():
-    return _lib_error
-
-
 _I64 = ("tick_new", "t_first", "start", "release", "kill", "seq", "prio", "frel", "silent",
         "rel_ptr", "rel_slot", "rel_time", "rel_silent", "ex_ptr", "ex_slot", "ex_time",
         "kq_ptr", "kq_time", "kq_lo", "kq_hi", "kc_slot", "note")
@@ -184,33 +152,38 @@ _ORDER = ("tick_new", "t_first", "start", "release", "kill", "delay", "attack", 
           "note")
 
 
+# steal_run's arguments: n0, K, then _ORDER (arrays by pointer, max_key), max_voices, fade, stats
+NATIVE = Helper(
+    "steal", [Path(__file__).with_name("steal_run.cpp")],
+    ["-O2", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-x", "c++"],
+    {"steal_run": (None, [I64, I64] + [I64 if nm == "MAX_KEY" else PTR for nm in _ORDER]
+                   + [I64, I64, PTR])},
+    headers=lambda: [kernel_dir() / "detmath.h"], label="steal helper")
+
+
 def run_native(p: Plan, lib=None):
-    lib = lib or load()
-    if lib is None:
-        raise RuntimeError(f"steal helper unavailable: {_lib_error}")
+    """The compiled loop (BackendUnavailable when it cannot be built)."""
+    lib = lib or NATIVE.load()
     for nm in _I64 + _F32 + _U8:
         a = getattr(p, nm)
         dt = np.int64 if nm in _I64 else np.float32 if nm in _F32 else np.uint8
         if not (isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous):
             setattr(p, nm, np.ascontiguousarray(a, dt))
-    LL = ctypes.c_longlong
-    args = [LL(int(p.n0)), LL(p.K)]
+    args = [int(p.n0), p.K]
     for nm in _ORDER:
-        if nm == "MAX_KEY":
-            args.append(LL(int(p.max_key)))
-        else:
-            args.append(ctypes.c_void_p(getattr(p, nm).ctypes.data))
+        args.append(int(p.max_key) if nm == "MAX_KEY" else getattr(p, nm).ctypes.data)
     stats = np.array([p.stolen, p.peak], np.int64)
-    args += [LL(int(p.max_voices)), LL(int(p.fade)), ctypes.c_void_p(stats.ctypes.data)]
-    lib.steal_run(*args)
+    lib.steal_run(*args, int(p.max_voices), int(p.fade), stats.ctypes.data)
     p.stolen, p.peak = int(stats[0]), int(stats[1])
 
 
 def run(p: Plan, engine: str = "auto"):
-    """Run the loop with ``engine``: "native" (the compiled helper; RuntimeError if it cannot be
-    built), "numpy" (the twin) or "auto" (native when available). Returns the engine used."""
-    if engine == "numpy" or (engine == "auto" and load() is None):
-        run_numpy(p)
-        return "numpy"
-    run_native(p)
+    """Run the loop with ``engine``: "native" (the compiled helper; BackendUnavailable if it
+    cannot be built), "reference" (the numpy twin) or "auto" (native when available). Returns
+    the engine used."""
+    lib = NATIVE.for_engine(engine_choice(engine, "steal engine"))
+    if lib is None:
+        run_reference(p)
+        return "reference"
+    run_native(p, lib)
     return "native"

@@ -1,5 +1,5 @@
 // The per-tick voice-stealing loop of a run of note events (gpusynth/steal.py builds and calls
-// it; gpusynth.steal.run_numpy is the reference it is tested against, bit for bit).
+// it; gpusynth.steal.run_reference is the reference it is tested against, bit for bit).
 //
 // Everything that does not depend on which voices get stolen is computed beforehand in numpy
 // (gpusynth.allocator.VoiceAllocator.run): the new voices' records and closed-form ends, which
@@ -14,27 +14,10 @@
 #include <cstring>
 #include <vector>
 
+#include "detmath.h"      // gs_cb_gain: the kernels' 2^x (kernels/detmath.h)
+
 typedef long long i64;
 typedef unsigned char u8;
-
-static const float EXP2_POLY[7] = {0.00021877505059819669f, 0.0012387821916490793f,
-                                   0.009684580378234386f, 0.05548042804002762f,
-                                   0.2402305006980896f, 0.6931469440460205f, 1.0f};
-static const float LOG2_10_200 = 0.0166096404744368f;
-
-static inline float exp2_poly(float x) {
-    x = x > -127.0f ? x : -127.0f;
-    x = x < 127.0f ? x : 127.0f;
-    int32_t n = (int32_t)x;
-    if ((float)n > x) n -= 1;
-    float f = x - (float)n;
-    float p = EXP2_POLY[0];
-    for (int i = 1; i < 7; ++i) p = p * f + EXP2_POLY[i];
-    int32_t bits = (n + 127) << 23;
-    float s;
-    std::memcpy(&s, &bits, 4);
-    return p * s;
-}
 
 static inline float fmin32(float a, float b) { return a < b ? a : b; }
 static inline float fmax32(float a, float b) { return a > b ? a : b; }
@@ -67,7 +50,7 @@ static inline float level_at(const Plan &P, i64 i, i64 t) {
     const float y = (x - P.attack[i]) - P.hold[i];
     float cb = fmin32(fmax32(y, 0.0f) * P.k1000[i], P.sus[i]);
     if (rel) cb = cb + (float)(t - rel_t) * P.krel[i];
-    float g = att * exp2_poly(cb * -LOG2_10_200);
+    float g = att * gs_cb_gain(cb);
     if (t > kill) {
         float fd = 1.0f - (float)(t - kill) / (float)P.fade;
         fd = fmin32(fmax32(fd, 0.0f), 1.0f);

@@ -53,7 +53,6 @@
 #define GS_PI_2000 0.00157079632679490f          // pi / 2000: pan (0.1 %) -> angle
 #define GS_INV_1200 0.000833333333333333f        // cents -> octaves
 #define GS_LOG2_10_20 0.166096404744368f         // log2(10) / 20: dB -> log2 of gain
-#define GS_LOG2_10_200 0.0166096404744368f       // log2(10) / 200: cB -> log2 of gain
 #define GS_NEVER (1ll << 62)
 
 // ---- the voice record (gpusynth/voices.py VOICE_FIELDS, same order, same C types) --------
@@ -176,28 +175,9 @@ __device__ __forceinline__ long long gs_wrap(long long idx, bool looping, long l
     return ls + gs_floormod(r, L);
 }
 
-// 2^x in float32 by one fixed polynomial (max relative error 8.2e-8), so that the numpy
-// reference (gpusynth/envelope.py exp2) computes the very same value: libm exp2f and numpy's
-// exp2 differ by an ulp in a fifth of all inputs, and a pitch increment an ulp off drifts.
-// x <= -127 gives 0, x >= 127 gives 2^127 (times the polynomial); a NaN gives 0.
-__device__ __forceinline__ float gs_exp2(float x) {
-    x = x > -127.0f ? x : -127.0f;
-    x = x < 127.0f ? x : 127.0f;
-    int n = (int)x;
-    n = (float)n > x ? n - 1 : n;                 // floor
-    const float f = x - (float)n;                 // exact, 0 <= f < 1
-    float p = 0.00021877505059819669f;
-    p = p * f + 0.0012387821916490793f;
-    p = p * f + 0.009684580378234386f;
-    p = p * f + 0.05548042804002762f;
-    p = p * f + 0.2402305006980896f;
-    p = p * f + 0.6931469440460205f;
-    p = p * f + 1.0f;
-    return p * __int_as_float((n + 127) << 23);
-}
-
-// cB of attenuation -> gain (float32)
-__device__ __forceinline__ float gs_cb_gain(float cb) { return gs_exp2(cb * -GS_LOG2_10_200); }
+// 2^x in float32 by one fixed polynomial (gs_exp2) and cB of attenuation -> gain (gs_cb_gain):
+// shared with the host helpers that decide from envelope levels, so written once
+#include "detmath.h"
 
 // The SF2 convex curve of the modulation envelope's attack (SF2 2.04 section 8.1.2 #26), as
 // FluidSynth's fluid_convex(127 v): its 128-point table 1 + (40/96) log10(i / 127) (0 at i = 0,

@@ -107,8 +107,8 @@ import pytest  # noqa: E402
 
 
 def _native_helper():
-    if steal.load() is None:
-        pytest.skip(f"no compiled steal helper: {steal.load_error()}")
+    if not steal.NATIVE.available():
+        pytest.skip(f"no compiled steal helper: {steal.NATIVE.error()}")
 
 
 class _KeepAll(HostVoiceTable):
@@ -185,30 +185,30 @@ def test_run_engines_decide_the_same_voices_as_tick_by_tick(builtin):
     take the same decisions, bit for bit, at every window size: every release and kill time,
     every flag and closed-form end, the steal/lost/peak counts."""
     _native_helper()
-    ref = _control_state(builtin, "reference", 512)
+    ref = _control_state(builtin, "sequential", 512)
     st = ref[2]
     assert st["stolen_voices"] > 500 and st["lost_notes"] > 0 and st["peak_voices"] == 32, st
     killed = ref[1]["killed"]
     assert killed.sum() > 500 and (ref[0]["release"] < NEVER).sum() > 300
-    for engine in ("native", "numpy"):
+    for engine in ("native", "reference"):
         for window in (1, 7, 64, 512):
             _assert_same(ref, _control_state(builtin, engine, window), f"{engine}, window {window}")
     for window in (1, 37):
-        _assert_same(ref, _control_state(builtin, "reference", window), f"reference, window {window}")
+        _assert_same(ref, _control_state(builtin, "sequential", window), f"sequential, window {window}")
 
 
 @pytest.mark.parametrize("kw", [{"max_key_voices": 1}, {"max_key_voices": 2, "max_note_s": 0.05},
                                 {"min_velocity": 40, "max_note_s": 0.2}])
 def test_note_limits_same_decisions_in_every_engine_and_window(builtin, kw):
     _native_helper()
-    ref = _control_state(builtin, "numpy", 512, **kw)
+    ref = _control_state(builtin, "reference", 512, **kw)
     assert ref[2]["stolen_voices"] > 100
     if "min_velocity" in kw:
         assert ref[2]["skipped_notes"] > 200
-    for engine, window in (("native", 512), ("native", 1), ("native", 13), ("numpy", 5)):
+    for engine, window in (("native", 512), ("native", 1), ("native", 13), ("reference", 5)):
         _assert_same(ref, _control_state(builtin, engine, window, **kw), f"{kw} {engine} {window}")
     if "max_key_voices" not in kw:
-        _assert_same(ref, _control_state(builtin, "reference", 64, **kw), f"{kw} reference")
+        _assert_same(ref, _control_state(builtin, "sequential", 64, **kw), f"{kw} sequential")
 
 
 def test_a_voice_cut_by_its_exclusive_class_is_not_released_later():
@@ -300,7 +300,7 @@ def test_compiled_loop_is_its_numpy_twin_bit_for_bit():
     for trial in range(40):
         p = _random_plan(rng, max_key=int(rng.choice([0, 0, 1, 3])))
         q = copy.deepcopy(p)
-        steal.run_numpy(p)
+        steal.run_reference(p)
         steal.run_native(q)
         for f in ("release", "kill", "released", "sustained", "killed", "silent"):
             np.testing.assert_array_equal(getattr(p, f), getattr(q, f), err_msg=f"trial {trial}: {f}")
@@ -312,16 +312,16 @@ def test_compiled_loop_is_its_numpy_twin_bit_for_bit():
 def test_open_loads_the_compiled_loop_before_the_first_note(monkeypatch):
     """Synth.open builds/loads the stealing loop, so the first note-on in real time does not
     wait for a compiler (a first build took about a second: 191 underruns in the soak)."""
-    if steal.load() is None:
-        pytest.skip(f"no compiled steal helper: {steal.load_error()}")
+    if not steal.NATIVE.available():
+        pytest.skip(f"no compiled steal helper: {steal.NATIVE.error()}")
     calls = []
-    real = steal.load
-    monkeypatch.setattr(steal, "load", lambda: calls.append(1) or real())
+    real = steal.NATIVE.available
+    monkeypatch.setattr(steal.NATIVE, "available", lambda: calls.append(1) or real())
     s = Synth(backend="numpy")
     s.open({"voices": 8})
     assert calls, "open() did not load the compiled stealing loop"
     s.close()
     calls.clear()
-    s = Synth(backend="numpy", alloc_engine="numpy")
+    s = Synth(backend="numpy", alloc_engine="reference")
     s.open({"voices": 8})
-    assert not calls                      # the numpy engine needs no compiled code
+    assert not calls                      # the reference engine needs no compiled code

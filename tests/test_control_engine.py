@@ -1,5 +1,5 @@
 """The compiled control engine (gpusynth/control_engine.cpp) against its definition, the
-Python/numpy control path (gpusynth.control.ControlPath, alloc_engine="numpy"): after every
+Python/numpy control path (gpusynth.control.ControlPath, alloc_engine="reference"): after every
 window the voice table (every field of every record, bit for bit), the allocator's control
 columns, the statistics, the controller timelines and the preset warnings are identical. Renders use the
 null backend (control only) unless audio is compared."""
@@ -21,7 +21,7 @@ from gpusynth.events import event_array
 from gpusynth.synth import Synth
 from gpusynth.voices import VOICE_DTYPE, TICK
 
-pytestmark = pytest.mark.skipif(control_engine.load() is None,
+pytestmark = pytest.mark.skipif(not control_engine.NATIVE.available(),
                                 reason="no C++ compiler: the control engine cannot be built")
 
 RATE = 48000
@@ -112,7 +112,7 @@ def assert_same(a, b, what=""):
 
 
 def both(bank, **kw):
-    a = trace(bank, "numpy", **kw)
+    a = trace(bank, "reference", **kw)
     b = trace(bank, "auto", **kw)
     assert_same(a, b, str({k: v for k, v in kw.items() if k not in ("events", "song", "sysex")}))
     return a, b
@@ -120,7 +120,7 @@ def both(bank, **kw):
 
 # ---------------------------------------------------------------------------- detmath
 def test_detmath_c_equals_numpy():
-    lib = control_engine.load()
+    lib = control_engine.NATIVE.load()
     rng = np.random.default_rng(5)
     for which, x, ref, f in ((0, rng.uniform(-12, 12, 200_000), np.exp2, detmath.exp2),
                              (1, np.exp(rng.uniform(-80, 20, 200_000)), np.log10, detmath.log10)):
@@ -286,7 +286,7 @@ def test_engine_is_the_default_and_named_engines(builtin):
     s = Synth(backend="null")
     s.open()
     assert s.control.compiled
-    for eng in ("numpy", "reference"):
+    for eng in ("reference", "sequential"):
         s = Synth(backend="null", alloc_engine=eng)
         s.open()
         assert not s.control.compiled
@@ -338,7 +338,7 @@ def test_many_songs_group(timgm, tmp_path):
     songs.append(smf.load_smf(path))
     for voices in (48, 512):
         res = []
-        for eng in ("numpy", "auto"):
+        for eng in ("reference", "auto"):
             ens = Ensemble(timgm, backend="native", voices=voices, alloc_engine=eng)
             outs = ens.render_many(songs)
             res.append((outs, ens.stats))

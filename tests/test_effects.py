@@ -12,8 +12,8 @@ from synth_util import RATE, make_synth, sine_bank
 
 
 def engines():
-    out = ["numpy"]
-    if fx.load() is not None:
+    out = ["reference"]
+    if fx.NATIVE.available():
         out.append("native")
     return out
 
@@ -42,7 +42,7 @@ def test_reverb_engines_bitwise_any_block(kw):
     x = np.zeros(RATE * 2, np.float32)
     x[77] = 1.0
     x[9000:15000] = rng.standard_normal(6000).astype(np.float32) * 0.2
-    ref = chunked(fx.Reverb(RATE, "numpy", **kw), x, [len(x)])
+    ref = chunked(fx.Reverb(RATE, "reference", **kw), x, [len(x)])
     for eng in engines():
         for sizes in ([64], [1000, 3, 4096], [64 * 7, 64 * 300]):
             got = chunked(fx.Reverb(RATE, eng, **kw), x, sizes)
@@ -53,7 +53,7 @@ def test_reverb_engines_bitwise_any_block(kw):
 def test_chorus_engines_bitwise_any_block(kw):
     rng = np.random.default_rng(4)
     x = (rng.standard_normal(RATE) * 0.3).astype(np.float32)[: RATE // 64 * 64]
-    ref = chunked(fx.Chorus(RATE, "numpy", **kw), x, [len(x)])
+    ref = chunked(fx.Chorus(RATE, "reference", **kw), x, [len(x)])
     for eng in engines():
         for sizes in ([64], [64 * 3, 64 * 100], [64 * 512]):
             got = chunked(fx.Chorus(RATE, eng, **kw), x, sizes)
@@ -212,7 +212,7 @@ def _render(events, n=RATE * 2, backend="numpy", sysex=None, open_params=None, *
 
 @pytest.mark.parametrize("backend", ["numpy", "native"])
 def test_zero_sends_are_the_dry_render_bit_for_bit(backend):
-    if backend == "native" and fx.load() is None:
+    if backend == "native" and not fx.NATIVE.available():
         pytest.skip("no compiler")
     dry, _ = _render(_song(0, 0, range(16)[:3]), backend=backend, effects=False)
     wet, _ = _render(_song(0, 0, range(16)[:3]), backend=backend, effects=True)
@@ -259,9 +259,9 @@ def test_effects_block_size_independent():
 
 
 def test_numpy_and_native_effect_engines_agree_in_the_synth():
-    if fx.load() is None:
+    if not fx.NATIVE.available():
         pytest.skip("no compiler")
-    a, _ = _render(_song(90, 90), effects_engine="numpy")
+    a, _ = _render(_song(90, 90), effects_engine="reference")
     b, _ = _render(_song(90, 90), effects_engine="native")
     assert np.array_equal(a, b)
 

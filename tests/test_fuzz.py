@@ -296,7 +296,7 @@ def test_hostile_long_delta_is_refused_by_the_cli(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("decoder", ["native", "python"])
+@pytest.mark.parametrize("decoder", ["native", "reference"])
 def test_hostile_overflowing_times_saturate_with_a_warning(tmp_path, decoder):
     from gpusynth.smf import native_decoder_error
     if decoder == "native" and native_decoder_error():

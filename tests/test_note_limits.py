@@ -188,6 +188,6 @@ def test_limit_arguments_are_checked():
     with pytest.raises(ValueError):
         Synth(max_note_s=-0.5)
     with pytest.raises(ValueError):
-        Synth(alloc_engine="reference", max_key_voices=2)
+        Synth(alloc_engine="sequential", max_key_voices=2)
     with pytest.raises(ValueError):
         Synth(alloc_engine="gpu")

@@ -184,7 +184,7 @@ def _songs_equal(a, b, rate=44100):
 
 def _load_both(src):
     out = []
-    for dec in ("native", "python"):
+    for dec in ("native", "reference"):
         try:
             out.append(load_smf(src, decoder=dec))
         except MidiFileError as e:
@@ -201,7 +201,7 @@ def test_native_equals_python_testdata(path):
     if isinstance(a, str) or isinstance(b, str):
         assert a == b
         return
-    assert (a.decoder, b.decoder) == ("native", "python")
+    assert (a.decoder, b.decoder) == ("native", "reference")
     for rate in (44100, 48000, 1000):
         _songs_equal(a, b, rate)
     for name in ("seconds", "chan", "status", "data1", "data2", "sysex_index", "track"):
@@ -231,7 +231,7 @@ def test_generated_features_content():
 
 def test_repairs_and_aggregated_warnings():
     (_, data), = [g for g in _generated() if g[0] == "repairs"]
-    for dec in ("python", "native") if native_decoder_error() is None else ("python",):
+    for dec in ("reference", "native") if native_decoder_error() is None else ("reference",):
         song = load_smf(data, decoder=dec)
         w = song.warnings
         assert song.ntracks == 5
@@ -246,7 +246,7 @@ def test_many_tracks_warnings_aggregated():
     body = b"\x00\x90\x3C\x40\x10\x80\x3C\x00"  # no end-of-track
     data = b"MThd" + struct.pack(">IHHH", 6, 1, n, 96) + \
         (b"MTrk" + struct.pack(">I", len(body)) + body) * n
-    decs = ("native", "python") if native_decoder_error() is None else ("python",)
+    decs = ("native", "reference") if native_decoder_error() is None else ("reference",)
     songs = [load_smf(data, decoder=d) for d in decs]
     for s in songs:
         assert s.ntracks == n and s.n_notes == n
@@ -311,7 +311,7 @@ def _cursor_sources():
     return out
 
 
-@pytest.mark.parametrize("decoder", ["native", "python"])
+@pytest.mark.parametrize("decoder", ["native", "reference"])
 @pytest.mark.parametrize("name,data", _cursor_sources(), ids=lambda x: x if isinstance(x, str)
                          else "")
 def test_cursor_windows_concatenate_to_events(name, data, decoder):

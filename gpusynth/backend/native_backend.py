@@ -1,11 +1,12 @@
 """Native backend: the CUDA C kernels compiled for the CPU through kernels/host_shim.h.
 
-The inlined kernel source is compiled once per (source, shim, flags, compiler) hash with
-``g++ -O3 -fopenmp -ffp-contract=off -fno-math-errno -fno-trapping-math -shared -fPIC -x c++
--include host_shim.h -march=native`` into the user
-cache directory (``$XDG_CACHE_HOME/gpusynth`` or ``~/.cache/gpusynth``; written to a temporary
-name and renamed atomically, so parallel processes never load a half-written library), loaded
-with ctypes, and each kernel runs as many blocks of one thread with OpenMP over the blocks.
+The kernels are a compiled helper (gpusynth.compiled.Helper, one per flag set:
+``kernel_library``): kernels/voice_render.cu with its headers, kernels/host_shim.h
+force-included and the constants as -D flags, built with ``g++ -O3 -fopenmp -ffp-contract=off
+-fno-math-errno -fno-trapping-math -shared -fPIC -x c++ -march=native`` (without -march=native
+when the compiler rejects it) into the user cache directory (``$XDG_CACHE_HOME/gpusynth`` or
+``~/.cache/gpusynth``), named by a hash of the sources, headers, flags, compiler and CPU,
+loaded with ctypes, and each kernel runs as many blocks of one thread with OpenMP over the blocks.
 The voice table is the kernel backend's record table in host memory (gpusynth.backend.
 kernel_backend); the kernel gets its address. Each OpenMP thread mixes into its own int64 slice
 of the output; the slices are summed (exact) and scaled to float32 in C (gs_reduce_out, one
@@ -16,24 +17,19 @@ exp2/sin/cos/tan (see tests/test_native_vs_numpy.py).
 """
 from __future__ import annotations
 
-import ctypes
-import hashlib
 import os
-import shutil
-import subprocess
-import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from .. import _kernels as K
-from .._kernels import BackendUnavailable
+from ..compiled import (F32, I32, I64, PTR, BackendUnavailable, Helper, cache_dir,  # noqa: F401
+                        compiler_version, find_compiler)
 from ..voices import VOICE_DTYPE
 from .kernel_backend import KernelBackend, int_args
 
-__all__ = ["NativeBackend", "BackendUnavailable", "build_library", "build_helper", "find_compiler",
-           "compiler_version", "cache_dir"]
+__all__ = ["NativeBackend", "BackendUnavailable", "build_library", "load_library",
+           "kernel_library", "find_compiler", "compiler_version", "cache_dir"]
 
 # -fno-trapping-math: the compiler may compute a float expression whose result a select then
 # drops (the envelope pass's per-lane step), so such loops vectorise; it changes no value
@@ -48,51 +44,6 @@ SANITIZE_FLAGS = ["-O1", "-g", "-fopenmp", "-ffp-contract=off", "-fno-math-errno
                   "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                   "-fno-omit-frame-pointer"]
 
-_lock = threading.Lock()
-_libs: dict = {}
-
-
-def find_compiler() -> str | None:
-    cxx = os.environ.get("CXX")
-    if cxx and shutil.which(cxx):
-        return shutil.which(cxx)
-    for c in ("g++", "c++", "clang++"):
-        p = shutil.which(c)
-        if p:
-            return p
-    return None
-
-
-_versions: dict = {}
-
-
-def compiler_version(cxx: str | None = None) -> str | None:
-    cxx = cxx or find_compiler()
-    if cxx is None:
-        return None
-    if cxx not in _versions:
-        try:
-            r = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30)
-            _versions[cxx] = (r.stdout.splitlines() or ["?"])[0].strip()
-        except (OSError, subprocess.SubprocessError):
-            _versions[cxx] = "?"
-    return _versions[cxx]
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    d = Path(base) / "gpusynth"
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        if os.access(d, os.W_OK):
-            return d
-    except OSError:
-        pass
-    d = Path(tempfile.gettempdir()) / f"gpusynth-{os.getuid() if hasattr(os, 'getuid') else 0}"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def cpu_id() -> str:
     """What -march=native depends on: the CPU model and its feature flags."""
     try:
@@ -105,118 +56,56 @@ def cpu_id() -> str:
         return platform.machine() + platform.processor()
 
 
-def build_library(flags=None, tag: str = "native") -> Path:
-    """Compile the render kernels into a shared library (cached) and return its path.
-    Default flags: BASE_FLAGS + NATIVE_ARCH, falling back to BASE_FLAGS if the compiler
-    rejects -march=native. Raises BackendUnavailable (one line) when no compiler is found or
-    compilation fails."""
+# every function the kernels' library exports (and the OpenMP call the runtime makes)
+_KERNEL_ARGS = [PTR, I64, PTR, I64, PTR, I32, I64, I32, F32, I32, I32, I32, I32, PTR]
+SIGNATURES = {
+    "voice_render": (None, _KERNEL_ARGS),
+    "voice_render_fused": (None, _KERNEL_ARGS),
+    "voice_render_outs": (None, _KERNEL_ARGS + [PTR, PTR]),
+    "voice_render_fused_outs": (None, _KERNEL_ARGS + [PTR, PTR]),
+    "gs_reduce_out": (None, [PTR, I32, I64, I32, PTR, PTR]),
+    "omp_get_max_threads": (I32, []),
+}
+_kernel_libs: dict = {}
+
+
+def _kernel_helper(flags, tag: str) -> Helper:
+    key = (tag, tuple(flags))
+    h = _kernel_libs.get(key)
+    if h is None:
+        h = _kernel_libs.setdefault(key, Helper(
+            tag, lambda: [K.kernel_dir() / nm for nm in K.RENDER_SOURCES],
+            [*flags, *K.define_flags(gpu=False)], SIGNATURES,
+            headers=lambda: [K.kernel_dir() / "common.cuh", K.kernel_dir() / "detmath.h"],
+            include=lambda: [K.shim_path()],
+            key=cpu_id if "-march=native" in flags else None, label="native backend"))
+    return h
+
+
+def kernel_library(flags=None, tag: str = "native") -> Helper:
+    """The render kernels compiled for the CPU, as a compiled helper (one per flag set and tag).
+    Default flags: BASE_FLAGS + NATIVE_ARCH, or BASE_FLAGS when the compiler rejects
+    -march=native."""
+    # OpenMP workers must sleep between blocks, not spin: on a small machine spinning threads
+    # starve the audio callback thread (underruns in `gpusynth play`); set before libgomp loads
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if flags is None:
-        try:
-            return build_library(BASE_FLAGS + NATIVE_ARCH, tag)
-        except BackendUnavailable:
-            flags = BASE_FLAGS
-    cxx = find_compiler()
-    if cxx is None:
-        raise BackendUnavailable("native backend: no C++ compiler found (install g++ or set CXX)")
-    flags = list(flags)
-    dflags = K.define_flags(gpu=False)
-    shim = K.shim_path()
-    h = K.source_hash(K.shim_source(), cxx, compiler_version(cxx) or "", *flags, *dflags,
-                      cpu_id() if "-march=native" in flags else "")[:20]
-    d = cache_dir()
-    out = d / f"{tag}-{h}.so"
-    if out.is_file():
-        return out
-    fd, src_name = tempfile.mkstemp(prefix=f"{tag}-{h}-", suffix=".cu", dir=d)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(K.source_for(*K.RENDER_SOURCES))
-    tmp_so = src_name[:-3] + ".so.tmp"
-    cmd = [cxx, *flags, "-include", str(shim), *dflags, src_name, "-o", tmp_so]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise BackendUnavailable(f"native backend: running {Path(cxx).name} failed: {e}") from None
-    finally:
-        try:
-            os.unlink(src_name)
-        except OSError:
-            pass
-    if r.returncode != 0 or not os.path.isfile(tmp_so):
-        try:
-            os.unlink(tmp_so)
-        except OSError:
-            pass
-        err = (r.stderr or r.stdout).strip().splitlines()
-        first = next((ln for ln in err if "error" in ln), err[0] if err else "?")
-        exc = BackendUnavailable(f"native backend: kernel compilation failed: {first}")
-        exc.compiler_output = r.stderr
-        raise exc
-    os.replace(tmp_so, out)        # atomic: a parallel build of the same hash is identical
-    return out
+        h = _kernel_helper(BASE_FLAGS + NATIVE_ARCH, tag)
+        return h if h.available() else _kernel_helper(BASE_FLAGS, tag)
+    return _kernel_helper(flags, tag)
 
 
-def build_helper(source, tag: str, flags) -> Path:
-    """Compile a small host helper (one C/C++ source: the SMF decoder, the steal loop, the
-    effects) into a shared library in the cache directory, named by a hash of the source, the
-    compiler and the flags; built under a temporary name and renamed, so parallel processes
-    never load a half-written file. Returns its path; RuntimeError (one line) when no compiler
-    is found or compilation fails."""
-    source = Path(source)
-    cxx = find_compiler()
-    if cxx is None:
-        raise RuntimeError("no C++ compiler found (install g++ or set CXX)")
-    h = hashlib.sha256("\0".join([source.read_text(), cxx, compiler_version(cxx) or "",
-                                  *flags]).encode()).hexdigest()[:20]
-    d = cache_dir()
-    out = d / f"{tag}-{h}.so"
-    if out.is_file():
-        return out
-    fd, tmp = tempfile.mkstemp(prefix=f"{tag}-{h}-", suffix=".so.tmp", dir=d)
-    os.close(fd)
-    try:
-        r = subprocess.run([cxx, *flags, str(source), "-o", tmp], capture_output=True, text=True,
-                           timeout=300)
-        if r.returncode != 0:
-            err = (r.stderr or r.stdout).strip().splitlines()
-            first = next((ln for ln in err if "error" in ln), err[0] if err else "?")
-            raise RuntimeError(f"compiling {source.name} failed: {first}")
-        os.replace(tmp, out)        # atomic: a parallel build of the same hash is identical
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
-
-
-def _bind(lib):
-    P, LL, I, F = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_int, ctypes.c_float
-    for fn in (lib.voice_render, lib.voice_render_fused):
-        fn.argtypes = [P, LL, P, LL, P, I, LL, I, F, I, I, I, I, P]
-        fn.restype = None
-    lib.omp_get_max_threads.restype = ctypes.c_int
-    for fn in (lib.voice_render_outs, lib.voice_render_fused_outs):
-        fn.argtypes = [P, LL, P, LL, P, I, LL, I, F, I, I, I, I, P, P, P]
-        fn.restype = None
-    lib.gs_reduce_out.argtypes = [P, I, LL, I, P, P]
-    lib.gs_reduce_out.restype = None
-    return lib
+def build_library(flags=None, tag: str = "native") -> Path:
+    """Compile the render kernels into a shared library (cached) and return its path. Raises
+    BackendUnavailable (one line) when no compiler is found or compilation fails."""
+    return kernel_library(flags, tag).path()
 
 
 def load_library(flags=None, tag: str = "native"):
-    key = (tag, tuple(flags or ()))
-    with _lock:
-        lib = _libs.get(key)
-        if lib is None:
-            K.check_schema()
-            path = build_library(flags, tag)
-            # OpenMP workers must sleep between blocks, not spin: on a small machine spinning
-            # threads starve the audio callback thread (underruns in `gpusynth play`)
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-            try:
-                lib = _bind(ctypes.CDLL(str(path)))
-            except (OSError, AttributeError) as e:
-                raise BackendUnavailable(f"native backend: cannot load {path.name}: {e}") from None
-            _libs[key] = lib
-        return lib
+    """The render kernels' library (ctypes, signatures bound), built first if needed. Raises
+    BackendUnavailable (one line)."""
+    K.check_schema()
+    return kernel_library(flags, tag).load()
 
 
 KERNELS = ("voice_render", "voice_render_fused")

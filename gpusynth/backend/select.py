@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import platform
 
-from .._kernels import BackendUnavailable
+from ..compiled import BackendUnavailable, compiler_version, find_compiler
 from . import BACKENDS
 
 __all__ = ["BackendUnavailable", "resolve_backend", "backend_info", "available_backends",
@@ -53,7 +53,7 @@ def _check_cupy():
 
 
 def _check_native():
-    from .native_backend import load_library, find_compiler, compiler_version
+    from .native_backend import load_library
     load_library()
     return f"compiler {compiler_version(find_compiler())}"
 
@@ -127,13 +127,9 @@ def backend_info(requested: str | None = None) -> dict:
         info["chosen"], info["reason"] = resolve_backend(requested)
     except BackendUnavailable as e:
         info["reason"] = str(e)
-    try:
-        from .native_backend import find_compiler, compiler_version
-        cxx = find_compiler()
-        if cxx:
-            info["compiler"] = {"path": cxx, "version": compiler_version(cxx)}
-    except Exception:
-        pass
+    cxx = find_compiler()
+    if cxx:
+        info["compiler"] = {"path": cxx, "version": compiler_version(cxx)}
     if info["backends"]["cupy"]["available"]:
         try:
             import cupy as cp
