@@ -93,7 +93,7 @@ if os.environ.get("PYTHONPATH"):
 else:
     sys.path.insert(0, str(ROOT))
 
-from gpusynth.render import render_song  # noqa: E402
+from gpusynth.rendering import render_song  # noqa: E402
 from gpusynth.smf import write_smf, load_smf, tempo_meta  # noqa: E402
 import gpusynth  # noqa: E402
 
@@ -1092,7 +1092,7 @@ def _effects_interleaved(song, bank, V, backend, modes, rounds):
     (the order rotating each chunk), so that a slow stretch of a shared machine lands on every
     mode alike. Returns {name: [wall s, CPU s, effect-stage s]} summed over the held stretch
     (every chunk after the first, which holds the note-ons) of every round."""
-    from gpusynth.render import open_synth, iter_render, song_source
+    from gpusynth.rendering import open_synth, iter_render, song_source
     end = int(round(song.duration_s * RATE))
     tot = {m[0]: [0.0, 0.0, 0.0] for m in modes}
     for rnd in range(rounds):

@@ -1,7 +1,9 @@
 """gpusynth: a GPU-accelerated software synthesizer following the DirectMusic synth / wave-sink
-model. See README.md."""
+model. See README.md and docs/architecture.md."""
 __version__ = "0.1.0"
 
+from .settings import Settings, SettingsError  # noqa: E402,F401
 from .synth import Synth, SynthError  # noqa: E402,F401
-from . import render  # noqa: E402,F401  (callable: gpusynth.render(midi) -> array)
-from .api import Renderer, load_midi  # noqa: E402,F401
+from .api import Renderer, load_midi, render  # noqa: E402,F401
+
+__all__ = ["Settings", "SettingsError", "Synth", "SynthError", "Renderer", "load_midi", "render"]

@@ -1,7 +1,7 @@
 """`gpusynth analyze`: a MIDI file's density and polyphony from the control path alone.
 
 The song streams through a real Synth exactly as ``gpusynth render`` drives it (the same
-cursor, the same 16,384-frame render calls, the same note limits and voice limit), but on the
+cursor, the same 16,384-frame render calls (END_STEP), the same note limits and voice limit), but on the
 null backend (gpusynth/backend/null_backend.py), which renders nothing: every control decision
 (allocation, stealing, the per-key cap, note lengths, skipped and lost notes, peak polyphony)
 is the one a render takes, so ``notes``, ``peak_voices``, ``stolen_voices``, ``lost_notes`` and
@@ -24,9 +24,11 @@ import numpy as np
 
 from . import events as ev
 from .backend import NULL
-from .render import open_synth, song_source
+from .loading import song_source
+from .rendering import END_STEP, open_synth
+from .settings import Settings
 
-CHUNK = 16384        # frames per render call: as `gpusynth render` (cli.cmd_render)
+CHUNK = END_STEP     # frames per render call: the blocks of `gpusynth render` (cli.render)
 BIN_S = 1.0          # seconds per bin of the time series
 
 
@@ -125,24 +127,25 @@ def tempo_info(song) -> dict:
             "tempo_bpm_max": float(60e6 / v.min()) if len(v) else None}
 
 
-def open_analyzer(bank=None, rate: int = 48000, voices: int = 4096, song=None, **limits):
-    """A Synth on the null backend with ``bank`` downloaded (gpusynth.render.open_synth), effects
-    off; ``limits``: min_velocity, max_key_voices, max_note_s. Returns (synth, effective
-    parameters)."""
-    return open_synth(bank, NULL, rate, voices, song=song, effects=False, **limits)
+def open_analyzer(bank=None, settings: Settings | None = None, song=None, **overrides):
+    """A Synth on the null backend with ``bank`` downloaded (gpusynth.rendering.open_synth),
+    effects off; ``settings``/``overrides`` as a render's (the rate, the voice limit and the
+    note limits are what count). Returns (synth, effective parameters)."""
+    st = Settings.of(settings, **overrides).replace(backend=NULL, effects=False)
+    return open_synth(bank, song=song, settings=st)
 
 
-def analyze_song(song, bank=None, rate: int = 48000, voices: int = 4096, synth=None,
-                 chunk: int = CHUNK, progress=None, keep_windows: bool = False,
-                 **limits) -> dict:
+def analyze_song(song, bank=None, synth=None, chunk: int = CHUNK, progress=None,
+                 keep_windows: bool = False, settings: Settings | None = None,
+                 **overrides) -> dict:
     """Stream ``song`` (gpusynth.smf.Song) through the control path and return its figures
     (the keys are documented in README.md, `gpusynth analyze`). ``synth``: an opened Synth on
-    the null backend (``open_analyzer``), else one is opened with ``bank``, ``rate``,
-    ``voices`` and ``limits``. ``progress(done_frames, end_frame, synth)`` after each render
+    the null backend (``open_analyzer``), else one is opened with ``bank``, ``settings`` and
+    ``overrides`` (e.g. ``rate``, ``voices``, the note limits). ``progress(done_frames, end_frame, synth)`` after each render
     call. ``keep_windows``: also return ``windows_series`` (end of each render call in
     seconds, voices sounding then) for a plot."""
     if synth is None:
-        synth, _ = open_analyzer(bank, rate, voices, song=song, **limits)
+        synth, _ = open_analyzer(bank, settings, song=song, **overrides)
     rate = synth.sample_rate
     end = int(round(float(song.duration_s) * rate))
     clock = _NoteClock(song_source(song, rate), getattr(synth, "min_velocity", 0))

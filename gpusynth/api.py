@@ -9,12 +9,15 @@
 the built-in General MIDI bank. A ``Renderer`` keeps the loaded bank and one opened synth
 (its compiled backend, its merged preset table) across calls, so each further song costs its
 render alone; every song starts from a freshly opened synth, so its audio is the same bits as
-``gpusynth.render.render_song`` with the same settings, whatever was rendered before it.
+``gpusynth.rendering.render_song`` and ``gpusynth render`` with the same settings (one render
+path: the same frames, length included), whatever was rendered before it. Settings: a
+``gpusynth.Settings`` and/or any of its fields by name (``rate=44100, reverb=False``).
 
 Stems (``stems="channel" | "program" | "track"``): a dict name -> float32 (frames, 2), every
 stem as long as the mix. Each stem is the same render as the mix (same events, same host
 decisions: allocation and stealing never look at the audio) with every voice outside the stem
-attenuated by MUTE_CB at upload, which makes its fixed-point contribution exactly 0; the mix is
+attenuated by MUTE_CB at upload (the synth's ``upload_hook``), which makes its fixed-point
+contribution exactly 0; the mix is
 the exact integer sum of the voices' contributions, so the stems' integer sums add up to the
 mix's exactly and the float stems sum to the mix within float rounding (the gain scaling and
 the reverb/chorus, which are linear, run per stem). Cost: one render per stem. A voice's stem:
@@ -25,51 +28,24 @@ plus the track name when there is one).
 """
 from __future__ import annotations
 
-import io
 import os
 import re
 
 import numpy as np
 
-from .render import default_voices, render_opened, reopen, song_source
+from .ensemble import Ensemble
+from .loading import load_bank_any, load_midi, song_source
+from .progress import RenderProgress
+from .rendering import END_STEP, render_opened, reopen
+from .settings import Settings
 from .synth import Synth
+
+__all__ = ["render", "Renderer", "load_midi", "load_bank_any", "STEM_KINDS", "MUTE_CB"]
 
 # attenuation (cB) added to a voice outside the stem being rendered: the gain clamps at 2^-127
 # (gs_exp2), far below half a fixed-point step for any finite voice
 MUTE_CB = 30000.0
 STEM_KINDS = ("channel", "program", "track")
-
-
-def load_midi(midi):
-    """A ``gpusynth.smf.Song`` from a path, bytes, a Song, a mido.MidiFile or an object with
-    ``write(file)`` (PrettyMIDI)."""
-    from .smf import load_smf, Song
-    if isinstance(midi, Song):
-        return midi
-    if isinstance(midi, (str, os.PathLike)):
-        return load_smf(os.fspath(midi))
-    if isinstance(midi, (bytes, bytearray, memoryview)):
-        return load_smf(bytes(midi))
-    buf = io.BytesIO()
-    if hasattr(midi, "save") and hasattr(midi, "tracks"):         # mido.MidiFile
-        midi.save(file=buf)
-    elif hasattr(midi, "write"):                                    # pretty_midi.PrettyMIDI
-        midi.write(buf)
-    else:
-        raise TypeError(f"cannot read MIDI from {type(midi).__name__}: give a path, bytes, a "
-                        "mido.MidiFile or an object with write(file)")
-    return load_smf(buf.getvalue())
-
-
-def load_bank_any(bank):
-    """A Bank from a path, a Bank (returned as is) or None (the built-in GM bank)."""
-    if bank is None:
-        from .banks.builtin import load_builtin
-        return load_builtin()
-    if hasattr(bank, "regions"):
-        return bank
-    from .banks import load_bank
-    return load_bank(os.fspath(bank))
 
 
 def _gm_name(p: int) -> str:
@@ -205,31 +181,35 @@ def _track_names(song) -> dict:
 class Renderer:
     """A rendering session: the bank is loaded once and one synth stays open across songs.
 
-    ``Renderer(bank=None, *, rate=48000, backend="auto", voices=None, gain=0.5,
-    interp="cubic", tail_cap_s=30.0, chunk=32768, **options)``; ``options`` are further
-    ``Synth`` keyword arguments (effects, reverb/chorus knobs, black-MIDI note limits).
-    ``render(midi, stems=None)`` -> float32 (frames, 2) or a dict of stems; ``stats`` holds
-    the last render's statistics (gpusynth.render.summarize)."""
+    ``Renderer(bank=None, settings=None, *, chunk=END_STEP, progress=False, **overrides)``
+    (``chunk``: frames per render call, a speed knob; the audio does not depend on it):
+    ``settings`` a gpusynth.Settings (default ``Settings()``), ``overrides`` any of its fields
+    by name. ``render(midi, stems=None)`` -> float32 (frames, 2) or a dict of stems; ``stats``
+    holds the last render's statistics (gpusynth.rendering.summarize). ``progress``: a tqdm
+    bar per song (in a notebook, a widget)."""
 
-    def __init__(self, bank=None, *, rate=48000, backend="auto", voices=None, gain=0.5,
-                 interp="cubic", tail_cap_s=30.0, chunk=32768, **options):
+    def __init__(self, bank=None, settings: Settings | None = None, *, chunk: int = END_STEP,
+                 progress: bool = False, **overrides):
+        self.settings = Settings.of(settings, **overrides)
         self.bank = load_bank_any(bank)
-        self.rate = int(rate)
-        self.tail_cap_s = float(tail_cap_s)
         self.chunk = int(chunk)
-        self.synth = Synth(backend=backend, interp=interp, gain=gain, **options)
+        if self.chunk <= 0:
+            raise ValueError(f"chunk must be positive, not {chunk}")
+        self.progress = bool(progress)
+        self.synth = Synth(self.settings)
         self.backend = self.synth.backend_name
-        self._settings = dict(gain=gain, interp=interp, **options)
+        self.rate = self.settings.rate
+        self.voices = self.settings.voices
+        self.tail_cap_s = self.settings.tail_cap_s
         self._ensemble = None
         self.song_stats = None
-        self.voices = int(voices) if voices is not None else default_voices(self.backend)
         self.synth.download(self.bank)
         self.stats = None
         self.songs = 0
 
     # a freshly opened synth for each song (the same state as Synth() + open + download)
     def _open(self, song):
-        return self.synth, reopen(self.synth, song, self.rate, self.voices)
+        return self.synth, reopen(self.synth, song)
 
     def render(self, midi, *, stems: str | None = None):
         """Render one song: float32 (frames, 2), or with ``stems`` a dict name -> (frames, 2)."""
@@ -251,10 +231,8 @@ class Renderer:
         if not songs:
             return []
         if self._ensemble is None:
-            from .ensemble import Ensemble
-            self._ensemble = Ensemble(self.bank, rate=self.rate, backend=self.backend,
-                                      voices=self.voices, tail_cap_s=self.tail_cap_s,
-                                      chunk=self.chunk, **self._settings)
+            self._ensemble = Ensemble(self.bank, self.settings.replace(backend=self.backend),
+                                      chunk=self.chunk)
         outs = self._ensemble.render_many(songs)
         self.stats = {k: v for k, v in self._ensemble.stats.items() if k != "per_song"}
         self.song_stats = self._ensemble.stats["per_song"]
@@ -269,7 +247,11 @@ class Renderer:
 
     def _render_mix(self, song) -> np.ndarray:
         s, _ = self._open(song)
-        audio, self.stats = render_opened(s, song, self.chunk, self.tail_cap_s)
+        prog = RenderProgress(self.progress, desc=str(getattr(song, "path", "") or "")[-30:])
+        try:
+            audio, self.stats = render_opened(s, song, self.chunk, progress=prog)
+        finally:
+            prog.close()
         self.songs += 1
         return audio
 
@@ -278,17 +260,15 @@ class Renderer:
         out = {}
         for k, name in enumerate(sm.names):
             s, _ = self._open(song)
-            be = s.backend
-            orig = be.add_voices
 
-            def add_voices(slots, records, _k=k, _orig=orig, _s=s):
+            def mute_others(slots, records, _k=k, _s=s):
                 lab = sm.label(_s, slots, records)
                 if np.any(lab != _k):
                     records = np.array(records, copy=True)
                     records["atten"][lab != _k] += np.float32(MUTE_CB)
-                _orig(slots, records)
+                return records
 
-            be.add_voices = add_voices
+            s.upload_hook = mute_others
             try:
                 s.stream(song_source(song, self.rate))
                 parts, pos = [], 0
@@ -297,7 +277,7 @@ class Renderer:
                     parts.append(s.render(n, pos))
                     pos += n
             finally:
-                del be.add_voices
+                s.upload_hook = None
             out[name] = np.concatenate(parts) if parts else np.zeros((0, 2), np.float32)
         return out
 
@@ -312,12 +292,13 @@ class Renderer:
         self.close()
 
 
-def render(midi, bank=None, *, rate=48000, backend="auto", stems=None, voices=None, gain=0.5,
-           interp="cubic", tail_cap_s=30.0, **options):
-    """Render a MIDI song to float32 stereo ``(frames, 2)`` at ``rate`` (or, with ``stems``,
-    a dict of stems). For many songs keep a ``Renderer`` (the bank loads once)."""
-    r = Renderer(bank, rate=rate, backend=backend, voices=voices, gain=gain, interp=interp,
-                 tail_cap_s=tail_cap_s, **options)
+def render(midi, bank=None, settings: Settings | None = None, *, stems: str | None = None,
+           progress: bool = False, **overrides):
+    """Render a MIDI song to float32 stereo ``(frames, 2)`` at the settings' rate (or, with
+    ``stems``, a dict of stems). ``settings``/``overrides``: as Renderer; ``progress``: a tqdm
+    bar (a widget in Jupyter) with the real-time factor, notes/s, voices and the ETA. For many
+    songs keep a ``Renderer`` (the bank loads once)."""
+    r = Renderer(bank, settings, progress=progress, **overrides)
     try:
         return r.render(midi, stems=stems)
     finally:

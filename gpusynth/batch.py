@@ -25,6 +25,11 @@ import sys
 import tempfile
 import time
 
+from .api import STEM_KINDS, Renderer
+from .loading import load_bank_any, load_midi
+from .progress import CountProgress
+from .settings import Settings
+
 MIDI_EXT = (".mid", ".midi", ".kar", ".rmi", ".smf")
 
 
@@ -99,7 +104,6 @@ def _encode(audio, rate, subtype, fmt, path):
 def render_one(renderer, midi, name, ext, subtype, stems, workdir):
     """Render one song into ``workdir`` (``name + ext``, or a folder ``name`` holding
     ``mix + ext`` and one file per stem). Returns (stats, relative paths written)."""
-    from .api import load_midi
     song = load_midi(midi)
     fmt = ext[1:]
     t0 = time.perf_counter()
@@ -163,7 +167,6 @@ def _run_items(renderer, items, opts, workdir_for):
     alone); a song that fails to load is reported alone, and if the launch itself fails the
     songs are rendered one by one."""
     if _together(renderer, opts) and len(items) > 1:
-        from .api import load_midi
         songs, rest = [], []
         for idx, src, name in items:
             try:
@@ -202,8 +205,7 @@ def _worker_init(bank, opts, threads):
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     global _R, _OPTS
-    from .api import Renderer
-    _R = Renderer(bank, **opts["renderer"])
+    _R = Renderer(bank, opts["settings"])
     _OPTS = opts
 
 
@@ -257,7 +259,7 @@ def _ray_run(address, bank_obj, opts, todo, outdir, jobs, group, report):
             def __init__(self, bank, o):
                 os.environ.setdefault("OMP_NUM_THREADS", "1")
                 from gpusynth.api import Renderer
-                self.r = Renderer(bank, **o["renderer"])
+                self.r = Renderer(bank, o["settings"])
                 self.o = o
 
             def run(self, items):
@@ -328,42 +330,17 @@ def todo_name(todo, idx):
     raise KeyError(idx)
 
 
-# ------------------------------------------------------------------------------ progress
-class _Progress:
-    def __init__(self, total, enabled):
-        self.total, self.enabled = total, enabled
-        self.done = self.errors = 0
-        self.audio_s = 0.0
-        self.t0 = time.perf_counter()
-
-    def update(self, r):
-        self.done += 1
-        if r["status"] == "error":
-            self.errors += 1
-        elif r["status"] == "ok":
-            self.audio_s += r["stats"].get("duration_s", 0.0)
-        if self.enabled:
-            el = max(time.perf_counter() - self.t0, 1e-9)
-            w = 24
-            fill = int(w * self.done / max(self.total, 1))
-            sys.stderr.write(f"\r[{'#' * fill}{'.' * (w - fill)}] {self.done}/{self.total} files "
-                             f"{self.done / el:.1f} files/s {self.audio_s / el:.1f}x RT"
-                             + (f" {self.errors} failed" if self.errors else "") + "   ")
-            sys.stderr.flush()
-
-    def finish(self):
-        if self.enabled:
-            sys.stderr.write("\n")
-
-
 # ------------------------------------------------------------------------------ driver
-def run_batch(inputs, outdir, bank=None, *, jobs=None, group=8, stems=None, fmt="wav",
-              subtype=None, force=False, ray_address=None, rate=48000, backend="auto",
-              voices=None, threads=None, summary=None, progress=None, quiet=False,
-              synth_options=None, together=None) -> dict:
+def run_batch(inputs, outdir, bank=None, settings: Settings | None = None, *, jobs=None,
+              group=8, stems=None, fmt="wav", subtype=None, force=False, ray_address=None,
+              threads=None, summary=None, progress=None, quiet=False, together=None,
+              **overrides) -> dict:
     """Render every MIDI file named by ``inputs`` into ``outdir``; returns the summary dict
-    (also written as JSON). See the module docstring."""
-    from .api import load_bank_any, STEM_KINDS
+    (also written as JSON). See the module docstring. ``settings``: a gpusynth.Settings,
+    ``overrides`` any of its fields by name (``rate=44100``); every song is rendered with
+    them as ``gpusynth render`` would. ``progress``: a tqdm bar over the files (None: when
+    stderr is a terminal and not ``quiet``)."""
+    settings = Settings.of(settings, **overrides)
     if stems is not None and stems not in STEM_KINDS:
         raise BatchError(f"--stems must be one of {', '.join(STEM_KINDS)}")
     items = expand_inputs(inputs)
@@ -377,10 +354,7 @@ def run_batch(inputs, outdir, bank=None, *, jobs=None, group=8, stems=None, fmt=
     if subtype is None:
         subtype = "pcm24" if ext == ".flac" else "pcm16"
     opts = {"ext": ext, "subtype": subtype, "stems": stems, "together": together,
-            # chunk 16384: the blocks of `gpusynth render` (where the tail ends depends on
-            # the block), so a batch output is the same file as `gpusynth render` writes
-            "renderer": {"rate": rate, "backend": backend, "voices": voices, "chunk": 16384,
-                         **(synth_options or {})}}
+            "settings": settings}
     results = [None] * len(items)
     todo = []
     for i, (p, n) in enumerate(items):
@@ -388,16 +362,15 @@ def run_batch(inputs, outdir, bank=None, *, jobs=None, group=8, stems=None, fmt=
             results[i] = {"status": "skipped", "reason": "output exists (--force to redo)"}
         else:
             todo.append((i, p, n))
-    prog = _Progress(len(todo), progress if progress is not None else
-                     (sys.stderr.isatty() and not quiet))
+    prog = CountProgress(len(todo), progress if progress is not None else
+                         (sys.stderr.isatty() and not quiet))
 
     def report(idx, r):
         results[idx] = r
-        prog.update(r)
+        prog.update(r["status"] != "error",
+                    r["stats"].get("duration_s", 0.0) if r["status"] == "ok" else 0.0)
         if r["status"] == "error" and not quiet:
-            if prog.enabled:
-                sys.stderr.write("\n")
-            print(f"gpusynth batch: {items[idx][0]}: {r['error']} (skipped)", file=sys.stderr)
+            prog.write(f"gpusynth batch: {items[idx][0]}: {r['error']} (skipped)")
 
     t0 = time.perf_counter()
     bank_obj = load_bank_any(bank) if todo else None
@@ -428,7 +401,7 @@ def run_batch(inputs, outdir, bank=None, *, jobs=None, group=8, stems=None, fmt=
                           for idx, _, _ in futs[f]]
                 for idx, r in rs:
                     report(idx, r)
-    prog.finish()
+    prog.close()
     wall = time.perf_counter() - t0
     files = []
     for (p, n), r in zip(items, results):
@@ -452,85 +425,9 @@ def run_batch(inputs, outdir, bank=None, *, jobs=None, group=8, stems=None, fmt=
                        "files_per_s": len(ok) / wall if wall > 0 else 0.0,
                        "realtime_factor": audio / wall if wall > 0 else 0.0,
                        "jobs": jobs, "group": group, "ray": ray_address,
-                       "backend": ok[0]["stats"]["backend"] if ok else backend}}
+                       "backend": ok[0]["stats"]["backend"] if ok else settings.backend}}
     path = summary or os.path.join(outdir, "batch-summary.json")
     with open(path, "w") as f:
         json.dump(summ, f, indent=1, default=float)
     summ["summary_path"] = path
     return summ
-
-
-def cmd_batch(a):
-    """The `gpusynth batch` subcommand (registered in gpusynth.cli)."""
-    from .cli import CliError
-    try:
-        from .cli import effect_kwargs
-    except ImportError:                    # a build without the effect options
-        def effect_kwargs(a):
-            return {}
-    if a.ray and a.ray not in ("auto", "local") and ":" not in a.ray:
-        raise CliError(f"--ray {a.ray}: give auto, local or HOST:PORT (ray://HOST:PORT)")
-    for b in a.bank or []:
-        if not os.path.isfile(b):
-            raise CliError(f"{b}: no such bank file")
-    if a.jobs is not None and a.jobs < 1:
-        raise CliError("--jobs must be >= 1")
-    try:
-        s = run_batch(a.inputs, a.output, (a.bank or [None])[0], jobs=a.jobs, group=a.group,
-                      stems=a.stems, fmt=a.format, subtype="float" if a.float else None,
-                      force=a.force, ray_address=a.ray, rate=a.rate, backend=a.backend or "auto",
-                      voices=a.voices, summary=a.summary, quiet=a.quiet,
-                      synth_options=effect_kwargs(a), together=a.together)
-    except BatchError as e:
-        raise CliError(str(e)) from None
-    t = s["totals"]
-    if not a.quiet:
-        print(f"{a.output}: {t['ok']} rendered, {t['skipped']} skipped (done before), "
-              f"{t['failed']} failed; {t['audio_s']:.1f} s of audio in {t['wall_s']:.1f} s "
-              f"({t['files_per_s']:.1f} files/s, {t['realtime_factor']:.1f}x real time); "
-              f"summary {s['summary_path']}")
-    return 2 if t["failed"] else 0
-
-
-def add_parser(sub):
-    """Register `gpusynth batch` on the CLI's subparsers."""
-    import argparse
-    try:
-        from .cli import _add_effect_args
-    except ImportError:
-        _add_effect_args = None
-    b = sub.add_parser("batch", help="render many MIDI files (folders, globs, list files)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    b.add_argument("inputs", nargs="+", metavar="IN",
-                   help="MIDI files, folders (recursive), globs, list files (@list.txt)")
-    b.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
-    b.add_argument("--bank", action="append", metavar="PATH",
-                   help="SF2, SF3 or DLS bank (default: the built-in GM bank)")
-    b.add_argument("-j", "--jobs", type=int, default=None,
-                   help="worker processes (default: the usable cores)")
-    b.add_argument("--group", type=int, default=8, help="songs per task")
-    tg = b.add_mutually_exclusive_group()
-    tg.add_argument("--together", dest="together", action="store_true", default=None,
-                    help="render each task's songs in one launch, one control path and one "
-                         "voice table (the default; every output is the same either way)")
-    tg.add_argument("--one-by-one", dest="together", action="store_false",
-                    help="render each task's songs one after another")
-    b.add_argument("--stems", choices=["channel", "program", "track"],
-                   help="also write one file per stem: OUTDIR/NAME/mix.wav + STEM.wav")
-    b.add_argument("--format", default="wav", choices=["wav", "flac", "w64", "aiff"],
-                   help="output format")
-    b.add_argument("--float", action="store_true", help="32-bit float samples (default 16-bit)")
-    b.add_argument("--force", action="store_true", help="render again outputs that exist")
-    b.add_argument("--ray", metavar="ADDRESS",
-                   help="run as Ray tasks: auto (the running cluster), HOST:PORT, or local "
-                        "(start a private local instance); pip install gpusynth[dist]")
-    b.add_argument("--backend", help="auto|cupy|native|numpy")
-    b.add_argument("-r", "--rate", type=int, default=48000)
-    b.add_argument("--voices", type=int, default=None, help="voice limit per song")
-    b.add_argument("--summary", metavar="PATH",
-                   help="summary JSON (default OUTDIR/batch-summary.json)")
-    b.add_argument("-q", "--quiet", action="store_true")
-    if _add_effect_args is not None:
-        _add_effect_args(b)
-    b.set_defaults(fn=cmd_batch)
-    return b

@@ -24,8 +24,9 @@ voice-samples. ``Ensemble.render_many(songs)`` renders a group of songs together
 The mix is exact integer arithmetic (fixed point, summed in int64), so where a voice sits in
 the table and what else is rendered beside it cannot change a bit of any song: each song's
 audio is identical to rendering it alone with ``Renderer.render`` (same backend, same
-settings), length included -- a song ends on the same 32,768-frame chunk rule as
-``gpusynth.render.iter_render``. tests/test_ensemble.py checks both on every backend here.
+settings), length included -- a song ends by the same rule as every render
+(gpusynth.rendering.song_over, on its END_STEP grid). tests/test_ensemble.py checks both on
+every backend here.
 
 The group is split in two halves (two group synths) that take turns: while a worker thread
 runs one half's kernel (the compiled kernel runs without the GIL), this thread runs the other
@@ -45,14 +46,19 @@ import numpy as np
 
 from . import events as ev
 from .control import format_preset_warnings, post_mix
+from .backend import create_backend
 from .group import GroupSynth
-from .render import render_opened, reopen, song_groups, song_over, song_source, summary
+from .loading import load_midi, song_groups, song_source
+from .rendering import END_STEP, render_opened, reopen, song_over, summary
+from .settings import Settings
 from .synth import Synth
 from .voices import TICK, VOICE_DTYPE
 
 # bytes of int64 output the launch may hold per thread (songs x frames x 4 buses x 8)
 OUT_BUDGET = 32 << 20
 MAX_WINDOW_TICKS = 512
+# the control engines that decide one tick at a time (no group mode): songs rendered alone
+SEQUENTIAL_ENGINES = ("sequential",)
 SWITCH_INTERVAL = 2e-4    # s: sys.setswitchinterval while a group renders (see render_many)
 
 
@@ -106,29 +112,31 @@ class Ensemble:
     """Renders groups of songs in one control path and one voice table (see the module
     docstring).
 
-    ``Ensemble(bank, *, rate, backend, voices, gain, interp, tail_cap_s, chunk, **options)``
-    takes a loaded Bank and the ``Renderer`` settings; ``render_many(songs)`` -> a list of
-    float32 (frames, 2) arrays, one per song, each identical to ``Renderer.render(song)``."""
+    ``Ensemble(bank, settings=None, *, chunk=END_STEP, **overrides)`` takes a loaded Bank and
+    the ``Renderer`` settings (a gpusynth.Settings and/or fields by name; ``chunk``: the
+    block of a song rendered alone); ``render_many(songs)`` -> a list of float32 (frames, 2)
+    arrays, one per song, each identical to ``Renderer.render(song)``."""
 
-    def __init__(self, bank, *, rate=48000, backend="native", voices=4096, gain=0.5,
-                 interp="cubic", tail_cap_s=30.0, chunk=32768, **options):
-        from .backend import create_backend
+    def __init__(self, bank, settings: Settings | None = None, *, chunk: int = END_STEP,
+                 **overrides):
+        st = Settings.of(settings, **overrides)
+        if st.backend == "auto":
+            from .backend.select import resolve_backend
+            st = st.replace(backend=resolve_backend(None)[0])
+        self.settings = st
         self.bank = bank
-        self.rate = int(rate)
-        self.voices = int(voices)
-        self.gain = gain
-        self.interp = interp
-        self.tail_cap_s = float(tail_cap_s)
+        self.rate = st.rate
+        self.voices = st.voices
+        self.tail_cap_s = st.tail_cap_s
         self.chunk = int(chunk)
-        self.options = dict(options)
-        if self.chunk <= 0 or self.chunk % (4 * TICK):
-            raise EnsembleError(f"chunk must be a positive multiple of {4 * TICK} frames, not {chunk}")
-        self.backend_name = backend
-        self.launch = create_backend(backend, self.rate, 1024, interp)
+        if self.chunk <= 0:
+            raise EnsembleError(f"chunk must be positive, not {chunk}")
+        self.backend_name = st.backend
+        self.launch = create_backend(st.backend, self.rate, 1024, st.interp)
         self.align = max(1, int(getattr(self.launch, "bus_align", 1)))
-        # the shared control path is steal-free; the per-key cap and the one-tick reference
-        # engine take their decisions per tick: such songs are rendered one by one
-        self.shared = not options.get("max_key_voices") and options.get("alloc_engine") != "reference"
+        # the shared control path is steal-free; the per-key cap and the one-tick engine
+        # take their decisions per tick: such songs are rendered one by one
+        self.shared = not st.max_key_voices and st.alloc_engine not in SEQUENTIAL_ENGINES
         self._pool_of = None
         self._launch2 = None
         self._spare = []          # closed group synths, reopened for later groups
@@ -142,7 +150,7 @@ class Ensemble:
         if self._spare:
             s = self._spare.pop()
         else:
-            s = GroupSynth(backend="numpy", interp=self.interp, gain=self.gain, **self.options)
+            s = GroupSynth(self.settings.replace(backend="numpy"))
             s.download(self.bank, validate=self._pool_of is None)  # validated once per ensemble
         s.setup([m.groups for m in songs], self.voices)
         s.open({"sample_rate": self.rate, "voices": min(self.voices * len(songs), 4_000_000),
@@ -163,15 +171,14 @@ class Ensemble:
     def _render_alone(self, song):
         """One song through its own synth: what Renderer.render does."""
         if self._solo is None:
-            self._solo = Synth(backend=self.backend_name, interp=self.interp, gain=self.gain,
-                               **self.options)
+            self._solo = Synth(self.settings)
             self._solo.download(self.bank, validate=False)
-        reopen(self._solo, song, self.rate, self.voices)
-        return render_opened(self._solo, song, self.chunk, self.tail_cap_s)
+        reopen(self._solo, song)
+        return render_opened(self._solo, song, self.chunk)
 
     # ---- the group ----------------------------------------------------------------------------
     def render_many(self, songs) -> list:
-        """Render ``songs`` (gpusynth.smf.Song objects, or anything ``gpusynth.api.load_midi``
+        """Render ``songs`` (gpusynth.smf.Song objects, or anything ``gpusynth.loading.load_midi``
         reads) together. Returns one float32 (frames, 2) array per song, in order.
 
         The group is split in two halves that take turns: while the kernel renders one
@@ -179,7 +186,6 @@ class Ensemble:
         thread runs the other half's control path (events, allocation, effects), so the host
         path and the kernel overlap instead of adding up."""
         from concurrent.futures import ThreadPoolExecutor
-        from .api import load_midi
         songs = [load_midi(s) for s in songs]
         t_all = time.perf_counter()
         mem = [_Song(i, s, self.rate, self.tail_cap_s) for i, s in enumerate(songs)]
@@ -190,12 +196,12 @@ class Ensemble:
         else:
             parts = [p for p in (mem[0::2], mem[1::2]) if p]
         groups = [self._group(p) for p in parts]
-        T = window_ticks(len(mem), self.chunk // TICK, groups[0].synth.block_ticks if groups else 4)
+        T = window_ticks(len(mem), END_STEP // TICK, groups[0].synth.block_ticks if groups else 4)
         self._launches = 0
         self._k_total = 0.0
         if len(groups) > 1 and self._launch2 is None:
-            from .backend import create_backend
-            self._launch2 = create_backend(self.backend_name, self.rate, 1024, self.interp)
+            self._launch2 = create_backend(self.backend_name, self.rate, 1024,
+                                           self.settings.interp)
             self._launch2.upload_pool(self.launch.pool)
         launchers = [self.launch, self._launch2]
         # the worker needs the GIL for a moment before and after each kernel call: with the
@@ -378,7 +384,7 @@ class Ensemble:
             st["peak_level"] = max(st["peak_level"], float(np.max(np.abs(o[:, :2]))) if N else 0.0)
             m.pending.append(o[:, :2])
             m.pos += N
-            if m.pos % self.chunk == 0:
+            if m.pos % END_STEP == 0:
                 self._chunk_end(ctl, m)
             m.wall += share + host
             if not m.done:
@@ -396,8 +402,8 @@ class Ensemble:
             m.wall += dt
 
     def _chunk_end(self, ctl, m: _Song):
-        """gpusynth.render.iter_render's end-of-song rule (song_over), at the same chunk
-        boundaries, on the song's own events, voices and effects."""
+        """The end-of-song rule of every render (gpusynth.rendering.song_over), at the same
+        END_STEP boundaries, on the song's own events, voices and effects."""
         block = np.concatenate(m.pending) if len(m.pending) > 1 else m.pending[0]
         m.pending = []
         m.blocks.append(block)

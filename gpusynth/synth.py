@@ -29,12 +29,14 @@ import numpy as np
 from .backend import create_backend
 from .banks.model import Bank
 from .control import ControlPath
+from .settings import Settings
 from .voices import TICK
 
 # Port parameters (DMUS_PORTPARAMS8): name -> default, and the range a value is clamped to.
 # "share" (fShare) is accepted and always reported 0 (a software synth is not shared: a request
 # for 1 is clamped, DirectMusic's S_FALSE); "features" (dwFeatures) is reported as given.
-DEFAULTS = {"sample_rate": 48000, "voices": 512, "channel_groups": 2, "audio_channels": 2,
+# sample_rate and voices default to the synth's settings (gpusynth.settings: 48000, 4096).
+DEFAULTS = {"sample_rate": 48000, "voices": 4096, "channel_groups": 2, "audio_channels": 2,
             "share": 0, "features": 0}
 LIMITS = {"sample_rate": (8000, 192000), "voices": (1, 4_000_000),
           "channel_groups": (1, 4096), "audio_channels": (2, 2),
@@ -53,19 +55,13 @@ DIRECTMUSIC_GAIN = 10.0 ** (1200 / 2000)
 PC_DLS, PC_SOFTWARESYNTH, PC_DLS2 = 0x1, 0x4, 0x200
 # DirectMusic effect flags (DMUS_PORTPARAMS.dwEffectFlags, DMUS_PORTCAPS.dwEffectFlags)
 DMUS_EFFECT_NONE, DMUS_EFFECT_REVERB, DMUS_EFFECT_CHORUS = 0x0, 0x1, 0x2
-# Synth keyword -> gpusynth.effects parameter (reverb_*, chorus_*)
-_REVERB_KW = {"reverb_room": "room", "reverb_time": "time", "reverb_damp": "damp",
-              "reverb_width": "width", "reverb_level": "level", "reverb_predelay": "predelay"}
-_CHORUS_KW = {"chorus_voices": "voices", "chorus_level": "level", "chorus_speed": "speed",
-              "chorus_depth": "depth", "chorus_type": "type", "chorus_width": "width"}
-
-
 class SynthError(Exception):
     pass
 
 
 # the control path's own methods: a Synth subclass defining one would never be called
-_CONTROL_METHODS = frozenset(k for k in vars(ControlPath) if k.startswith("_") and not k.startswith("__"))
+_CONTROL_METHODS = frozenset(k for c in ControlPath.__mro__ for k in vars(c)
+                             if k.startswith("_") and not k.startswith("__"))
 
 
 class Synth:
@@ -81,15 +77,15 @@ class Synth:
                             "gpusynth.control.ControlPath; override it on a subclass of that, "
                             "named by control_type")
 
-    def __init__(self, backend: str | None = None, interp: str = "cubic", block_ticks: int = 4,
-                 gain: float = 0.5, max_window_ticks: int = 512, sends: bool = False,
-                 min_velocity: int = 0, max_key_voices: int = 0, max_note_s: float = 0.0,
-                 alloc_engine: str = "auto", effects: bool = True, reverb: bool = True,
-                 chorus: bool = True, effects_engine: str = "auto", overlap: bool | None = None,
-                 **effect_params):
-        """block_ticks: the smallest window (a render call renders whole multiples of it);
-        max_window_ticks: the longest window (one kernel launch); sends: also render the
-        reverb and chorus send buses (``render(..., sends=True)``).
+    def __init__(self, settings: Settings | None = None, **overrides):
+        """``settings``: a gpusynth.Settings (defaults: ``Settings()``), ``overrides``: any of
+        its fields by name (``Synth(backend="native", reverb=False)``), validated once there
+        (SettingsError, a ValueError, naming the setting); the port parameters of ``open()``
+        default to its ``rate`` and ``voices``. The synth's own use of them:
+
+        ``block_ticks``: the smallest window (a render call renders whole multiples of it);
+        ``max_window_ticks``: the longest window (one kernel launch); ``sends``: also render
+        the reverb and chorus send buses (``render(..., sends=True)``).
 
         Black-MIDI note limits (0 = off; applied on the host at each note's own time, so
         deterministic and independent of window and block sizes): ``min_velocity``: note-ons
@@ -98,62 +94,45 @@ class Synth:
         sounding per (channel, key), a note-on beyond it kills the oldest notes' voices on that
         channel + key (a steal, counted in ``stolen_voices``); ``max_note_s``: a note is
         released at most this long after its note-on (as if its note-off came then; the
-        sustain pedal does not extend it). ``alloc_engine``: "auto" (the compiled control
-        engine, gpusynth.control_engine, and the compiled stealing loop, gpusynth.steal, if a
-        C++ compiler works, else the numpy definition), "native", "numpy", or "reference" (one
-        tick at a time through VoiceAllocator.notes; no per-key cap). All give the same bits.
+        sustain pedal does not extend it). ``alloc_engine``: the control engine
+        (gpusynth.control names them); all give the same bits.
 
         Effects (gpusynth.effects: reverb and chorus on the send buses, added to the dry mix;
         on by default, as in FluidSynth and DirectMusic): ``effects=False`` turns both off,
         ``reverb``/``chorus`` each; the port parameter ``effects`` of ``open()`` (flags
-        DMUS_EFFECT_REVERB | DMUS_EFFECT_CHORUS) overrides them. Knobs (FluidSynth's names and
-        defaults): ``reverb_room`` 0..1 (0.2: RT60 0.91 s), ``reverb_time`` RT60 in s
-        (overrides the room), ``reverb_damp`` 0..1 (0), ``reverb_width`` 0..100 (0.5),
-        ``reverb_level`` 0..1 (0.9), ``reverb_predelay`` s (0); ``chorus_voices`` 0..99 (3),
-        ``chorus_level`` 0..10 (2), ``chorus_speed`` Hz 0.1..5 (0.3), ``chorus_depth`` ms
-        0..40 (8), ``chorus_type`` "sine"|"triangle", ``chorus_width`` 0..10 (10).
-        ``effects_engine``: "auto" (compiled helper, else numpy), "native", "numpy".
+        DMUS_EFFECT_REVERB | DMUS_EFFECT_CHORUS) overrides them. The knobs (``reverb_*``,
+        ``chorus_*``) are FluidSynth's, with its defaults (gpusynth.settings lists them).
 
         ``overlap``: when a render call needs more than one window, apply each window's events
         while the backend renders the window before (same output bits; needs the compiled
         control engine). None (default): on for the CuPy backend, whose kernel leaves the CPU
-        free, off on the CPU backends, whose kernel already uses every core."""
-        bad = set(effect_params) - set(_REVERB_KW) - set(_CHORUS_KW)
-        if bad:
-            raise TypeError(f"Synth() got unexpected keyword argument(s): {', '.join(sorted(bad))}")
-        self._rev_params = {_REVERB_KW[k]: v for k, v in effect_params.items()
-                            if k in _REVERB_KW and (v is not None or k == "reverb_time")}
-        self._cho_params = {_CHORUS_KW[k]: v for k, v in effect_params.items()
-                            if k in _CHORUS_KW and v is not None}
-        self.effect_flags = ((DMUS_EFFECT_REVERB if effects and reverb else 0)
-                             | (DMUS_EFFECT_CHORUS if effects and chorus else 0))
-        self.effects_engine = effects_engine
-        from .effects import Effects
-        Effects(48000, reverb_params=self._rev_params, chorus_params=self._cho_params,
-                engine="numpy")              # validates the knobs now, not at open()
-        if interp not in ("linear", "cubic"):
-            raise ValueError(f"interpolation must be 'linear' or 'cubic', not {interp!r}")
-        self.control = self.control_type(min_velocity=min_velocity, max_key_voices=max_key_voices,
-                                         max_note_s=max_note_s, alloc_engine=alloc_engine)
-        if not 1 <= int(block_ticks) <= 256:
-            raise ValueError("block_ticks must be 1..256")
-        if not int(block_ticks) <= int(max_window_ticks) <= 8192:
-            raise ValueError("max_window_ticks must be block_ticks..8192")
-        if backend is None or str(backend).strip().lower() == "auto":
-            # the best backend that runs here (cupy, native, numpy), or $GPUSYNTH_BACKEND when
-            # no backend is given; `gpusynth info` shows the same choice
+        free, off on the CPU backends, whose kernel already uses every core.
+
+        ``gain="directmusic"``: DirectMusic's reference level (DIRECTMUSIC_GAIN)."""
+        if overrides.get("gain") == "directmusic":
+            overrides["gain"] = DIRECTMUSIC_GAIN
+        st = Settings.of(settings, **overrides)
+        self.settings = st
+        rev, cho = st.effect_flags
+        self.effect_flags = (DMUS_EFFECT_REVERB if rev else 0) | (DMUS_EFFECT_CHORUS if cho else 0)
+        self.effects_engine = st.effects_engine
+        self.control = self.control_type(min_velocity=st.min_velocity,
+                                         max_key_voices=st.max_key_voices,
+                                         max_note_s=st.max_note_s, alloc_engine=st.alloc_engine)
+        if st.backend == "auto":
+            # the best backend that runs here (cupy, native, numpy), or $GPUSYNTH_BACKEND;
+            # `gpusynth info` shows the same choice
             from .backend.select import resolve_backend
-            backend, self.backend_reason = resolve_backend(backend)
+            self.backend_name, self.backend_reason = resolve_backend(None)
         else:
-            self.backend_reason = "requested by argument"
-        self.backend_name = backend
-        self.interp = interp
-        self.block_ticks = int(block_ticks)
-        self.max_window_ticks = int(max_window_ticks) // int(block_ticks) * int(block_ticks)
-        self.gain = DIRECTMUSIC_GAIN if gain == "directmusic" else float(gain)
+            self.backend_name, self.backend_reason = st.backend, "requested by argument"
+        self.interp = st.interp
+        self.block_ticks = st.block_ticks
+        self.max_window_ticks = st.max_window_ticks // st.block_ticks * st.block_ticks
+        self.gain = st.gain
         self.volume = list(VOLUME_DEFAULTS)
-        self.sends = bool(sends)
-        self._overlap_opt = overlap
+        self.sends = st.sends
+        self._overlap_opt = st.overlap
         self._overlap = False
         self._pool = None
         self.is_open = False
@@ -170,6 +149,11 @@ class Synth:
     max_note_s = property(lambda self: self.control.max_note_s)
     alloc_engine = property(lambda self: self.control.alloc_engine)
     groups = property(lambda self: self.control.groups, doc="Open channel groups.")
+    upload_hook = property(lambda self: self.control.upload_hook,
+                           lambda self, f: setattr(self.control, "upload_hook", f),
+                           doc="``hook(slots, records) -> records``: sees (and may change) "
+                               "every new voice record before it is uploaded (stems use it; "
+                               "gpusynth.control.ControlPath.upload_hook). None: none.")
     stats = property(lambda self: self.control.stats, doc="The control path's window counters.")
     backend = property(lambda self: self.control.backend,
                        lambda self, b: setattr(self.control, "backend", b),
@@ -198,7 +182,8 @@ class Synth:
         if unknown:
             raise ValueError(f"unknown port parameter(s): {', '.join(sorted(unknown))}")
         eff, clamped = {}, []
-        for k, d in DEFAULTS.items():
+        defaults = dict(DEFAULTS, sample_rate=self.settings.rate, voices=self.settings.voices)
+        for k, d in defaults.items():
             v = params.get(k, d)
             try:
                 iv = int(v)
@@ -237,7 +222,8 @@ class Synth:
         from .effects import Effects
         fx = self.params["effects"]
         return Effects(self.sample_rate, bool(fx & DMUS_EFFECT_REVERB), bool(fx & DMUS_EFFECT_CHORUS),
-                       self._rev_params, self._cho_params, engine=self.effects_engine)
+                       self.settings.reverb_params(), self.settings.chorus_params(),
+                       engine=self.effects_engine)
 
     def close(self):
         """Close the port; an attached active sink is deactivated (its source is gone)."""

@@ -131,7 +131,7 @@ def render_gpusynth(midi: bytes, bank, rate: int = RATE, effects: bool = False,
                     tail_cap_s: float = 2.0) -> np.ndarray:
     """gpusynth's render at gain 1; dry (``effects=False``) unless asked, like
     render_fluidsynth."""
-    from gpusynth.render import render_song
+    from gpusynth.rendering import render_song
     from gpusynth.smf import load_smf
     audio, _ = render_song(load_smf(midi), bank=bank, rate=rate, gain=1.0, tail_cap_s=tail_cap_s,
                            effects=effects)

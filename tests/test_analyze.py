@@ -236,7 +236,7 @@ def test_null_backend_never_chosen_by_auto(monkeypatch):
 def test_api_matches_render_song_in_process(dense):
     """analyze_song against render_song (numpy, the reference backend) on a short stretch."""
     from gpusynth.analyze import analyze_song
-    from gpusynth.render import render_song
+    from gpusynth.rendering import render_song
     from gpusynth.smf import Song
     song = load_smf(str(dense))
     ev = song.events(48000)

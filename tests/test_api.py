@@ -7,7 +7,7 @@ import pytest
 
 import gpusynth
 from gpusynth import Renderer
-from gpusynth.render import render_song
+from gpusynth.rendering import render_song
 from gpusynth.smf import load_smf, write_smf, tempo_meta
 
 from synth_util import sine_bank

@@ -70,7 +70,7 @@ def test_batch_local(songs, tmp_path):
     bank = sine_bank()
     out1 = str(tmp_path / "o1")
     s = run_batch([songs], out1, bank, jobs=2, group=2, backend=FAST, progress=False,
-                  quiet=True, synth_options={"effects": False})
+                  quiet=True, effects=False)
     t = s["totals"]
     assert (t["files"], t["ok"], t["failed"], t["skipped"]) == (7, 6, 1, 0)
     bad = [f for f in s["files"] if f["status"] == "error"]
@@ -85,16 +85,16 @@ def test_batch_local(songs, tmp_path):
     # resumable: everything that exists is skipped; the bad file is tried again
     os.unlink(os.path.join(out1, "s2.wav"))
     s = run_batch([songs], out1, bank, jobs=2, backend=FAST, progress=False, quiet=True,
-                  synth_options={"effects": False})
+                  effects=False)
     assert (s["totals"]["ok"], s["totals"]["skipped"], s["totals"]["failed"]) == (1, 5, 1)
     assert _files(out1) == first
     # one job, other groups, --force: the same bytes
     out2 = str(tmp_path / "o2")
     run_batch([songs], out2, bank, jobs=1, group=5, backend=FAST, progress=False,
-              quiet=True, synth_options={"effects": False})
+              quiet=True, effects=False)
     assert _files(out2) == first
     s = run_batch([songs], out2, bank, jobs=1, group=1, backend=FAST, force=True,
-                  progress=False, quiet=True, synth_options={"effects": False})
+                  progress=False, quiet=True, effects=False)
     assert s["totals"]["ok"] == 6 and _files(out2) == first
 
 
@@ -153,11 +153,13 @@ from gpusynth.batch import run_batch
 sys.path.insert(0, {tests!r})
 from synth_util import sine_bank
 s = run_batch([{songs!r}], {out!r}, sine_bank(), jobs=2, group=2, backend={backend!r},
-              ray_address="local", progress=False, quiet=True, synth_options={{"effects": False}})
+              ray_address="local", progress=False, quiet=True, effects=False)
 print("TOTALS", json.dumps(s["totals"]))
 """
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_batch_ray_local(songs, tmp_path):
     """Ray tasks on a private local instance (run in its own network namespace, where
     127.0.0.1 is the only address): the same bytes as the local run."""
@@ -185,6 +187,6 @@ def test_batch_ray_local(songs, tmp_path):
     totals = json.loads(r.stdout.split("TOTALS", 1)[1])
     assert (totals["ok"], totals["failed"]) == (6, 1)
     run_batch([songs], out_loc, sine_bank(), jobs=2, backend=FAST, progress=False,
-              quiet=True, synth_options={"effects": False})
+              quiet=True, effects=False)
     a, b = _files(out_ray), _files(out_loc)
     assert len(a) == 6 and a == b

@@ -108,9 +108,10 @@ def test_info_json():
     assert "version" in info
 
 
+@pytest.mark.slow
 def test_builtin_bank_sixteen_channels_each_audible():
     """Every channel of a 16-channel GM phrase is audible, with the pitch of its notes."""
-    from gpusynth.render import open_synth
+    from gpusynth.rendering import open_synth
     from gpusynth.events import event_array
     progs = [0, 8, 16, 24, 32, 40, 48, 56, 64, 0, 72, 80, 88, 104, 112, 11]
     for ch, prog in enumerate(progs):

@@ -272,6 +272,7 @@ def _gs(addr, data):
     return bytes([0xF0, 0x41, 0x10, 0x42, 0x12]) + body + bytes([chk, 0xF7])
 
 
+@pytest.mark.slow
 def test_gs_and_xg_sysex_effects():
     dry, _ = _render(_song(), effects=False)
     base, _ = _render(_song(), chorus=False)
@@ -298,7 +299,7 @@ def test_gs_and_xg_sysex_effects():
 
 
 def test_reverb_tail_is_rendered_after_the_last_voice():
-    from gpusynth.render import render_song
+    from gpusynth.rendering import render_song
 
     class Song:
         n_notes, channel_groups, duration_s = 1, 1, 0.2

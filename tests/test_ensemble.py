@@ -73,7 +73,7 @@ def test_bus_routing_matches_single_output(backend, bank):
     s.download(bank)
     ev_bytes = song(3, seconds=1.0, channels=3, drums=True)
     from gpusynth.api import load_midi
-    from gpusynth.render import song_source
+    from gpusynth.rendering import song_source
     s.stream(song_source(load_midi(ev_bytes), RATE))
     s.control.pull(4096)
     w = s.control.prepare_window(8)
@@ -134,7 +134,8 @@ def test_native_bus_routing_matches_numpy(bank):
         assert np.max(np.abs(x - y)) < 2e-4
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "cupy"])
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=pytest.mark.slow) if b == "numpy" else b
+                                     for b in BACKENDS if b != "cupy"])
 def test_songs_identical_to_alone(backend, bank):
     """Songs of different lengths (so they drop out of the launch at different windows), with
     reverb and chorus on (the default) and one with effects sends off: each is bit-identical
@@ -218,7 +219,7 @@ def test_empty_and_silent_songs(bank):
 
 def test_bad_chunk(bank):
     with pytest.raises(EnsembleError, match="chunk"):
-        Ensemble(bank, backend="numpy", chunk=1000)
+        Ensemble(bank, backend="numpy", chunk=0)
 
 
 def test_shared_control_path_keeps_songs_apart(bank):
@@ -299,6 +300,7 @@ def test_group_synth_sysex_is_per_song(bank):
     assert s.control.song_fx_changes == [[], []]
 
 
+@pytest.mark.slow
 def test_conformance_files_together_equal_alone(testdata):
     """The MIDI conformance suite and Android's test vectors (GM/GS/XG resets, master volume
     and tuning SysEx, GS drum part change, RPNs, pedals, running status, formats 0/1/2,

@@ -12,7 +12,7 @@ from gpusynth import output as gout
 from gpusynth.blackgen import write_black_midi
 from gpusynth.demo import demo_song
 from gpusynth.events import ArrayCursor
-from gpusynth.render import open_synth, render_file, render_song
+from gpusynth.rendering import open_synth, render_file, render_song
 from gpusynth.smf import load_smf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def _excerpt(song, seconds):
     return ev[ev["time"] < int(seconds * RATE)], song.sysex
 
 
-@pytest.mark.parametrize("backend,seconds", [("native", 20.0), ("numpy", 3.0)])
+@pytest.mark.parametrize("backend,seconds", [("native", 20.0), pytest.param("numpy", 3.0, marks=pytest.mark.slow)])
 def test_stream_equals_play_whatever_the_read_size(demo, backend, seconds):
     """Pulling events window by window (reads capped at 1, 7, 500 events: windows shortened to
     where the events are complete) renders the same bits as queueing the song up front."""

@@ -7,12 +7,17 @@ import time
 
 import numpy as np
 
-from .events import make_events
+from ..events import make_events
+from .common import (CliError, add_effect_args, add_setting, backend_choice, load_bank,
+                     load_song, settings_from_args)
 
 TAIL_S = 2.0
+# the voice limit of real-time playback unless --voices says otherwise: what a small machine
+# renders within a 20 ms callback (an offline render's default is the settings', 4096)
+PLAY_VOICES = 256
 
 
-def _output(a, rate, CliError):
+def _output(a, rate):
     from hostsink import SoundDeviceOutput
     dev = a.device
     if dev is not None and dev.isdigit():
@@ -31,12 +36,13 @@ def _output(a, rate, CliError):
         raise CliError(f"audio output: {msg}{hint}") from None
 
 
-def _synth(a, bank, backend, groups, CliError):
-    from .render import open_synth
+def _synth(a, bank, backend, groups):
+    from ..rendering import open_synth
+    settings = settings_from_args(a, backend=backend)
+    if not hasattr(a, "voices"):
+        settings = settings.replace(voices=PLAY_VOICES)
     try:
-        from .cli import effect_kwargs
-        s, eff = open_synth(bank, backend, a.rate, getattr(a, "voices", 256), groups=groups,
-                            **effect_kwargs(a))
+        s, eff = open_synth(bank, groups=groups, settings=settings)
     except ValueError as e:
         raise CliError(str(e)) from None
     return s, eff
@@ -51,14 +57,14 @@ def _status(st, synth, t_total=None):
     sys.stderr.flush()
 
 
-def play_main(a, backend_choice, load_song, load_bank, CliError):
+def play_main(a):
     import hostsink
-    backend, why = backend_choice(a.backend)
+    backend, why = backend_choice(getattr(a, "backend", None))
     song = load_song("--demo" if a.demo else a.input)
     bank = load_bank(a.bank)
-    synth, eff = _synth(a, bank, backend, song.channel_groups, CliError)
+    synth, eff = _synth(a, bank, backend, song.channel_groups)
     rate = eff["sample_rate"]
-    out = _output(a, rate, CliError)
+    out = _output(a, rate)
     end = int(round(song.duration_s * rate))
     state = {}
 
@@ -114,7 +120,7 @@ def play_main(a, backend_choice, load_song, load_bank, CliError):
     return 0
 
 
-def live_main(a, backend_choice, load_bank, CliError):
+def live_main(a):
     try:
         import mido
     except ImportError:
@@ -132,11 +138,11 @@ def live_main(a, backend_choice, load_bank, CliError):
     if not names and not a.port:
         raise CliError("no MIDI input ports (use --list-ports; connect a device or a virtual port)")
     import hostsink
-    backend, why = backend_choice(a.backend)
+    backend, why = backend_choice(getattr(a, "backend", None))
     bank = load_bank(a.bank)
-    a.voices = 256
-    synth, eff = _synth(a, bank, backend, 1, CliError)
-    out = _output(a, eff["sample_rate"], CliError)
+    a.voices = PLAY_VOICES
+    synth, eff = _synth(a, bank, backend, 1)
+    out = _output(a, eff["sample_rate"])
     sinkref = {}
 
     def on_msg(msg):
@@ -174,3 +180,29 @@ def live_main(a, backend_choice, load_bank, CliError):
         synth.all_notes_off()
     print("\nstopped", file=sys.stderr)
     return 0
+
+
+def add_parsers(sub):
+    """`gpusynth play` and `gpusynth live`."""
+    pl = sub.add_parser("play", help="play a MIDI file in real time")
+    pl.add_argument("input", nargs="?")
+    pl.add_argument("--demo", action="store_true")
+    pl.add_argument("--device", help="output device id or name")
+    pl.add_argument("--latency-ms", type=float, default=20.0)
+    pl.add_argument("--bank")
+    add_setting(pl, "backend", choices=None, metavar="NAME")
+    add_setting(pl, "rate", metavar="HZ")
+    add_setting(pl, "voices", metavar="N", help=f"voice limit (default {PLAY_VOICES} for real "
+                                                "time)")
+    pl.add_argument("--stats-json")
+    add_effect_args(pl)
+    pl.set_defaults(fn=play_main)
+    lv = sub.add_parser("live", help="play from a MIDI input port")
+    lv.add_argument("--port")
+    lv.add_argument("--list-ports", action="store_true")
+    lv.add_argument("--device")
+    lv.add_argument("--latency-ms", type=float, default=20.0)
+    lv.add_argument("--bank")
+    add_setting(lv, "backend", choices=None, metavar="NAME")
+    add_setting(lv, "rate", metavar="HZ")
+    lv.set_defaults(fn=live_main)

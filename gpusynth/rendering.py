@@ -1,4 +1,9 @@
-"""Offline rendering of a MIDI song through a Synth (used by `gpusynth render`, tests, bench).
+"""Offline rendering of a MIDI song through a Synth: the one render path.
+
+``gpusynth.render``/``Renderer`` (gpusynth.api), the many-songs ensemble, ``batch`` and
+``gpusynth render`` all end a song by the same rule (``song_over``), checked on the same fixed
+grid of frames (``END_STEP``) whatever block size the caller renders in, so every path gives
+the same frames: the same length and the same bits.
 
 Everything streams: the song's events are pulled from a cursor window by window
 (``Synth.stream``), the audio goes to the caller block by block, so memory holds one window
@@ -13,96 +18,95 @@ import time
 import numpy as np
 
 from .events import ArrayCursor
+from .loading import load_bank_any, song_groups, song_source
+from .settings import Settings
 from .synth import Synth
 
 SILENCE = 10.0 ** (-90.0 / 20.0)     # -90 dBFS: the release tail counts as decayed below this
-
-# voice limit when none is given: what each backend renders comfortably (numpy is the slow
-# reference; native renders 4,096 voices at ~3x real time on 2 cores; a GPU takes far more)
-DEFAULT_VOICES = {"numpy": 512, "native": 4096, "cupy": 65536}
-
-
-def default_voices(backend: str) -> int:
-    return DEFAULT_VOICES.get(backend, 512)
+# the end-of-song rule is checked at every multiple of END_STEP frames at or past the song's
+# end, on the END_STEP frames before it (a multiple of the window: 256 ticks)
+END_STEP = 16384
 
 
-def open_synth(bank=None, backend="auto", rate=48000, voices=None, groups=None, interp="cubic",
-               gain=0.5, song=None, **options):
-    """A ready Synth with the bank downloaded (the built-in GM bank when bank is None).
-    ``voices`` None: the backend's default (DEFAULT_VOICES). ``options``: further Synth
-    keyword arguments (e.g. the black-MIDI note limits)."""
-    if bank is None:
-        from .banks.builtin import load_builtin
-        bank = load_builtin()
-    elif not hasattr(bank, "regions"):
-        from .banks import load_bank
-        bank = load_bank(bank)
-    s = Synth(backend=backend, interp=interp, gain=gain, **options)
-    if voices is None:
-        voices = default_voices(s.backend_name)
-    g = groups or (song.channel_groups if song is not None else 2)
-    eff = s.open({"sample_rate": rate, "voices": voices, "channel_groups": max(1, g)})
+def open_synth(bank=None, backend=None, rate=None, voices=None, groups=None, song=None,
+               settings: Settings | None = None, **overrides):
+    """A ready Synth with the bank downloaded (the built-in GM bank when bank is None; a path
+    or a Bank). ``settings`` (gpusynth.Settings) with ``backend``, ``rate``, ``voices`` and
+    ``overrides`` (any other setting by name) applied over it; None keeps the setting.
+    Returns (synth, the effective port parameters)."""
+    bank = load_bank_any(bank)
+    st = Settings.of(settings, backend=backend, rate=rate, voices=voices, **overrides)
+    s = Synth(st)
+    g = groups or (song_groups(song) if song is not None else 2)
+    eff = s.open({"sample_rate": st.rate, "voices": st.voices, "channel_groups": max(1, g)})
     s.download(bank)
     return s, eff
 
 
-def song_source(song, rate: int):
-    """A streaming event source for ``song``: its cursor (gpusynth.smf) or, for an object that
-    only has ``events(rate)``/``sysex``, an ArrayCursor over them."""
-    if hasattr(song, "cursor"):
-        return song.cursor(rate)
-    return ArrayCursor(song.events(rate), getattr(song, "sysex", None))
-
-
-def song_groups(song) -> int:
-    """The channel groups a song needs (its ports; 2 when it does not say)."""
-    return max(1, int(getattr(song, "channel_groups", 2) or 2))
-
-
-def reopen(synth: Synth, song, rate: int, voices: int) -> dict:
+def reopen(synth: Synth, song, rate: int | None = None, voices: int | None = None) -> dict:
     """Close ``synth`` if open and open it for ``song``: the state of a new synth, the bank
-    kept (gpusynth.api.Renderer, gpusynth.ensemble). Returns the effective parameters."""
+    kept (gpusynth.api.Renderer, gpusynth.ensemble). ``rate``/``voices``: the synth's settings
+    when None. Returns the effective parameters."""
     if synth.is_open:
         synth.close()
-    return synth.open({"sample_rate": rate, "voices": voices, "channel_groups": song_groups(song)})
+    st = synth.settings
+    return synth.open({"sample_rate": rate or st.rate, "voices": voices or st.voices,
+                       "channel_groups": song_groups(song)})
 
 
-def render_opened(synth: Synth, song, chunk: int = 32768, tail_cap_s: float = 30.0):
+def render_opened(synth: Synth, song, chunk: int = END_STEP, tail_cap_s: float | None = None,
+                  progress=None):
     """Render ``song`` through an opened synth to float32 (frames, 2) in memory: (audio,
-    stats with ``preset_warnings``)."""
+    stats with ``preset_warnings``). ``tail_cap_s`` None: the synth's setting."""
     rate = synth.sample_rate
     end = int(round(song.duration_s * rate))
     t0 = time.perf_counter()
-    blocks = [b for _, b in iter_render(synth, song_source(song, rate), end, chunk, tail_cap_s)]
+    blocks = []
+    for pos, b in iter_render(synth, song_source(song, rate), end, chunk, tail_cap_s):
+        blocks.append(b)
+        if progress:
+            progress(pos + len(b), end, synth)
     audio = np.concatenate(blocks) if blocks else np.zeros((0, 2), np.float32)
     st = summarize(synth, len(audio), time.perf_counter() - t0)
     st["preset_warnings"] = synth.preset_warnings()
     return audio, st
 
 
-def iter_render(synth: Synth, source, end_frame: int, chunk: int = 32768,
-                tail_cap_s: float = 30.0, sysex=None):
-    """Yield (position, float32 block [n, 2]) until the song has ended and every release tail
-    has decayed below -90 dBFS (or no voice is left), or tail_cap_s after the last event.
-    ``source``: a streaming cursor (``Synth.stream``) or an EVENT_DTYPE array (with ``sysex``,
-    its payload list)."""
+def iter_render(synth: Synth, source, end_frame: int, chunk: int = END_STEP,
+                tail_cap_s: float | None = None, sysex=None):
+    """Yield (position, float32 block [n, 2]) until the song has ended (``song_over``, checked
+    at every multiple of END_STEP frames at or past ``end_frame``; blocks are cut at those
+    points, so the frames returned do not depend on ``chunk``): every release tail decayed
+    below -90 dBFS (or no voice left), or ``tail_cap_s`` (None: the synth's setting) after the
+    last event. ``source``: a streaming cursor (``Synth.stream``) or an EVENT_DTYPE array
+    (with ``sysex``, its payload list)."""
     if not hasattr(source, "read"):
         source = ArrayCursor(source, sysex)
+    if tail_cap_s is None:
+        tail_cap_s = synth.settings.tail_cap_s
+    chunk = max(1, int(chunk))
     synth.stream(source)
     cap = end_frame + int(tail_cap_s * synth.sample_rate)
     pos = 0
+    last = np.zeros((0, 2), np.float32)         # the END_STEP frames before pos
     while True:
-        block = synth.render(chunk, pos)
+        stop = pos + chunk
+        grid = max(-(-end_frame // END_STEP), pos // END_STEP + 1) * END_STEP
+        stop = min(stop, grid)
+        block = synth.render(stop - pos, pos)
         yield pos, block
-        pos += chunk
-        if song_over(synth, pos, end_frame, cap, block):
+        pos = stop
+        last = block[-END_STEP:] if len(block) >= END_STEP else \
+            np.concatenate([last, block])[-END_STEP:]
+        if pos >= end_frame and pos % END_STEP == 0 and song_over(synth, pos, end_frame, cap,
+                                                                  last):
             break
 
 
 def song_over(synth: Synth, pos: int, end_frame: int, cap: int, block: np.ndarray) -> bool:
-    """The end-of-song rule, checked after each chunk (``block``, ending at frame ``pos``):
-    past the song's end with every event played, and no voice or effect tail left, or the
-    last chunk below -90 dBFS with no note held, or ``cap`` reached."""
+    """The end-of-song rule, checked at frame ``pos`` (a multiple of END_STEP), ``block`` the
+    END_STEP frames before it: past the song's end with every event played, and no voice or
+    effect tail left, or the block below -90 dBFS with no note held, or ``cap`` reached."""
     if pos < end_frame or synth.pending_events or not synth.source_done:
         return False
     if synth.active_voices == 0 and not getattr(synth, "effects_ringing", False):
@@ -112,23 +116,15 @@ def song_over(synth: Synth, pos: int, end_frame: int, cap: int, block: np.ndarra
     return pos >= cap
 
 
-def render_song(song, bank=None, backend="auto", rate=48000, voices=None, chunk=32768,
-                interp="cubic", gain=0.5, tail_cap_s=30.0, progress=None, **options):
+def render_song(song, bank=None, chunk=END_STEP, progress=None, settings: Settings | None = None,
+                **overrides):
     """Render a parsed Song (gpusynth.smf.Song) to float32 stereo in memory (streaming the
-    events). Returns (audio, stats). For long renders write to a file instead
-    (``render_file``), which keeps memory bounded."""
-    synth, _ = open_synth(bank, backend, rate, voices, interp=interp, gain=gain, song=song,
-                          **options)
-    end = int(round(song.duration_s * rate))
-    t0 = time.perf_counter()
-    blocks = []
-    for pos, b in iter_render(synth, song_source(song, rate), end, chunk, tail_cap_s):
-        blocks.append(b)
-        if progress:
-            progress(pos + len(b), end, synth)
-    wall = time.perf_counter() - t0
-    audio = np.concatenate(blocks) if blocks else np.zeros((0, 2), np.float32)
-    return audio, summarize(synth, len(audio), wall)
+    events). ``settings``/``overrides``: as open_synth. Returns (audio, stats). For long
+    renders write to a file instead (``render_file``), which keeps memory bounded."""
+    synth, _ = open_synth(bank, song=song, settings=settings, **overrides)
+    audio, st = render_opened(synth, song, chunk, progress=progress)
+    st.pop("preset_warnings", None)
+    return audio, st
 
 
 def _partial_name(path: str) -> str:
@@ -136,15 +132,15 @@ def _partial_name(path: str) -> str:
     return f"{stem}.partial{ext}"
 
 
-def render_file(song, path, bank=None, backend="auto", rate=48000, voices=None,
-                subtype=None, normalize_db=None, chunk=16384, interp="cubic", gain=0.5,
-                tail_cap_s=30.0, progress=None, synth=None, fmt=None, **options):
+def render_file(song, path, bank=None, subtype=None, normalize_db=None, chunk=16384,
+                progress=None, synth=None, fmt=None, settings: Settings | None = None,
+                **overrides):
     """Render ``song`` to the audio file ``path`` (format from its extension or ``fmt``, see
     gpusynth.output; ``"-"``: WAV to stdout), streaming: memory stays one window of events and
     one block of audio. ``subtype`` None: float when the song has more than
     output.FLOAT_NOTES notes, else 16-bit (FLAC: 24/16-bit). ``normalize_db``: peak-normalise
     to this level (dBFS) in a second pass. ``synth``: an already opened Synth (else one is
-    opened with the other arguments). The file is written under a temporary name beside
+    opened from ``bank``, ``settings`` and ``overrides`` as open_synth). The file is written under a temporary name beside
     ``path`` and renamed when complete, so ``path`` never holds a half-written file. On an
     exception the temporary file is removed; on KeyboardInterrupt what was rendered is kept as
     ``<name>.partial<ext>`` (``e.partial`` names it, ``e.frames`` counts its frames) and the
@@ -152,8 +148,7 @@ def render_file(song, path, bank=None, backend="auto", rate=48000, voices=None,
     ``float_default``, ``clipped_samples`` (PCM output only) and ``normalize_gain_db``."""
     from .output import open_writer, default_subtype, container, is_stream
     if synth is None:
-        synth, _ = open_synth(bank, backend, rate, voices, interp=interp, gain=gain, song=song,
-                              **options)
+        synth, _ = open_synth(bank, song=song, settings=settings, **overrides)
     rate = synth.sample_rate
     path = os.fspath(path)
     n_notes = getattr(song, "n_notes", 0)
@@ -182,7 +177,7 @@ def render_file(song, path, bank=None, backend="auto", rate=48000, voices=None,
     t0 = time.perf_counter()
     frames = clipped = 0
     try:
-        for pos, block in iter_render(synth, song_source(song, rate), end, chunk, tail_cap_s):
+        for pos, block in iter_render(synth, song_source(song, rate), end, chunk):
             sink.write(block)
             frames += len(block)
             if pcm:
@@ -249,15 +244,3 @@ def summary(rs: dict, frames: int, rate: int, wall: float, voices_limit: int) ->
         "kernel_s": rs["kernel_seconds"], "control_s": rs["control_seconds"],
         "windows": rs["windows"],
     }
-
-
-class _CallableModule(__import__("types").ModuleType):
-    """``gpusynth.render(midi, bank=None, *, rate=48000, ...)`` renders to a numpy array
-    (gpusynth.api.render) while ``gpusynth.render.render_file`` & co. stay this module's."""
-
-    def __call__(self, midi, bank=None, **kwargs):
-        from .api import render as _render
-        return _render(midi, bank, **kwargs)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule
