@@ -1,11 +1,11 @@
 """`gpusynth batch`: render many MIDI files (a directory, a glob, a list file) to one folder.
 
 Local worker processes (``--jobs N``; each loads the bank once and keeps one opened synth,
-gpusynth.api.Renderer) take the songs in groups (``--group K`` files per task), or Ray tasks
+gpusynth.api.Renderer) take the songs in tasks (``--per-task K`` files each), or Ray tasks
 on a cluster (``--ray ADDRESS``: actors, the bank shipped once through the object store, the
 MIDI bytes sent and the encoded audio returned, so no shared file system is needed). Every song
 starts from a freshly opened synth and the encoding is the same code path, so the output files
-are byte-identical whichever way they ran (jobs, groups, Ray or not). Each task's songs are
+are byte-identical whichever way they ran (jobs, songs per task, Ray or not). Each task's songs are
 rendered in one launch (gpusynth.ensemble: one shared control path and one voice table, each
 song mixed to its own output; the same bits as one by one; ``--one-by-one`` turns it off).
 
@@ -152,7 +152,7 @@ def _job(renderer, path_or_bytes, name, opts, workdir):
 
 
 def _together(renderer, opts) -> bool:
-    """Render a group's songs in one launch (gpusynth.ensemble)? ``--together`` /
+    """Render a task's songs in one launch (gpusynth.ensemble)? ``--together`` /
     ``--one-by-one``; by default yes (stems are rendered one song at a time). Even where the
     worker processes already fill the cores, the shared control path does less host work per
     song (200 short songs, 2 workers on 2 cores, native: 13.2-14.2 s together against
@@ -209,12 +209,12 @@ def _worker_init(bank, opts, threads):
     _OPTS = opts
 
 
-def _worker_group(group, outdir):
-    """Render a group of (index, input path, name) into outdir: each output written under a
+def _worker_task(task, outdir):
+    """Render a task of (index, input path, name) into outdir: each output written under a
     temporary name (a temporary folder) and renamed into place when complete."""
     res = []
-    names = {idx: name for idx, _, name in group}
-    for idx, r, tmp in _run_items(_R, group, _OPTS,
+    names = {idx: name for idx, _, name in task}
+    for idx, r, tmp in _run_items(_R, task, _OPTS,
                                   lambda: tempfile.mkdtemp(prefix=".gpusynth-batch-", dir=outdir)):
         try:
             if r["status"] == "ok":
@@ -240,7 +240,7 @@ def _move_into_place(tmp, outdir, name, opts):
 
 
 # ------------------------------------------------------------------------------ Ray
-def _ray_run(address, bank_obj, opts, todo, outdir, jobs, group, report):
+def _ray_run(address, bank_obj, opts, todo, outdir, jobs, per_task, report):
     try:
         import ray
     except ImportError:
@@ -278,16 +278,16 @@ def _ray_run(address, bank_obj, opts, todo, outdir, jobs, group, report):
                     out.append((idx, r))
                 return out
 
-        n_act = max(1, min(jobs, -(-len(todo) // max(group, 1))))
+        n_act = max(1, min(jobs, -(-len(todo) // max(per_task, 1))))
         actors = [_Worker.remote(bank_ref, opts) for _ in range(n_act)]
-        groups = [todo[i:i + group] for i in range(0, len(todo), group)]
+        tasks = [todo[i:i + per_task] for i in range(0, len(todo), per_task)]
         pending = {}
         gi = 0
 
         def submit(a):
             nonlocal gi
             items = []
-            for idx, path, name in groups[gi]:
+            for idx, path, name in tasks[gi]:
                 try:
                     with open(path, "rb") as f:
                         data = f.read()
@@ -299,7 +299,7 @@ def _ray_run(address, bank_obj, opts, todo, outdir, jobs, group, report):
             pending[a.run.remote(items)] = a
 
         for a in actors:
-            if gi < len(groups):
+            if gi < len(tasks):
                 submit(a)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -317,7 +317,7 @@ def _ray_run(address, bank_obj, opts, todo, outdir, jobs, group, report):
                     finally:
                         shutil.rmtree(tmp, ignore_errors=True)
                 report(idx, r)
-            if gi < len(groups):
+            if gi < len(tasks):
                 submit(a)
     finally:
         ray.shutdown()
@@ -332,7 +332,7 @@ def todo_name(todo, idx):
 
 # ------------------------------------------------------------------------------ driver
 def run_batch(inputs, outdir, bank=None, settings: Settings | None = None, *, jobs=None,
-              group=8, stems=None, fmt="wav", subtype=None, force=False, ray_address=None,
+              per_task=8, stems=None, fmt="wav", subtype=None, force=False, ray_address=None,
               threads=None, summary=None, progress=None, quiet=False, together=None,
               **overrides) -> dict:
     """Render every MIDI file named by ``inputs`` into ``outdir``; returns the summary dict
@@ -374,29 +374,29 @@ def run_batch(inputs, outdir, bank=None, settings: Settings | None = None, *, jo
 
     t0 = time.perf_counter()
     bank_obj = load_bank_any(bank) if todo else None
-    group = max(1, int(group))
+    per_task = max(1, int(per_task))
     if todo and ray_address:
-        _ray_run(ray_address, bank_obj, opts, todo, outdir, jobs, group, report)
+        _ray_run(ray_address, bank_obj, opts, todo, outdir, jobs, per_task, report)
     elif todo and jobs == 1:
         _worker_init(bank_obj, opts, None)
-        for g in range(0, len(todo), group):
-            for idx, r in _worker_group(todo[g:g + group], outdir):
+        for g in range(0, len(todo), per_task):
+            for idx, r in _worker_task(todo[g:g + per_task], outdir):
                 report(idx, r)
     elif todo:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        # each group costs about the same; smaller groups at the end would balance better,
-        # but a group per call keeps the inter-process traffic small
-        groups = [todo[g:g + group] for g in range(0, len(todo), group)]
-        with ProcessPoolExecutor(max_workers=min(jobs, len(groups)),
+        # each task costs about the same; smaller tasks at the end would balance better,
+        # but a task per call keeps the inter-process traffic small
+        tasks = [todo[g:g + per_task] for g in range(0, len(todo), per_task)]
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
                                  mp_context=mp.get_context("spawn"),
                                  initializer=_worker_init,
                                  initargs=(bank_obj, opts, threads)) as ex:
-            futs = {ex.submit(_worker_group, g, outdir): g for g in groups}
+            futs = {ex.submit(_worker_task, g, outdir): g for g in tasks}
             for f in as_completed(futs):
                 try:
                     rs = f.result()
-                except Exception as e:          # a worker died: its group is reported
+                except Exception as e:          # a worker died: its task is reported
                     rs = [(idx, {"status": "error", "error": f"worker failed: {e}"})
                           for idx, _, _ in futs[f]]
                 for idx, r in rs:
@@ -424,7 +424,7 @@ def run_batch(inputs, outdir, bank=None, settings: Settings | None = None, *, jo
                        "audio_s": audio, "wall_s": wall,
                        "files_per_s": len(ok) / wall if wall > 0 else 0.0,
                        "realtime_factor": audio / wall if wall > 0 else 0.0,
-                       "jobs": jobs, "group": group, "ray": ray_address,
+                       "jobs": jobs, "per_task": per_task, "ray": ray_address,
                        "backend": ok[0]["stats"]["backend"] if ok else settings.backend}}
     path = summary or os.path.join(outdir, "batch-summary.json")
     with open(path, "w") as f:

@@ -37,7 +37,7 @@ Public interface:
 Channel messages are dispatched by handler name on the instance (``_DISPATCH``), so a
 subclass's override is the one called; a subclass overriding anything the compiled engine
 does in C (``_ENGINE_REPLACES``) keeps the Python path, so no override is ever bypassed.
-gpusynth.group.GroupControl is such a subclass (many songs in one control path).
+gpusynth.ensemble_control.EnsembleControl is such a subclass (many songs in one control path).
 """
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ class ControlPath(EventRules):
     # use it (gpusynth.api: voices outside the stem muted). None: no hook.
     upload_hook = None
     # the class whose Python methods the engine does in C (None: ControlPath); a subclass of it
-    # overriding one of them keeps the Python path (gpusynth.group.GroupControl: the group mode)
+    # overriding one of them keeps the Python path (gpusynth.ensemble_control.EnsembleControl: the group mode)
     _engine_base = None
 
     def __init__(self, *, min_velocity: int = 0, max_key_voices: int = 0, max_note_s: float = 0.0,

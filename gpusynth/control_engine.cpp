@@ -188,7 +188,7 @@ struct Args {
     i64 esize, n_events, B, T;
     float *chin;             // [7][T][nch]
     i64 *result;             // [status, event index, needed capacity]
-    // the many-songs group (gpusynth.group.GroupSynth): n_songs > 0. Song k plays on the
+    // the ensemble mode (gpusynth.ensemble_control.EnsembleSynth): n_songs > 0. Song k plays on the
     // channels with song_of_chan == k; no song may reach its voice limit (song_limit) in the
     // group: before each run a song that could is evicted (evicted[k] = 1, its events dropped
     // from then on) and rendered alone by the caller; allocation is always steal-free
@@ -968,7 +968,7 @@ template <typename F> static void filter_run(Engine &E, F keep) {
     E.r_time.resize(m); E.r_chan.resize(m); E.r_key.resize(m); E.r_vel.resize(m); E.r_on.resize(m);
 }
 
-// GroupSynth._note_run before the allocation: the events of songs still in the group (the
+// EnsembleSynth._note_run before the allocation: the events of songs still in the group (the
 // skipped note-ons counted per song); then, until no song could reach its limit, the regions
 // are looked up and every song whose sounding voices plus the run's regions exceed the limit
 // is evicted. Returns false if the miss log is full (nothing changed then).

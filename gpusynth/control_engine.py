@@ -254,8 +254,8 @@ class ControlEngine:
         a.chin = _ptr(chin)
         a.result = _ptr(self.result)
         a.h_fresh = _ptr(h["fresh"])
-        songs = getattr(ctl, "n_songs", 0) if getattr(ctl, "engine_group", False) else 0
-        if songs:                 # gpusynth.group.GroupControl: many songs, each kept below its limit
+        songs = getattr(ctl, "n_songs", 0) if getattr(ctl, "engine_ensemble", False) else 0
+        if songs:                 # gpusynth.ensemble_control.EnsembleControl: many songs, each kept below its limit
             a.n_songs, a.song_limit = int(songs), int(ctl.song_limit)
             self._soc = np.ascontiguousarray(ctl.song_of_chan, np.int64)
             a.song_of_chan = _ptr(self._soc)

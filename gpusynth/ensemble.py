@@ -5,17 +5,17 @@ A GPU (or the native backend's threads) wastes itself on one small song: a song 
 voices is one work item of the CPU kernel (gpusynth._kernels.CPU_CHUNK = 16 voices), so one
 core renders it while the others wait, and every window pays its launch and its host control
 path (event dispatch, preset lookup, allocation, a few dozen numpy calls) for a few thousand
-voice-samples. ``Ensemble.render_many(songs)`` renders a group of songs together:
+voice-samples. ``Ensemble.render_many(songs)`` renders an ensemble of songs together:
 
-* the songs share one control path (gpusynth.group.GroupControl, the control path of a
-  GroupSynth, used through its public interface only): each song gets its own block
+* the songs share one control path (gpusynth.ensemble_control.EnsembleControl, the control path of a
+  EnsembleSynth, used through its public interface only): each song gets its own block
   of channel groups, and one pass per window dispatches every song's events, builds one
   controller timeline and allocates every song's notes in one vectorised call. Everything it
   decides is per channel, SysEx is scoped to its song (a GS reset or master volume reaches only
   its own channels, effect settings only its own reverb and chorus), and each song has its own
-  voice limit: a song that could reach its limit leaves the group and is rendered again alone
+  voice limit: a song that could reach its limit leaves the ensemble and is rendered again alone
   (``stats["solo"]``), so stealing always happens as in its own render;
-* per window the group's voice records are sorted by song into one launch table, each song's
+* per window the ensemble's voice records are sorted by song into one launch table, each song's
   run padded with finished voices to a whole kernel work item (``bus_align``), its ``bus``
   field set to the song's output, and one kernel call renders every song's voices, each mixed
   into its own output;
@@ -28,13 +28,13 @@ settings), length included -- a song ends by the same rule as every render
 (gpusynth.rendering.song_over, on its END_STEP grid). tests/test_ensemble.py checks both on
 every backend here.
 
-The group is split in two halves (two group synths) that take turns: while a worker thread
+The ensemble is split in two halves (two ensemble synths) that take turns: while a worker thread
 runs one half's kernel (the compiled kernel runs without the GIL), this thread runs the other
 half's control path, so the host path and the kernel overlap.
 
-Songs of a group start together and drop out as they end; group songs of similar length
+Songs of an ensemble start together and drop out as they end; put songs of similar length together
 (``gpusynth batch`` sorts each worker's files by duration). Memory: the launch's output is
-songs x window x 4 buses of int64 per thread, so the window shrinks as the group grows
+songs x window x 4 buses of int64 per thread, so the window shrinks as the ensemble grows
 (``OUT_BUDGET``).
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ import numpy as np
 from . import events as ev
 from .control import format_preset_warnings, post_mix
 from .backend import create_backend
-from .group import GroupSynth
+from .ensemble_control import EnsembleSynth
 from .loading import load_midi, song_groups, song_source
 from .rendering import END_STEP, render_opened, reopen, song_over, summary
 from .settings import Settings
@@ -57,9 +57,9 @@ from .voices import TICK, VOICE_DTYPE
 # bytes of int64 output the launch may hold per thread (songs x frames x 4 buses x 8)
 OUT_BUDGET = 32 << 20
 MAX_WINDOW_TICKS = 512
-# the control engines that decide one tick at a time (no group mode): songs rendered alone
+# the control engines that decide one tick at a time (no ensemble mode): songs rendered alone
 SEQUENTIAL_ENGINES = ("sequential",)
-SWITCH_INTERVAL = 2e-4    # s: sys.setswitchinterval while a group renders (see render_many)
+SWITCH_INTERVAL = 2e-4    # s: sys.setswitchinterval while an ensemble renders (see render_many)
 
 
 class EnsembleError(ValueError):
@@ -68,7 +68,7 @@ class EnsembleError(ValueError):
 
 def window_ticks(n_songs: int, chunk_ticks: int, block_ticks: int = 4,
                  budget: int = OUT_BUDGET) -> int:
-    """The launch window (ticks) for a group of ``n_songs``: the largest power of two that
+    """The launch window (ticks) for an ensemble of ``n_songs``: the largest power of two that
     divides ``chunk_ticks`` (so that the end-of-song check falls on window ends), at most
     MAX_WINDOW_TICKS, whose output fits ``budget``; at least ``block_ticks``."""
     t = MAX_WINDOW_TICKS
@@ -78,7 +78,7 @@ def window_ticks(n_songs: int, chunk_ticks: int, block_ticks: int = 4,
 
 
 class _Song:
-    """One song of the group: its source, its effects, what it has rendered, its statistics."""
+    """One song of the ensemble: its source, its effects, what it has rendered, its statistics."""
 
     def __init__(self, idx, song, rate, tail_cap_s):
         self.idx = idx
@@ -90,16 +90,16 @@ class _Song:
         self.pending = []         # windows of the chunk in progress
         self.pos = 0
         self.done = False
-        self.solo = False         # left the group: rendered alone
+        self.solo = False         # left the ensemble: rendered alone
         self.wall = 0.0
         self.source = None
         self.fx = None
-        self.k = 0                # index in its group synth
+        self.k = 0                # index in its ensemble synth
         self.st = {"voices_sum": 0, "ticks": 0, "peak_level": 0.0, "kernel_s": 0.0, "windows": 0}
 
 
-class _Group:
-    """A group synth, its control path and its songs (one half of render_many's group)."""
+class _Half:
+    """One half of an ensemble: its ensemble synth, its control path and its songs."""
 
     def __init__(self, synth, songs):
         self.synth = synth
@@ -109,7 +109,7 @@ class _Group:
 
 
 class Ensemble:
-    """Renders groups of songs in one control path and one voice table (see the module
+    """Renders ensembles of songs in one control path and one voice table (see the module
     docstring).
 
     ``Ensemble(bank, settings=None, *, chunk=END_STEP, **overrides)`` takes a loaded Bank and
@@ -139,18 +139,18 @@ class Ensemble:
         self.shared = not st.max_key_voices and st.alloc_engine not in SEQUENTIAL_ENGINES
         self._pool_of = None
         self._launch2 = None
-        self._spare = []          # closed group synths, reopened for later groups
+        self._spare = []          # closed ensemble synths, reopened for later ensembles
         self._solo = None
         self.stats = None
 
     # ---- synths -------------------------------------------------------------------------------
-    def _group(self, songs) -> _Group:
-        """A group synth for ``songs`` (a closed one of an earlier group is reopened: its
+    def _half(self, songs) -> _Half:
+        """A ensemble synth for ``songs`` (a closed one of an earlier ensemble is reopened: its
         preset tables are kept)."""
         if self._spare:
             s = self._spare.pop()
         else:
-            s = GroupSynth(self.settings.replace(backend="numpy"))
+            s = EnsembleSynth(self.settings.replace(backend="numpy"))
             s.download(self.bank, validate=self._pool_of is None)  # validated once per ensemble
         s.setup([m.groups for m in songs], self.voices)
         s.open({"sample_rate": self.rate, "voices": min(self.voices * len(songs), 4_000_000),
@@ -166,7 +166,7 @@ class Ensemble:
             m.k = k
             m.source = song_source(m.song, self.rate)
             m.fx = s.new_effects()
-        return _Group(s, songs)
+        return _Half(s, songs)
 
     def _render_alone(self, song):
         """One song through its own synth: what Renderer.render does."""
@@ -176,12 +176,12 @@ class Ensemble:
         reopen(self._solo, song)
         return render_opened(self._solo, song, self.chunk)
 
-    # ---- the group ----------------------------------------------------------------------------
+    # ---- the ensemble -------------------------------------------------------------------------
     def render_many(self, songs) -> list:
         """Render ``songs`` (gpusynth.smf.Song objects, or anything ``gpusynth.loading.load_midi``
         reads) together. Returns one float32 (frames, 2) array per song, in order.
 
-        The group is split in two halves that take turns: while the kernel renders one
+        The ensemble is split in two halves that take turns: while the kernel renders one
         half's window (in a worker thread: the compiled kernel runs without the GIL), this
         thread runs the other half's control path (events, allocation, effects), so the host
         path and the kernel overlap instead of adding up."""
@@ -195,11 +195,11 @@ class Ensemble:
             parts = []
         else:
             parts = [p for p in (mem[0::2], mem[1::2]) if p]
-        groups = [self._group(p) for p in parts]
-        T = window_ticks(len(mem), END_STEP // TICK, groups[0].synth.block_ticks if groups else 4)
+        halves = [self._half(p) for p in parts]
+        T = window_ticks(len(mem), END_STEP // TICK, halves[0].synth.block_ticks if halves else 4)
         self._launches = 0
         self._k_total = 0.0
-        if len(groups) > 1 and self._launch2 is None:
+        if len(halves) > 1 and self._launch2 is None:
             self._launch2 = create_backend(self.backend_name, self.rate, 1024,
                                            self.settings.interp)
             self._launch2.upload_pool(self.launch.pool)
@@ -210,34 +210,34 @@ class Ensemble:
         swi = sys.getswitchinterval()
         sys.setswitchinterval(min(swi, SWITCH_INTERVAL))
         try:
-            self._pipeline(groups, launchers, T, ThreadPoolExecutor)
+            self._pipeline(halves, launchers, T, ThreadPoolExecutor)
         finally:
             sys.setswitchinterval(swi)
-            for g in groups:
+            for g in halves:
                 g.synth.close()
                 self._spare.append(g.synth)
-        return self._results(mem, groups, T, t_all)
+        return self._results(mem, halves, T, t_all)
 
-    def _pipeline(self, groups, launchers, T, ThreadPoolExecutor):
+    def _pipeline(self, halves, launchers, T, ThreadPoolExecutor):
         with ThreadPoolExecutor(1, thread_name_prefix="gpusynth-ensemble") as ex:
             fut = {}
-            for i, g in enumerate(groups):
+            for i, g in enumerate(halves):
                 job = self._prepare(g, T)
                 fut[i] = (job, ex.submit(self._launch, launchers[i], job))
             while fut:
                 for i in list(fut):
                     job, f = fut.pop(i)
-                    g = groups[i]
+                    g = halves[i]
                     self._finish(g, job, *f.result())
                     if g.live:
                         nxt = self._prepare(g, T)
                         fut[i] = (nxt, ex.submit(self._launch, launchers[i], nxt))
 
-    def _results(self, mem, groups, T, t_all) -> list:
+    def _results(self, mem, halves, T, t_all) -> list:
         outs, per = [None] * len(mem), [None] * len(mem)
         n_solo = 0
         vs = 0.0
-        for g in groups:
+        for g in halves:
             for m in g.songs:
                 if not m.solo:
                     outs[m.idx], per[m.idx] = self._song_result(g.ctl, m)
@@ -255,7 +255,7 @@ class Ensemble:
         return outs
 
     def _song_result(self, ctl, m):
-        """A group song's audio and statistics (as Renderer.render's)."""
+        """An ensemble song's audio and statistics (as Renderer.render's)."""
         audio = np.concatenate(m.blocks) if m.blocks else np.zeros((0, 2), np.float32)
         st, k = m.st, m.k
         peak = st["peak_level"]
@@ -270,8 +270,8 @@ class Ensemble:
         res["preset_warnings"] = format_preset_warnings(ctl.song_preset_misses(k), m.groups)
         return audio, res
 
-    def _pull(self, g: _Group, end: int):
-        """Queue every live song's events before frame ``end`` on the group's control path,
+    def _pull(self, g: _Half, end: int):
+        """Queue every live song's events before frame ``end`` on the half's control path,
         each song's channels moved to its block."""
         s = g.ctl
         evs, payloads = [], []
@@ -300,8 +300,8 @@ class Ensemble:
         if evs:
             s.queue(np.concatenate(evs) if len(evs) > 1 else evs[0], payloads)
 
-    def _prepare(self, g: _Group, T) -> dict:
-        """The group's control path for the window [B, B + N) and its launch table: the
+    def _prepare(self, g: _Half, T) -> dict:
+        """The half's control path for the window [B, B + N) and its launch table: the
         voices sorted by song, each song's rows padded to a whole work item, on its own bus."""
         t0 = time.perf_counter()
         s, ctl = g.synth, g.ctl
@@ -350,8 +350,8 @@ class Ensemble:
             out = out[None]
         return out, after, time.perf_counter() - k0
 
-    def _finish(self, g: _Group, job, out, after, k_s):
-        """The voices' state back to the group's table, the window retired on the control path
+    def _finish(self, g: _Half, job, out, after, k_s):
+        """The voices' state back to the half's table, the window retired on the control path
         (finished voices removed: ControlPath.retire); each song gets its gain and effects
         (gpusynth.control.post_mix, as a synth's own window), its statistics and the
         end-of-song rule."""
@@ -411,7 +411,7 @@ class Ensemble:
 
 
 class _SongView:
-    """What song_over asks of a synth, for one song of a group's control path (every event
+    """What song_over asks of a synth, for one song of an ensemble's control path (every event
     before the window's end has been played: nothing is left queued)."""
     pending_events = 0
 

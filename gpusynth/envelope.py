@@ -25,7 +25,7 @@ LOG2_10_200 = F32(0.0166096404744368)     # log2(10) / 200: cB -> log2 of gain
 NEVER = np.int64(1) << np.int64(62)
 
 
-# 2^f on [0, 1): the kernels' polynomial (kernels/common.cuh gs_exp2), highest power first
+# 2^f on [0, 1): the kernels' polynomial (kernels/detmath.h gs_exp2), highest power first
 EXP2_POLY = tuple(F32(c) for c in (0.00021877505059819669, 0.0012387821916490793, 0.009684580378234386, 0.05548042804002762, 0.2402305006980896, 0.6931469440460205, 1.0))
 
 

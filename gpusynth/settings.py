@@ -95,12 +95,11 @@ class Settings:
     chorus_width: float = _f(10.0, "chorus stereo width", lo=0.0, hi=10.0, kind=float,
                              group="effects")
     # --- engine (same output bits whatever is chosen)
-    alloc_engine: str = _f("auto", "control engine: auto (compiled if a C++ compiler works), "
-                           "or the readable definition (see gpusynth.control)", kind=str,
-                           group="engine")
-    effects_engine: str = _f("auto", "effects engine: auto (compiled if a C++ compiler works) "
-                             "or the readable definition (see gpusynth.effects)", kind=str,
-                             group="engine")
+    alloc_engine: str = _f("auto", "control engine: auto (native if a C++ compiler works), "
+                           "native, reference (the readable definition) or sequential (one tick "
+                           "at a time); gpusynth.compiled names them", kind=str, group="engine")
+    effects_engine: str = _f("auto", "effects engine: auto, native or reference (the readable "
+                             "definition)", kind=str, group="engine")
     overlap: bool | None = _f(None, "apply a window's events while the backend renders the one "
                               "before (None: on for cupy, off on the CPU backends)", kind=bool,
                               group="engine", none_ok=True)

@@ -66,7 +66,7 @@ _CONTROL_METHODS = frozenset(k for c in ControlPath.__mro__ for k in vars(c)
 
 class Synth:
     # the control path's type: a ControlPath subclass changes what the host does (its channel
-    # handlers are dispatched by name on the instance; gpusynth.group.GroupControl)
+    # handlers are dispatched by name on the instance; gpusynth.ensemble_control.EnsembleControl)
     control_type = ControlPath
 
     def __init_subclass__(cls, **kw):
@@ -95,7 +95,8 @@ class Synth:
         channel + key (a steal, counted in ``stolen_voices``); ``max_note_s``: a note is
         released at most this long after its note-on (as if its note-off came then; the
         sustain pedal does not extend it). ``alloc_engine``: the control engine
-        (gpusynth.control names them); all give the same bits.
+        (auto, native, reference or sequential: gpusynth.compiled names them); all give the
+        same bits.
 
         Effects (gpusynth.effects: reverb and chorus on the send buses, added to the dry mix;
         on by default, as in FluidSynth and DirectMusic): ``effects=False`` turns both off,

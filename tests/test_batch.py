@@ -69,7 +69,7 @@ def test_expand_inputs(songs, tmp_path):
 def test_batch_local(songs, tmp_path):
     bank = sine_bank()
     out1 = str(tmp_path / "o1")
-    s = run_batch([songs], out1, bank, jobs=2, group=2, backend=FAST, progress=False,
+    s = run_batch([songs], out1, bank, jobs=2, per_task=2, backend=FAST, progress=False,
                   quiet=True, effects=False)
     t = s["totals"]
     assert (t["files"], t["ok"], t["failed"], t["skipped"]) == (7, 6, 1, 0)
@@ -90,10 +90,10 @@ def test_batch_local(songs, tmp_path):
     assert _files(out1) == first
     # one job, other groups, --force: the same bytes
     out2 = str(tmp_path / "o2")
-    run_batch([songs], out2, bank, jobs=1, group=5, backend=FAST, progress=False,
+    run_batch([songs], out2, bank, jobs=1, per_task=5, backend=FAST, progress=False,
               quiet=True, effects=False)
     assert _files(out2) == first
-    s = run_batch([songs], out2, bank, jobs=1, group=1, backend=FAST, force=True,
+    s = run_batch([songs], out2, bank, jobs=1, per_task=1, backend=FAST, force=True,
                   progress=False, quiet=True, effects=False)
     assert s["totals"]["ok"] == 6 and _files(out2) == first
 
@@ -102,9 +102,9 @@ def test_batch_together(songs, tmp_path):
     """--together (each task's songs in one launch, with reverb and chorus on) writes the same
     bytes as one by one; the bad file of the group is reported and its neighbours render."""
     out1, out2 = str(tmp_path / "one"), str(tmp_path / "tog")
-    run_batch([songs], out1, sine_bank(), jobs=1, group=4, backend=FAST, progress=False,
+    run_batch([songs], out1, sine_bank(), jobs=1, per_task=4, backend=FAST, progress=False,
               quiet=True, together=False)
-    s = run_batch([songs], out2, sine_bank(), jobs=1, group=4, backend=FAST, progress=False,
+    s = run_batch([songs], out2, sine_bank(), jobs=1, per_task=4, backend=FAST, progress=False,
                   quiet=True, together=True)
     t = s["totals"]
     assert (t["ok"], t["failed"]) == (6, 1)
@@ -152,7 +152,7 @@ import json, sys
 from gpusynth.batch import run_batch
 sys.path.insert(0, {tests!r})
 from synth_util import sine_bank
-s = run_batch([{songs!r}], {out!r}, sine_bank(), jobs=2, group=2, backend={backend!r},
+s = run_batch([{songs!r}], {out!r}, sine_bank(), jobs=2, per_task=2, backend={backend!r},
               ray_address="local", progress=False, quiet=True, effects=False)
 print("TOTALS", json.dumps(s["totals"]))
 """

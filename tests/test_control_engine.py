@@ -170,6 +170,7 @@ def test_channel_messages_pedals_and_presets(builtin):
     assert a[1]["notes"] > 500 and a[2], "the song plays notes and misses presets"
 
 
+@pytest.mark.slow
 def test_note_options_and_window_sizes(builtin):
     e = _channel_song(seed=9)
     for kw in ({"min_velocity": 40}, {"max_key_voices": 1}, {"max_key_voices": 2, "voices": 12},
@@ -244,6 +245,7 @@ def test_real_bank_files(timgm):
             both(timgm, song=smf.load_smf(path), voices=voices)
 
 
+@pytest.mark.slow
 def test_fuzzed_files(builtin, tmp_path):
     """Mutants of the fuzz seeds (tests/test_fuzz.py) that still load."""
     from test_fuzz import mutate, seeds
@@ -320,13 +322,13 @@ def test_an_override_is_never_bypassed(builtin):
 
 
 def test_many_songs_group(timgm, tmp_path):
-    """The engine's group mode against GroupControl's Python definition: the same audio bits
+    """The engine's group mode against EnsembleControl's Python definition: the same audio bits
     and per-song figures for songs of mixed lengths, SysEx in one song, and songs that leave
     the group (a dense one at a small limit)."""
     from gpusynth.ensemble import Ensemble
-    from gpusynth.group import GroupSynth
+    from gpusynth.ensemble_control import EnsembleSynth
     from test_ensemble import song
-    g = GroupSynth(backend="null")
+    g = EnsembleSynth(backend="null")
     g.setup([2, 2], 64)
     g.open()
     assert g.control.compiled            # the group runs in the engine's group mode by default
@@ -352,7 +354,7 @@ def test_many_songs_group(timgm, tmp_path):
             assert any(p.get("solo") for p in sa["per_song"]) or sa.get("solo", 0) > 0
 
 
-@pytest.mark.parametrize("backend", ["native", "numpy"])
+@pytest.mark.parametrize("backend", ["native", pytest.param("numpy", marks=pytest.mark.slow)])
 def test_overlapped_windows_same_bits(timgm, tmp_path, backend):
     """Each window's events applied while the backend renders the window before: the same
     audio bits and figures as one window after the other (dense stealing, a SysEx reverb

@@ -275,11 +275,11 @@ def test_song_at_its_voice_limit_leaves_the_group(bank):
 
 
 def test_group_synth_sysex_is_per_song(bank):
-    """GroupSynth directly: a master-volume SysEx and a GS reset in song 0 change song 0's
+    """EnsembleSynth directly: a master-volume SysEx and a GS reset in song 0 change song 0's
     channels only."""
-    from gpusynth.group import GroupSynth
+    from gpusynth.ensemble_control import EnsembleSynth
     from gpusynth import events as gev
-    s = GroupSynth(backend="numpy")
+    s = EnsembleSynth(backend="numpy")
     s.setup([1, 2], 64)
     s.open({"sample_rate": RATE, "voices": 128, "channel_groups": 3})
     s.download(bank)

@@ -2,7 +2,7 @@
 
 Tolerance: max |native - numpy| <= 1e-5 x the block's peak (RTOL below). Both compute in float32
 in the same operation order (the kernel is compiled with -ffp-contract=off) and both use the
-same polynomial 2^x (kernels/common.cuh gs_exp2 = gpusynth.envelope.exp2), so the remaining
+same polynomial 2^x (kernels/detmath.h gs_exp2 = gpusynth.envelope.exp2), so the remaining
 differences are: libm's sinf/cosf/tanf against numpy's (an ulp in the pan gains and the filter
 coefficient), and the stepped envelope, which the kernel advances by repeated multiply-adds and
 numpy computes as power(ratio, n) (a few ulps over a tick). Measured: about 1e-6 of the peak

@@ -21,7 +21,7 @@ def run(a):
     settings = settings_from_args(a)
     try:
         s = run_batch(a.inputs, a.output, (a.bank or [None])[0], settings, jobs=a.jobs,
-                      group=a.group, stems=a.stems, fmt=a.format,
+                      per_task=a.per_task, stems=a.stems, fmt=a.format,
                       subtype="float" if a.float else None, force=a.force, ray_address=a.ray,
                       summary=a.summary, quiet=a.quiet, together=a.together)
     except BatchError as e:
@@ -45,7 +45,9 @@ def add_parser(sub):
                    help="SF2, SF3 or DLS bank (default: the built-in GM bank)")
     b.add_argument("-j", "--jobs", type=int, default=None,
                    help="worker processes (default: the usable cores)")
-    b.add_argument("--group", type=int, default=8, help="songs per task (default 8)")
+    b.add_argument("--per-task", "--group", dest="per_task", type=int, default=8, metavar="K",
+                   help="songs per task: a worker's unit of work, rendered in one launch "
+                        "(default 8; --group is the old spelling)")
     tg = b.add_mutually_exclusive_group()
     tg.add_argument("--together", dest="together", action="store_true", default=None,
                     help="render each task's songs in one launch, one control path and one "

@@ -1,10 +1,10 @@
-"""The group-shared control path of gpusynth.ensemble: one control path plays many songs at once.
+"""The shared control path of gpusynth.ensemble: one control path plays many songs at once.
 
-``GroupControl`` is a gpusynth.control.ControlPath subclass; ``GroupSynth`` is the Synth facade
-around it (``control_type = GroupControl``), and gpusynth.ensemble drives both through their
-public methods. Every song of a launch group gets its own block of channel groups (song k's
-MIDI channel c is the group's channel ``song_off[k] + c``), so one pass per window does
-the work of the whole group: one event queue, one controller timeline, one preset lookup and
+``EnsembleControl`` is a gpusynth.control.ControlPath subclass; ``EnsembleSynth`` is the Synth facade
+around it (``control_type = EnsembleControl``), and gpusynth.ensemble drives both through their
+public methods. Every song of an ensemble gets its own block of channel groups (song k's
+MIDI channel c is the ensemble's channel ``song_off[k] + c``), so one pass per window does
+the work of the whole ensemble: one event queue, one controller timeline, one preset lookup and
 one vectorised allocation for every song's notes, one voice table. What a song does stays in
 its song because everything the control path decides is per channel:
 
@@ -14,7 +14,7 @@ its song because everything the control path decides is per channel:
   master tuning and effect settings (a GS reset silences only that song's voices);
 * the voice limit is per song, and a song is never allowed to reach it here: before each run
   of notes, every song's sounding voices plus the regions the run starts for it are counted
-  against the limit; a song that could reach it leaves the group (``evicted``) and
+  against the limit; a song that could reach it leaves the ensemble (``evicted``) and
   gpusynth.ensemble renders it again on its own, so stealing always happens exactly as in a
   render of that song alone. Below the limit, allocation takes no decision that depends on
   the other voices of the table.
@@ -39,8 +39,8 @@ _ROW_FIELDS = ("cc", "program", "bend", "bend_range", "fine", "coarse", "pressur
 _SONG_SHIFT = 44          # peak counting key: song << 44 | frame (2^44 frames: 11 years at 48 kHz)
 
 
-class GroupAllocator(VoiceAllocator):
-    """The allocator of a GroupSynth: steal-free allocation only (the synth keeps every song
+class EnsembleAllocator(VoiceAllocator):
+    """The allocator of a EnsembleSynth: steal-free allocation only (the synth keeps every song
     below its limit), peak polyphony counted per song, and whole songs dropped at once."""
 
     def __init__(self, *args, song_of_chan: np.ndarray, n_songs: int, **kw):
@@ -83,21 +83,21 @@ class GroupAllocator(VoiceAllocator):
         return np.flatnonzero(self.slot_songs() == k)
 
     def drop(self, slots, backend):
-        """Remove ``slots`` from the table at once (songs that ended or left the group)."""
+        """Remove ``slots`` from the table at once (songs that ended or left the ensemble)."""
         fin = np.unique(np.asarray(slots, np.int64))
         if len(fin):
             self._compact(fin, backend)
 
 
-class GroupControl(ControlPath):
-    """The control path of a group of songs (see the module docstring): the Python definition
-    (its ``_note_run`` and ``_on_sysex`` are the group's own), a GroupAllocator, per-song
+class EnsembleControl(ControlPath):
+    """The control path of an ensemble of songs (see the module docstring): the Python definition
+    (its ``_note_run`` and ``_on_sysex`` are the group's own), a EnsembleAllocator, per-song
     state. ``setup(groups, limit)`` before each ``open``: ``groups[k]`` channel groups for song
     k, each song's voice limit ``limit``."""
 
-    # the compiled engine's group mode does what _note_run does here (tests/test_control_engine.py
+    # the compiled engine's ensemble mode does what _note_run does here (tests/test_control_engine.py
     # compares the two); SysEx stays here (the engine hands every SysEx back to Python)
-    engine_group = True
+    engine_ensemble = True
 
     def setup(self, groups, limit: int):
         groups = [max(1, int(g)) for g in groups]
@@ -119,7 +119,7 @@ class GroupControl(ControlPath):
         cs.master_atten = np.zeros(cs.n)
 
     def _new_allocator(self):
-        return GroupAllocator(self.max_voices, self.sample_rate, fade_frames(self.sample_rate),
+        return EnsembleAllocator(self.max_voices, self.sample_rate, fade_frames(self.sample_rate),
                               min(2 * self.max_voices + 64, 4096),
                               max_note_frames=int(round(self.max_note_s * self.sample_rate)),
                               engine="reference", song_of_chan=self.song_of_chan, n_songs=self.n_songs)
@@ -153,8 +153,8 @@ class GroupControl(ControlPath):
     # ---- notes -------------------------------------------------------------------------------
     def _note_run(self, e, t):
         """A run of note events of many songs (see ControlPath._note_run): dropped for songs that
-        left the group, checked against each song's voice limit (a song that could reach it
-        leaves the group), then allocated in one steal-free pass."""
+        left the ensemble, checked against each song's voice limit (a song that could reach it
+        leaves the ensemble), then allocated in one steal-free pass."""
         soc = self.song_of_chan
         song = soc[e["chan"]]
         keep = ~self.evicted[song]
@@ -236,19 +236,19 @@ class GroupControl(ControlPath):
                 if lo <= key[0] < hi}
 
 
-class GroupSynth(Synth):
-    """A host-only Synth for a group of songs (its voice table is the numpy backend's record
+class EnsembleSynth(Synth):
+    """A host-only Synth for an ensemble of songs (its voice table is the numpy backend's record
     table, rendered by gpusynth.ensemble's launch): the DirectMusic facade (open, download,
-    close, gain, effects settings) around a GroupControl (``self.control``).
-    ``setup(groups, limit)`` before ``open`` (GroupControl.setup)."""
+    close, gain, effects settings) around a EnsembleControl (``self.control``).
+    ``setup(groups, limit)`` before ``open`` (EnsembleControl.setup)."""
 
-    control_type = GroupControl
+    control_type = EnsembleControl
 
     def setup(self, groups, limit: int):
         self.control.setup(groups, limit)
 
 
-__all__ = ["GroupSynth", "GroupControl", "GroupAllocator"]
+__all__ = ["EnsembleSynth", "EnsembleControl", "EnsembleAllocator"]
 
 
-GroupControl._engine_base = GroupControl
+EnsembleControl._engine_base = EnsembleControl
