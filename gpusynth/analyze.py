@@ -113,18 +113,11 @@ def sounding_voices(synth, t: int) -> int:
 
 
 def tempo_info(song) -> dict:
-    """``tempo_changes`` (set-tempo events after the start, one per tick), ``tempo_bpm_min``,
-    ``tempo_bpm_max`` (over the tempo map, the default 120 bpm included until a first tempo);
-    None where the song has no tempo map (SMPTE division, a song built from arrays)."""
-    maps = getattr(getattr(song, "_idx", None), "maps", None)
-    if getattr(song, "smpte", None) is not None or not maps \
-            or not all(hasattr(m, "st") and hasattr(m, "v") for m in maps):
-        return {"tempo_changes": None, "tempo_bpm_min": None, "tempo_bpm_max": None}
-    v = np.concatenate([np.asarray(m.v, np.float64) for m in maps])
-    v = v[v > 0]
-    return {"tempo_changes": int(sum(len(m.st) - 1 for m in maps)),
-            "tempo_bpm_min": float(60e6 / v.max()) if len(v) else None,
-            "tempo_bpm_max": float(60e6 / v.min()) if len(v) else None}
+    """The song's tempo figures (gpusynth.smf.Song.tempo_summary; None for a song object
+    without a tempo map)."""
+    if hasattr(song, "tempo_summary"):
+        return song.tempo_summary()
+    return {"tempo_changes": None, "tempo_bpm_min": None, "tempo_bpm_max": None}
 
 
 def open_analyzer(bank=None, settings: Settings | None = None, song=None, **overrides):

@@ -28,7 +28,6 @@ plus the track name when there is one).
 """
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
@@ -70,7 +69,7 @@ class _StemMap:
             raise ValueError(f"stems must be one of {', '.join(STEM_KINDS)}, not {kind!r}")
         self.kind = kind
         from .events import NOTE_ON, PROGRAM
-        a = song._materialise()
+        a = song.arrays()
         secs, chan, st = a["seconds"], a["chan"].astype(np.int64), a["status"]
         d1, d2, trk = a["data1"].astype(np.int64), a["data2"], a["track"].astype(np.int64)
         t = np.round(secs * float(rate)).astype(np.int64)
@@ -95,11 +94,7 @@ class _StemMap:
                           for k in used.tolist()]
             self._keys = used
         else:
-            names = {}
-            try:
-                names = _track_names(song)
-            except Exception:
-                pass
+            names = song.track_names()
             used = np.unique(trk[on])
             self.names = [f"t{k:02d}" + (f"-{_safe(names[k])}" if _safe(names.get(k, "")) else "")
                           for k in used.tolist()]
@@ -144,38 +139,6 @@ class _StemMap:
               for c, k, s in zip(chan.tolist(), key.tolist(), records["start"].tolist())]
         i = np.searchsorted(self._keys, np.asarray(tr, np.int64))
         return np.clip(i, 0, len(self._keys) - 1)
-
-
-def _track_names(song) -> dict:
-    """Track index -> track name (meta 0x03), read from the file's bytes."""
-    import struct
-    path = getattr(song, "path", None)
-    idx = getattr(song, "_idx", None)
-    buf = bytes(idx.buf) if idx is not None and idx.buf is not None else None
-    if buf is None and path and os.path.exists(path):
-        with open(path, "rb") as f:
-            buf = f.read()
-    out = {}
-    if not buf:
-        return out
-    pos = buf.find(b"MThd")
-    if pos < 0:
-        return out
-    pos += 8 + struct.unpack(">I", buf[pos + 4:pos + 8])[0]
-    tno = 0
-    while pos + 8 <= len(buf):
-        tag, ln = buf[pos:pos + 4], struct.unpack(">I", buf[pos + 4:pos + 8])[0]
-        body = buf[pos + 8:pos + 8 + ln]
-        pos += 8 + ln
-        if tag != b"MTrk":
-            continue
-        m = body.find(b"\xff\x03")
-        if 0 <= m < 64 and m + 3 <= len(body):
-            n = body[m + 2]
-            if n < 0x80:
-                out[tno] = body[m + 3:m + 3 + n].decode("latin-1", "replace")
-        tno += 1
-    return out
 
 
 class Renderer:

@@ -986,6 +986,56 @@ class Song:
     def sysex(self, payloads):
         self._sysex = list(payloads)
 
+    def arrays(self) -> dict:
+        """The whole file as per-event arrays (track order): ``seconds``, ``chan``, ``status``,
+        ``data1``, ``data2``, ``sysex_index``, ``track``. Materialises every event (for small
+        files, stems and tests); cached."""
+        return self._materialise()
+
+    def track_names(self) -> dict:
+        """Track index -> track name (the first meta 0x03 near the track's start), from the
+        file's bytes; {} for a song built from arrays."""
+        buf = bytes(self._idx.buf) if self._idx is not None and self._idx.buf is not None \
+            else None
+        if buf is None and self.path and os.path.exists(self.path):
+            with open(self.path, "rb") as f:
+                buf = f.read()
+        out = {}
+        if not buf:
+            return out
+        pos = buf.find(b"MThd")
+        if pos < 0 or pos + 8 > len(buf):
+            return out
+        pos += 8 + struct.unpack(">I", buf[pos + 4:pos + 8])[0]
+        tno = 0
+        while pos + 8 <= len(buf):
+            tag, ln = buf[pos:pos + 4], struct.unpack(">I", buf[pos + 4:pos + 8])[0]
+            body = buf[pos + 8:pos + 8 + ln]
+            pos += 8 + ln
+            if tag != b"MTrk":
+                continue
+            m = body.find(b"\xff\x03")
+            if 0 <= m < 64 and m + 3 <= len(body):
+                n = body[m + 2]
+                if n < 0x80:
+                    out[tno] = body[m + 3:m + 3 + n].decode("latin-1", "replace")
+            tno += 1
+        return out
+
+    def tempo_summary(self) -> dict:
+        """``tempo_changes`` (set-tempo events after the start), ``tempo_bpm_min``,
+        ``tempo_bpm_max`` (over the tempo map, the default 120 bpm included until a first
+        tempo); None where the song has no tempo map (SMPTE division, built from arrays)."""
+        maps = getattr(self._idx, "maps", None)
+        if self.smpte is not None or not maps \
+                or not all(hasattr(m, "st") and hasattr(m, "v") for m in maps):
+            return {"tempo_changes": None, "tempo_bpm_min": None, "tempo_bpm_max": None}
+        v = np.concatenate([np.asarray(m.v, np.float64) for m in maps])
+        v = v[v > 0]
+        return {"tempo_changes": int(sum(len(m.st) - 1 for m in maps)),
+                "tempo_bpm_min": float(60e6 / v.max()) if len(v) else None,
+                "tempo_bpm_max": float(60e6 / v.min()) if len(v) else None}
+
     def _materialise(self) -> dict:
         if self._arrays is None:
             idx = self._idx
