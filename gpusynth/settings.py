@@ -202,16 +202,19 @@ _CHORUS = ("chorus_voices", "chorus_level", "chorus_speed", "chorus_depth", "cho
 DEFAULTS = Settings()
 
 
+def _range(m, sep: str) -> str:
+    """' (a|b|c)' or ' (lo..hi)' for a field's metadata; '' when it has neither."""
+    if m["choices"]:
+        return " (" + sep.join(m["choices"]) + ")"
+    if m["lo"] is not None:
+        return f" ({_num(m['lo'])}..{_num(m['hi'])})"
+    return ""
+
+
 def describe(name: str) -> str:
     """One line of help for a setting: its documentation, range and default."""
     f = FIELDS[name]
-    m = f.metadata
-    rng = ""
-    if m["choices"]:
-        rng = " (" + "|".join(m["choices"]) + ")"
-    elif m["lo"] is not None:
-        rng = f" ({_num(m['lo'])}..{_num(m['hi'])})"
-    return f"{m['doc']}{rng}; default {f.default!r}"
+    return f"{f.metadata['doc']}{_range(f.metadata, '|')}; default {f.default!r}"
 
 
 def cli_flag(name: str) -> str:
@@ -224,13 +227,8 @@ def markdown_table() -> str:
     rows = ["| setting | CLI | default | meaning |", "|---|---|---|---|"]
     for name, f in FIELDS.items():
         m = f.metadata
-        rng = ""
-        if m["choices"]:
-            rng = " (" + ", ".join(m["choices"]) + ")"
-        elif m["lo"] is not None:
-            rng = f" ({_num(m['lo'])}..{_num(m['hi'])})"
         cli = f"`{cli_flag(name)}`" if m["group"] != "engine" else "-"
-        rows.append(f"| `{name}` | {cli} | `{f.default!r}` | {m['doc']}{rng} |")
+        rows.append(f"| `{name}` | {cli} | `{f.default!r}` | {m['doc']}{_range(m, ', ')} |")
     return "\n".join(rows)
 
 

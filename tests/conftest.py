@@ -1,7 +1,15 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# pytest-xdist (scripts/test.sh): the workers share the cores, so each renders on its share of
+# OpenMP threads (two workers of two threads each on two cores made native renders ~1.6x slower).
+# Set before the first compiled library loads; an OMP_NUM_THREADS of the caller wins.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -47,3 +55,19 @@ def testdata():
     if not TESTDATA.exists():
         pytest.skip(f"shared test data not found at {TESTDATA}")
     return TESTDATA
+
+
+def conformance_songs(testdata, max_s: float = 60.0) -> list:
+    """(path, Song) for every MIDI conformance file that loads and lasts at most ``max_s``
+    (the broken-file cases are tests/test_smf*.py's)."""
+    from gpusynth.loading import load_midi
+    out = []
+    for f in sorted((testdata / "midi").rglob("*.mid")):
+        try:
+            s = load_midi(str(f))
+        except Exception:
+            continue
+        if s.duration_s <= max_s:
+            out.append((f, s))
+    assert len(out) >= 40
+    return out

@@ -306,17 +306,8 @@ def test_conformance_files_together_equal_alone(testdata):
     and tuning SysEx, GS drum part change, RPNs, pedals, running status, formats 0/1/2,
     several ports), in launch groups of 8 with reverb and chorus on: each file is
     bit-identical to its own render, with the same note count and peak polyphony."""
-    from gpusynth.api import load_midi
     bank = load_bank_any(None)
-    songs = []
-    for f in sorted((testdata / "midi").rglob("*.mid")):
-        try:
-            s = load_midi(str(f))
-        except Exception:
-            continue              # the broken-file cases: tests/test_smf*.py
-        if s.duration_s <= 60:
-            songs.append((f.name, s))
-    assert len(songs) >= 40
+    songs = [(f.name, s) for f, s in __import__("conftest").conformance_songs(testdata)]
     ens = Ensemble(bank, backend=FAST, voices=256, tail_cap_s=2.0)
     with Renderer(bank, backend=FAST, voices=256, tail_cap_s=2.0) as r:
         for i in range(0, len(songs), 8):

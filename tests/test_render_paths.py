@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 import gpusynth
+from conftest import conformance_songs
 from gpusynth.api import Renderer, load_bank_any, load_midi
 from gpusynth.cli import main as cli_main
 from gpusynth.rendering import END_STEP, render_file
@@ -16,15 +17,7 @@ OPTS = dict(backend=FAST, voices=256, tail_cap_s=2.0)
 
 
 def _songs(testdata, limit=None):
-    out = []
-    for f in sorted((testdata / "midi").rglob("*.mid")):
-        try:
-            s = load_midi(str(f))
-        except Exception:
-            continue                  # the broken-file cases: tests/test_smf*.py
-        if s.duration_s <= 60:
-            out.append((f, s))
-    assert len(out) >= 40
+    out = conformance_songs(testdata)
     if limit:
         out = out[::max(1, len(out) // limit)][:limit]
     return out
