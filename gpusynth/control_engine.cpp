@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "detmath.h"      // gs_cb_gain: the kernels' 2^x (kernels/detmath.h)
+#include "env_exact.h"    // gs_env_exact: envelope.exact, shared with steal_run.cpp
 
 typedef int64_t i64;
 typedef int32_t i32;
@@ -118,9 +119,8 @@ static inline double det_log10(double y) {
     return e * LOG10_2 + l * LOG10_E;
 }
 
-// the kernels' float32 2^x: gs_exp2 and gs_cb_gain from kernels/detmath.h (included above)
-static inline float fmin32(float a, float b) { return a < b ? a : b; }
-static inline float fmax32(float a, float b) { return a > b ? a : b; }
+// the kernels' float32 2^x (gs_exp2, gs_cb_gain) from kernels/detmath.h, the closed-form
+// envelope (gs_env_exact, fmin32, fmax32) from env_exact.h, both included above
 
 // ------------------------------------------------------------------ the caller's arrays
 // Region data the engine needs per region (gpusynth.control_engine.REGION_CE_DTYPE: float64
@@ -313,21 +313,7 @@ static inline float env_exact(const Args &A, i64 s, i64 t, i64 rel_t, i64 kill) 
                 hold = VF<float>(A, s, VO_VE_HOLD), sus = VF<float>(A, s, VO_VE_SUS);
     const float k1000 = 1000.0f / fmax32(VF<float>(A, s, VO_VE_DECAY), 1.0f);
     const float krel = 1000.0f / fmax32(VF<float>(A, s, VO_VE_RELEASE), 1.0f);
-    const bool rel = t >= rel_t;
-    const i64 th = rel ? rel_t : t;
-    const float x = (float)(th - start) - delay;
-    const float att = fmin32((x + 1.0f) / fmax32(attack, 1.0f), 1.0f);
-    const float y = (x - attack) - hold;
-    float cb = fmin32(fmax32(y, 0.0f) * k1000, sus);
-    if (rel) cb = cb + (float)(t - rel_t) * krel;
-    float g = att * gs_cb_gain(cb);
-    if (t > kill) {
-        float fd = 1.0f - (float)(t - kill) / (float)A.fade;
-        fd = fmin32(fmax32(fd, 0.0f), 1.0f);
-        g = g * fd;
-    }
-    if (x < 0.0f) g = 0.0f;
-    return g;
+    return gs_env_exact(t, start, delay, attack, hold, k1000, sus, krel, rel_t, kill, A.fade);
 }
 
 // allocator._silent_of for slot s with release rel_t and kill time kill (envelope.silent_from

@@ -118,7 +118,8 @@ NATIVE = Helper(
      "ce_resync": (None, [PTR, _ARGS]),
      "ce_step": (None, [PTR, _ARGS]),
      "ce_compact": (I64, [PTR, I64, PTR, PTR, I64, PTR, PTR, PTR, PTR])},
-    headers=lambda: [kernel_dir() / "detmath.h"], check=_check_layout, label="control engine")
+    headers=lambda: [kernel_dir() / "detmath.h", Path(__file__).with_name("env_exact.h")],
+    check=_check_layout, label="control engine")
 
 
 def _ptr(a: np.ndarray) -> int:

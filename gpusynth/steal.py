@@ -158,7 +158,8 @@ NATIVE = Helper(
     ["-O2", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-x", "c++"],
     {"steal_run": (None, [I64, I64] + [I64 if nm == "MAX_KEY" else PTR for nm in _ORDER]
                    + [I64, I64, PTR])},
-    headers=lambda: [kernel_dir() / "detmath.h"], label="steal helper")
+    headers=lambda: [kernel_dir() / "detmath.h", Path(__file__).with_name("env_exact.h")],
+    label="steal helper")
 
 
 def run_native(p: Plan, lib=None):

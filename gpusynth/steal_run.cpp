@@ -15,12 +15,11 @@
 #include <vector>
 
 #include "detmath.h"      // gs_cb_gain: the kernels' 2^x (kernels/detmath.h)
+#include "env_exact.h"    // gs_env_exact: envelope.exact, shared with control_engine.cpp
 
 typedef long long i64;
 typedef unsigned char u8;
 
-static inline float fmin32(float a, float b) { return a < b ? a : b; }
-static inline float fmax32(float a, float b) { return a > b ? a : b; }
 
 struct Plan {
     i64 n0, K;
@@ -42,22 +41,8 @@ struct Plan {
 
 // envelope.level_at for one voice at frame t (envelope.exact x the static attenuation gain)
 static inline float level_at(const Plan &P, i64 i, i64 t) {
-    const i64 rel_t = P.release[i], kill = P.kill[i];
-    const bool rel = t >= rel_t;
-    const i64 th = rel ? rel_t : t;
-    const float x = (float)(th - P.start[i]) - P.delay[i];
-    const float att = fmin32((x + 1.0f) / fmax32(P.attack[i], 1.0f), 1.0f);
-    const float y = (x - P.attack[i]) - P.hold[i];
-    float cb = fmin32(fmax32(y, 0.0f) * P.k1000[i], P.sus[i]);
-    if (rel) cb = cb + (float)(t - rel_t) * P.krel[i];
-    float g = att * gs_cb_gain(cb);
-    if (t > kill) {
-        float fd = 1.0f - (float)(t - kill) / (float)P.fade;
-        fd = fmin32(fmax32(fd, 0.0f), 1.0f);
-        g = g * fd;
-    }
-    if (x < 0.0f) g = 0.0f;
-    return g * P.attg[i];
+    return gs_env_exact(t, P.start[i], P.delay[i], P.attack[i], P.hold[i], P.k1000[i], P.sus[i],
+                        P.krel[i], P.release[i], P.kill[i], P.fade) * P.attg[i];
 }
 
 static inline void do_kill(const Plan &P, i64 s, i64 t) {

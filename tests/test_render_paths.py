@@ -2,7 +2,6 @@
 (the ensemble), ``render_file`` and ``gpusynth render --float`` end every song by the same
 rule on the same grid and give the same frames -- length and bits -- over the MIDI
 conformance files."""
-import numpy as np
 import pytest
 import soundfile as sf
 
