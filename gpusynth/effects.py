@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from .compiled import F32, I32, I64, PTR, Helper, engine_choice
+from .settings import DEFAULTS as SETTINGS_DEFAULTS
 
 F = np.float32
 TICK = 64
@@ -64,10 +65,9 @@ SCALE_WET = 5.0             # ... and output scale
 FLUSH = 1e-30
 MIN_RT, MAX_RT = 0.7, 12.5  # FluidSynth's room-size range (s)
 
-REVERB_DEFAULTS = {"room": 0.2, "time": None, "damp": 0.0, "width": 0.5, "level": 0.9,
-                   "predelay": 0.0}
-CHORUS_DEFAULTS = {"voices": 3, "level": 2.0, "speed": 0.3, "depth": 8.0, "type": "sine",
-                   "width": 10.0}
+# the knobs' defaults (FluidSynth's): gpusynth.settings is where they are written down
+REVERB_DEFAULTS = SETTINGS_DEFAULTS.reverb_params()
+CHORUS_DEFAULTS = SETTINGS_DEFAULTS.chorus_params()
 
 
 def room_to_time(room: float) -> float:
