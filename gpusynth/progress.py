@@ -16,10 +16,10 @@ def si(x: float) -> str:
     return f"{x:.0f}"
 
 
-def _bar(total, unit, desc, file=None, leave=False):
+def _bar(total, unit, desc, file=None, leave=False, mininterval=0.2):
     from tqdm.auto import tqdm
     return tqdm(total=total, unit=unit, desc=desc, file=file or sys.stderr, leave=leave,
-                dynamic_ncols=True, mininterval=0.2, smoothing=0.1,
+                dynamic_ncols=True, mininterval=mininterval, smoothing=0.1,
                 bar_format="{desc}{percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s "
                            "[{elapsed}<{remaining}{postfix}]" if unit == "s" else None)
 
@@ -29,10 +29,12 @@ class RenderProgress:
     total_frames, synth)`` (the callback gpusynth.rendering takes). ``enabled`` False: does
     nothing (no tqdm import). The bar goes past the song's end into the release tail."""
 
-    def __init__(self, enabled: bool = True, desc: str = "", file=None):
+    def __init__(self, enabled: bool = True, desc: str = "", file=None,
+                 mininterval: float = 0.2):
         self.enabled = bool(enabled)
         self.desc = desc
         self.file = file
+        self.mininterval = float(mininterval)
         self.bar = None
         self.t0 = time.perf_counter()
         self._last = 0.0
@@ -42,29 +44,19 @@ class RenderProgress:
             return
         rate = synth.sample_rate
         if self.bar is None:
-            self.bar = _bar(round(max(total, 1) / rate, 1), "s", self.desc, self.file)
+            self.bar = _bar(round(max(total, 1) / rate, 1), "s", self.desc, self.file,
+                            mininterval=self.mininterval)
         now = time.perf_counter()
         pos = done / rate
         if pos > self.bar.total:                   # the release tail after the last event
             self.bar.total = round(pos, 1)
-        self.bar.n = round(pos, 1)
-        if now - self._last >= 0.2:
+        if now - self._last >= self.mininterval:
             self._last = now
             el = max(now - self.t0, 1e-9)
             notes = synth.running_stats()["notes"]
             self.bar.set_postfix_str(f"x{pos / el:.2f} RT, {si(notes / el)} notes/s, "
                                      f"voices {synth.active_voices:,}", refresh=False)
-            self.bar.refresh()
-
-    def stage(self, desc: str, done: int, total: int):
-        """A second pass (e.g. normalizing): the bar shows ``desc`` and done/total."""
-        if not self.enabled:
-            return
-        if self.bar is None:
-            self.bar = _bar(round(max(total, 1), 1), "s", desc, self.file)
-        self.bar.set_description_str(desc, refresh=False)
-        self.bar.n = round(min(done, total) * self.bar.total / max(total, 1), 1)
-        self.bar.refresh()
+        self.bar.update(round(pos - self.bar.n, 3))     # tqdm's rate, hence its ETA
 
     def close(self):
         if self.bar is not None:
@@ -76,7 +68,8 @@ class CountProgress:
     """A progress bar over a count of items (``gpusynth batch``: files), with the audio
     rendered per second of wall time."""
 
-    def __init__(self, total: int, enabled: bool = True, unit: str = "file", file=None):
+    def __init__(self, total: int, enabled: bool = True, unit: str = "file", file=None,
+                 mininterval: float = 0.2):
         self.enabled = bool(enabled)
         self.total = total
         self.done = self.errors = 0
@@ -86,7 +79,7 @@ class CountProgress:
         if self.enabled:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=total, unit=unit, file=file or sys.stderr, leave=False,
-                            dynamic_ncols=True, mininterval=0.2)
+                            dynamic_ncols=True, mininterval=mininterval)
 
     def update(self, ok: bool, audio_s: float = 0.0):
         self.done += 1
