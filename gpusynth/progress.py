@@ -49,7 +49,7 @@ class RenderProgress:
         now = time.perf_counter()
         pos = done / rate
         if pos > self.bar.total:                   # the release tail after the last event
-            self.bar.total = round(pos, 1)
+            self.bar.total = pos
         if now - self._last >= self.mininterval:
             self._last = now
             el = max(now - self.t0, 1e-9)
