@@ -180,6 +180,7 @@ def _assert_same(a, b, what):
         np.testing.assert_array_equal(h_a[k], h_b[k], err_msg=f"{what}: {k}")
 
 
+@pytest.mark.slow
 def test_run_engines_decide_the_same_voices_as_tick_by_tick(builtin):
     """The compiled loop, its numpy twin and the reference (allocate + notes one tick at a time)
     take the same decisions, bit for bit, at every window size: every release and kill time,
@@ -197,8 +198,9 @@ def test_run_engines_decide_the_same_voices_as_tick_by_tick(builtin):
         _assert_same(ref, _control_state(builtin, "sequential", window), f"sequential, window {window}")
 
 
-@pytest.mark.parametrize("kw", [{"max_key_voices": 1}, {"max_key_voices": 2, "max_note_s": 0.05},
-                                {"min_velocity": 40, "max_note_s": 0.2}])
+@pytest.mark.parametrize("kw", [{"max_key_voices": 1},
+                                pytest.param({"max_key_voices": 2, "max_note_s": 0.05}, marks=pytest.mark.slow),
+                                pytest.param({"min_velocity": 40, "max_note_s": 0.2}, marks=pytest.mark.slow)])
 def test_note_limits_same_decisions_in_every_engine_and_window(builtin, kw):
     _native_helper()
     ref = _control_state(builtin, "reference", 512, **kw)

@@ -91,7 +91,7 @@ def test_equals_render_conformance_file(tmp_path, testdata, opts):
 @pytest.mark.parametrize("opts", [
     ("--voices", "64"),
     ("--voices", "100", "--min-velocity", "60", "--key-voices", "2", "--max-note-length", "0.2"),
-    ("--voices", "3000", "--key-voices", "1"),
+    pytest.param(("--voices", "3000", "--key-voices", "1"), marks=pytest.mark.slow),
 ], ids=["voices64", "all-limits", "key-voices"])
 def test_equals_render_dense_black_midi(tmp_path, dense, opts):
     st = render_stats(tmp_path, dense, *opts, effects=False)

@@ -133,6 +133,7 @@ def _native():
     return "native" in backends()
 
 
+@pytest.mark.slow
 def test_cli_batch(songs, tmp_path):
     """The CLI: exit status 2 when a file failed (the others are written), the summary path."""
     lst = tmp_path / "l.txt"

@@ -236,6 +236,7 @@ def test_loudness_balanced(bank):
     assert levels.min() > -32 and levels.max() < -10, levels
 
 
+@pytest.mark.slow
 def test_deterministic_and_cached(bank):
     t = time.perf_counter()
     a = build_builtin(0)

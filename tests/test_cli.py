@@ -39,6 +39,7 @@ def read_wav(path):
         return data, w.getframerate()
 
 
+@pytest.mark.slow
 def test_render_writes_wav_and_stats(tmp_path):
     mid = small_song(tmp_path / "s.mid")
     out, js = tmp_path / "o.wav", tmp_path / "o.json"
@@ -60,6 +61,7 @@ def test_render_writes_wav_and_stats(tmp_path):
     assert "notes" in r.stdout
 
 
+@pytest.mark.slow
 def test_render_is_deterministic(tmp_path):
     mid = small_song(tmp_path / "s.mid")
     a, b = tmp_path / "a.wav", tmp_path / "b.wav"

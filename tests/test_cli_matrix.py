@@ -164,6 +164,7 @@ def test_stacked_banks_and_fluidsynth_spellings(tmp_path):
     assert b"default 48000" in cli("render", "--help").stdout
 
 
+@pytest.mark.slow
 def test_clipping_is_counted_and_reported(tmp_path):
     mid = song(tmp_path)
     js = tmp_path / "s.json"

@@ -236,6 +236,7 @@ def test_conformance_files(builtin):
     assert done >= 60
 
 
+@pytest.mark.slow
 def test_real_bank_files(timgm):
     for name in ("sonivox/ants.mid", "sonivox/Leadsol.mid", "jazz-soft/test-all-gm-percussion.mid"):
         path = os.path.join(TESTDATA, name)

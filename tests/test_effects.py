@@ -210,7 +210,7 @@ def _render(events, n=RATE * 2, backend="numpy", sysex=None, open_params=None, *
     return s.render(n, 0), s
 
 
-@pytest.mark.parametrize("backend", ["numpy", "native"])
+@pytest.mark.parametrize("backend", [pytest.param("numpy", marks=pytest.mark.slow), "native"])
 def test_zero_sends_are_the_dry_render_bit_for_bit(backend):
     if backend == "native" and not fx.NATIVE.available():
         pytest.skip("no compiler")
@@ -221,6 +221,7 @@ def test_zero_sends_are_the_dry_render_bit_for_bit(backend):
     assert not np.array_equal(dry, default)       # CC91 defaults to 40: reverb is heard
 
 
+@pytest.mark.slow
 def test_effects_off_is_the_dry_render():
     dry, s0 = _render(_song(), effects=False)
     assert s0.port_caps()["effect_flags"] == 3
@@ -232,6 +233,7 @@ def test_effects_off_is_the_dry_render():
     assert s.params["effects"] == 3 and not np.array_equal(dry, on)
 
 
+@pytest.mark.slow
 def test_send_level_follows_cc91():
     dry, _ = _render(_song(), effects=False)
     rms = {}

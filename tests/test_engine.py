@@ -229,6 +229,7 @@ def test_running_stats_fields():
     assert st["peak_volume_db"] == pytest.approx(20 * np.log10(np.max(np.abs(out))), abs=0.01)
 
 
+@pytest.mark.slow
 def test_two_renders_are_identical():
     rows = [(i * 1000, i % 16, ON, 40 + (i * 7) % 40, 60 + i % 60) for i in range(60)]
     a, _ = render_events(rows, RATE * 2, voices=16)

@@ -418,6 +418,8 @@ def test_stall_counts_underruns_and_recovers_deterministic():
     assert sink.ref_to_sample(clock.now()) == len(cap) - slip
 
 
+@pytest.mark.realtime
+@pytest.mark.xdist_group("realtime")
 def test_stall_real_time_underruns_then_recovery():
     src = StallingSource(stall_call=30, sleep_s=0.25)
     out = NullOutput(RATE, MonotonicClock(), blocksize=256)
@@ -441,6 +443,8 @@ def test_stall_real_time_underruns_then_recovery():
     assert played == sink.ring.frames_read
 
 
+@pytest.mark.realtime
+@pytest.mark.xdist_group("realtime")
 def test_threaded_null_output_play_no_underruns():
     out = NullOutput(RATE, MonotonicClock(), blocksize=256)
     statuses = []
@@ -453,6 +457,8 @@ def test_threaded_null_output_play_no_underruns():
     assert out.frames_consumed >= RATE // 2
 
 
+@pytest.mark.realtime
+@pytest.mark.xdist_group("realtime")
 def test_play_stop_event_and_source_error():
     class Boom(SineSource):
         def render(self, n, position):

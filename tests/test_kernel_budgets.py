@@ -44,6 +44,7 @@ def render_budget(request, render_budgets):
 
 
 @needs_nvcc
+@pytest.mark.toolchain
 def test_parser_flags_double_pow_and_passes_float_kernel():
     rep = KB.analyze(SNIPPET, "sm_90", cache=False)
     ks = rep["kernels"]
@@ -116,6 +117,8 @@ $L__BB0_1:
     assert KB.occupancy(254, "sm_90", 128) == 0.125 and KB.occupancy(64, "sm_90", 128) == 0.5
 
 
+@pytest.mark.toolchain
+@pytest.mark.slow
 def test_render_kernels_within_budget(render_budget):
     rep = render_budget
     assert rep["render_kernels"], (f"no kernel named {KB.RENDER_PREFIX}* in "

@@ -37,6 +37,7 @@ def test_inline_and_line_directives():
     assert K.source_hash("a") != K.source_hash("b")
 
 
+@pytest.mark.toolchain
 def test_compiler_errors_point_at_the_real_file(tmp_path):
     cxx = shutil.which("g++")
     if cxx is None:
@@ -80,6 +81,7 @@ def test_schema_matches_kernels(tmp_path, monkeypatch):
         K.kernel_struct_fields.cache_clear()
 
 
+@pytest.mark.toolchain
 def test_host_shim_build_is_warning_free(tmp_path):
     cxx = shutil.which("g++")
     if cxx is None:
@@ -92,6 +94,8 @@ def test_host_shim_build_is_warning_free(tmp_path):
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr[:3000]
 
 
+@pytest.mark.toolchain
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 @pytest.mark.parametrize("name", CU_FILES)
 def test_nvcc_compiles(tmp_path, name, arch):
@@ -147,6 +151,8 @@ def nvrtc_compile(lib, src: str, name: str, options: list[str]):
     return rc == 0, buf.value.decode(errors="replace")
 
 
+@pytest.mark.toolchain
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_nvrtc_compiles_render_module(arch):
     """The exact source and options the CuPy backend hands to RawModule compile under NVRTC,

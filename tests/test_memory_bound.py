@@ -35,6 +35,7 @@ def _render_rss(mid, out):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("memory")
 def test_render_memory_does_not_grow_with_the_note_count(tmp_path):
     import json
     rss = {}

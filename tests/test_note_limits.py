@@ -33,6 +33,7 @@ def _render(rows, n, backend="numpy", block=4096, **kw):
 
 
 # ---------------------------------------------------------------------------- min_velocity
+@pytest.mark.slow
 def test_min_velocity_ignores_quiet_notes():
     """Quiet note-ons below min_velocity make no sound and are counted; their note-offs are
     harmless: the render equals the song with those note-ons taken out (their note-offs left
@@ -119,6 +120,7 @@ def _release_start(x, level_from=RATE // 10):
     return (below[0] + level_from // 240) * 240 if len(below) else None
 
 
+@pytest.mark.slow
 def test_max_note_s_releases_a_long_note_and_the_pedal_does_not_extend_it():
     bank = sine_bank(release_tc=-2400.0)              # 0.25 s release: a clear edge
     n = 3 * RATE
@@ -159,6 +161,7 @@ def _mixed_song(seed=3):
 LIMITS = {"min_velocity": 30, "max_key_voices": 2, "max_note_s": 0.3}
 
 
+@pytest.mark.slow
 def test_limits_are_window_independent_and_native_matches_numpy():
     """All three limits at once on a dense song with a voice limit: bit-identical for any block
     size on each backend; native against numpy within 1e-5 of the peak."""

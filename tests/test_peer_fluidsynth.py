@@ -32,6 +32,9 @@ if fluidsynth_path() is None:
     pytest.skip("fluidsynth is not installed (Debian package 'fluidsynth', see "
                 "scripts/install-deps.sh)", allow_module_level=True)
 
+# FluidSynth renders in module fixtures: the whole file on one worker, so they run once
+pytestmark = [pytest.mark.peer, pytest.mark.slow, pytest.mark.xdist_group("peer")]
+
 DLS = DLS_DIR / "sf_GMbank.dls"
 ONSET_DB = -20.0          # onset threshold relative to the note's peak
 ONSET_TOL_MS = 1.0

@@ -144,7 +144,7 @@ def test_layered_preset_over_the_cap(monkeypatch):
     assert size.max() <= (CAP + 1) * 128 and size.max() > CAP + 1     # groups were pruned
 
 
-@pytest.mark.parametrize("path", [TESTDATA / "dls" / "sf_GMbank.dls",
+@pytest.mark.parametrize("path", [pytest.param(TESTDATA / "dls" / "sf_GMbank.dls", marks=pytest.mark.slow),
                                   Path("/usr/share/sounds/sf2/TimGM6mb.sf2")],
                          ids=lambda p: p.name)
 def test_real_bank_matches_the_dense_table(path):
@@ -313,6 +313,7 @@ def test_hostile_million_full_range_regions():
     assert pm.capped_notes == m
 
 
+@pytest.mark.slow
 def test_hostile_million_random_regions():
     """One preset of 1,000,000 random rectangles: every segment-tree group is pruned, memory
     and time stay bounded, and the first CAP regions of a note are still exact."""

@@ -23,6 +23,8 @@ from gpusynth.backend.select import check_backend
 RT_BACKEND = "native" if check_backend("native")[0] else "numpy"
 import pytest
 
+pytestmark = [pytest.mark.realtime, pytest.mark.slow, pytest.mark.xdist_group("realtime")]
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "start-jack.sh"
 RATE = 48000

@@ -19,6 +19,8 @@ import pytest
 
 from gpusynth import _kernels as K
 
+pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
+
 DRIVER = r'''
 #include <cstdio>
 #include <cstdlib>

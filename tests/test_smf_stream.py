@@ -438,6 +438,7 @@ def _mutations(data: bytes, rng, count: int):
             yield bytes(b)
 
 
+@pytest.mark.slow
 def test_fuzz_native_equals_python():
     _need_native()
     seeds = []

@@ -31,6 +31,8 @@ def _jack_missing():
 
 
 @pytest.mark.slow
+@pytest.mark.realtime
+@pytest.mark.xdist_group("realtime")
 def test_paced_play_soak():
     missing = _jack_missing()
     if missing:
@@ -51,6 +53,7 @@ def test_paced_play_soak():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("memory")
 def test_download_unload_loop_returns_memory():
     res = soak.cmd_banks(argparse.Namespace(rounds=60, backend="numpy"))
     print(res)

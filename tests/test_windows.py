@@ -57,7 +57,7 @@ def _render(backend, bank, max_window_ticks, block_ticks, chunk, voices=24, fram
     return np.concatenate(out), st
 
 
-@pytest.mark.parametrize("backend", ["numpy", "native"])
+@pytest.mark.parametrize("backend", [pytest.param("numpy", marks=pytest.mark.slow), "native"])
 def test_output_is_identical_for_any_window_and_block_size(backend, bank):
     if backend == "native":
         from gpusynth.backend.select import check_backend
@@ -139,6 +139,7 @@ def test_kernel_envelope_matches_the_closed_form():
         assert err < 0.1, (trial, err)
 
 
+@pytest.mark.slow
 def test_float32_filter_at_the_lowest_cutoffs():
     """The kernels run the TPT state-variable filter in float32; at the lowest cutoffs a direct
     form biquad in float32 loses its poles (1 + a1 + a2 ~ 1e-7 at 5 Hz), the SVF does not.
@@ -188,7 +189,7 @@ def _black_song(notes=2400, seconds=1.0, seed=4):
     return event_array(rows)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "native"])
+@pytest.mark.parametrize("backend", [pytest.param("numpy", marks=pytest.mark.slow), "native"])
 def test_dense_stealing_is_identical_for_any_window_and_engine(backend, bank):
     """Stealing on nearly every tick (the black-MIDI case): the compiled steal loop, its numpy
     twin and the tick-by-tick reference give the same bits at any window and block size."""
