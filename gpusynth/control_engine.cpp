@@ -1,7 +1,7 @@
 // The compiled control engine: everything the host does per event and per note in a window
 // (gpusynth/control_engine.py builds and drives it; the numpy/Python definition it is tested
 // against, record for record, is Synth._window_prepare with gpusynth.allocator, channels and
-// presets: tests/test_control_engine.py).
+// presets: tests/unit/test_control_engine.py).
 //
 // One call (ce_step) applies a window's events in order without Python objects per event:
 // channel messages (controllers, RPN data entry, program, pitch bend, pressures) and the

@@ -4,7 +4,7 @@
 .ControlPath, which owns the engine and chooses it) what the Python/numpy definition
 (``ControlPath.prepare_window``'s event loop: gpusynth.channels, gpusynth.presets,
 gpusynth.allocator, gpusynth.steal) does, with the same results bit for bit: every voice record
-and control column, the statistics, the controller timelines (tests/test_control_engine.py
+and control column, the statistics, the controller timelines (tests/unit/test_control_engine.py
 compares the two on the conformance files, fuzzed and dense generated files, every note
 option). Python works once per window (and once per SysEx message, which it applies itself:
 ``ControlPath.apply_event``); the engine works in the control path's own numpy arrays (its

@@ -6,7 +6,7 @@ falls silent, a voice's envelope times in frames) could differ between the numpy
 the control path and its compiled engine (gpusynth/control_engine.cpp). Both use these
 functions instead: only IEEE +, -, *, / (each rounded once: the engine is compiled with
 -ffp-contract=off), floor, frexp and ldexp, with the same constants in the same order, so they
-give the same bits everywhere. Accuracy: a few units in the last place (tests/test_detmath.py).
+give the same bits everywhere. Accuracy: a few units in the last place (tests/unit/test_detmath.py).
 
 exp2: x = n + j/32 + g (0 <= g < 1/32): 2^n * 2^(j/32) (table) * e^(g ln 2) (Taylor, degree 8).
 log:  y = m * 2^e with m in [sqrt(1/2), sqrt(2)): ln m = 2 atanh(s), s = (m - 1) / (m + 1)

@@ -25,7 +25,7 @@ The mix is exact integer arithmetic (fixed point, summed in int64), so where a v
 the table and what else is rendered beside it cannot change a bit of any song: each song's
 audio is identical to rendering it alone with ``Renderer.render`` (same backend, same
 settings), length included -- a song ends by the same rule as every render
-(gpusynth.rendering.song_over, on its END_STEP grid). tests/test_ensemble.py checks both on
+(gpusynth.rendering.song_over, on its END_STEP grid). tests/unit/test_ensemble.py checks both on
 every backend here.
 
 The ensemble is split in two halves (two ensemble synths) that take turns: while a worker thread

@@ -95,7 +95,7 @@ class EnsembleControl(ControlPath):
     state. ``setup(groups, limit)`` before each ``open``: ``groups[k]`` channel groups for song
     k, each song's voice limit ``limit``."""
 
-    # the compiled engine's ensemble mode does what _note_run does here (tests/test_control_engine.py
+    # the compiled engine's ensemble mode does what _note_run does here (tests/unit/test_control_engine.py
     # compares the two); SysEx stays here (the engine hands every SysEx back to Python)
     engine_ensemble = True
 

@@ -19,7 +19,7 @@ def si(x: float) -> str:
 def _bar(total, unit, desc, file=None, leave=False, mininterval=0.2):
     from tqdm.auto import tqdm
     return tqdm(total=total, unit=unit, desc=desc, file=file or sys.stderr, leave=leave,
-                dynamic_ncols=True, mininterval=mininterval, smoothing=0.1,
+                dynamic_ncols=True, mininterval=mininterval, miniters=1e-9, smoothing=0.1,
                 bar_format="{desc}{percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s "
                            "[{elapsed}<{remaining}{postfix}]" if unit == "s" else None)
 
@@ -48,15 +48,15 @@ class RenderProgress:
                             mininterval=self.mininterval)
         now = time.perf_counter()
         pos = done / rate
-        if pos > self.bar.total:                   # the release tail after the last event
-            self.bar.total = pos
+        if pos >= self.bar.total:                  # the release tail after the last event
+            self.bar.total = pos * (1.0 + 1e-9)
         if now - self._last >= self.mininterval:
             self._last = now
             el = max(now - self.t0, 1e-9)
             notes = synth.running_stats()["notes"]
             self.bar.set_postfix_str(f"x{pos / el:.2f} RT, {si(notes / el)} notes/s, "
                                      f"voices {synth.active_voices:,}", refresh=False)
-        self.bar.update(round(pos - self.bar.n, 3))     # tqdm's rate, hence its ETA
+        self.bar.update(pos - self.bar.n)              # tqdm's rate, hence its ETA
 
     def close(self):
         if self.bar is not None:

@@ -16,7 +16,7 @@ packs it into a ``Plan``; ``run(plan, engine)`` then takes, tick by tick, the de
 3. the tick's releases (note-off, retrigger; pedal holds only set flags), skipped for voices
    killed by then; 4. the tick's exclusive-class kills.
 
-Both engines give the same bits (tests/test_allocator.py); ``engine="auto"`` uses the compiled
+Both engines give the same bits (tests/unit/test_allocator.py); ``engine="auto"`` uses the compiled
 helper when a C++ compiler is available, else the numpy twin (engine names: gpusynth.compiled).
 """
 from __future__ import annotations

@@ -420,7 +420,7 @@ class Synth:
         """Windows until ``n`` frames are buffered, each window's events applied while the
         backend renders the window before (a worker thread; the compiled engine's uploads
         wait for that window to be retired). The same bits as one window after the other
-        (tests/test_control_engine.py); nothing is left in flight on return."""
+        (tests/unit/test_control_engine.py); nothing is left in flight on return."""
         ctl = self.control
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor

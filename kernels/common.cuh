@@ -182,7 +182,7 @@ __device__ __forceinline__ long long gs_wrap(long long idx, bool looping, long l
 // The SF2 convex curve of the modulation envelope's attack (SF2 2.04 section 8.1.2 #26), as
 // FluidSynth's fluid_convex(127 v): its 128-point table 1 + (40/96) log10(i / 127) (0 at i = 0,
 // 1 at i = 127), interpolated linearly. numpy_backend.CONVEX_TAB holds the same float32 values
-// (tests/test_kernels.py compares them).
+// (tests/unit/test_kernels.py compares them).
 __constant__ float GS_CONVEX[128] = {
     0.f, 0.12341512f, 0.24884428f, 0.32221565f, 0.37427345f, 0.41465262f, 0.4476448f, 0.4755393f,
     0.4997026f, 0.5210162f, 0.5400818f, 0.55732876f, 0.573074f, 0.58755815f, 0.6009685f, 0.61345315f,

@@ -30,7 +30,7 @@
 // A third, GPU-only entry point, voice_render_smem, runs the fused loop with a thread per voice
 // and reduces each tick across the block on chip (warp sums, then shared-memory integer
 // atomics, then one global atomic per block, frame and bus): the same integers, so the same
-// output bit for bit as its portable twin voice_render_fused (tests/test_gpu.py compares them).
+// output bit for bit as its portable twin voice_render_fused (tests/unit/backend/test_cupy_backend.py compares them).
 #include "common.cuh"
 
 #ifndef GS_NOINLINE

@@ -16,6 +16,10 @@ SHARED = ROOT.parent / "shared"
 TESTDATA = SHARED / "testdata"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# the tests' own helpers (bank writers, hostile files, peer measures): tests/support/
+SUPPORT = Path(__file__).resolve().parent / "support"
+if str(SUPPORT) not in sys.path:
+    sys.path.insert(0, str(SUPPORT))
 
 
 def _gpu_available():
@@ -59,7 +63,7 @@ def testdata():
 
 def conformance_songs(testdata, max_s: float = 60.0) -> list:
     """(path, Song) for every MIDI conformance file that loads and lasts at most ``max_s``
-    (the broken-file cases are tests/test_smf*.py's)."""
+    (the broken-file cases are tests/unit/test_smf*.py's)."""
     from gpusynth.loading import load_midi
     out = []
     for f in sorted((testdata / "midi").rglob("*.mid")):

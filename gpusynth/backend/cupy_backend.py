@@ -12,7 +12,7 @@ gpusynth._kernels.GPU_CHUNK voices, int64 atomics per thread, frame, bus and tic
 the GPU-only fast path ``voice_render_smem`` (a thread per voice, each tick reduced across the
 block on chip before one atomic per block, frame and bus); ``lanes`` is the CPU's
 ``voice_render``. All mix in int64 fixed point, so they give the same output bit for bit, and
-the native backend's up to the GPU's sinf/cosf/tanf rounding (tests/test_gpu.py). None has run
+the native backend's up to the GPU's sinf/cosf/tanf rounding (tests/unit/backend/test_cupy_backend.py). None has run
 on a GPU yet; once bench/gpu-check.sh has shown ``smem`` equal and faster, it should become the
 default. cupy is imported lazily: without it, or without a device, constructing the backend
 raises BackendUnavailable with a one-line reason.

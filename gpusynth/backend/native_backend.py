@@ -13,7 +13,7 @@ of the output; the slices are summed (exact) and scaled to float32 in C (gs_redu
 parallel pass). A launch of many outputs (gpusynth.ensemble) runs one work item per output
 instead (voice_render_outs): no per-thread copy of every output to sum. ``-ffp-contract=off`` keeps multiply-adds unfused even
 where ``-march=native`` offers FMA, as numpy computes, so native and numpy agree to float32 rounding of
-exp2/sin/cos/tan (see tests/test_native_vs_numpy.py).
+exp2/sin/cos/tan (see tests/unit/backend/test_native_backend.py).
 """
 from __future__ import annotations
 

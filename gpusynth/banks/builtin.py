@@ -35,7 +35,7 @@ Layout
   cuicas 78/79 class 4, triangles 80/81 class 5, surdos 86/87 class 6. Kicks are tight (30 dB
   down in ~0.1 s), hi-hats and cymbals centred at 4-8 kHz, as sampled kits.
 - Decaying families' 2 s decays (pianos, guitars, mallets) follow a sampled GM bank (TimGM6mb)
-  within about 10 dB at middle C (tests/test_builtin_bank.py measures them on rendered audio).
+  within about 10 dB at middle C (tests/unit/banks/test_builtin.py measures them on rendered audio).
 - Loudness: melodic samples are normalised to the same RMS over their first 0.3 s (peak <= 0.98),
   drum samples to peak 0.9; ``atten`` per patch balances families.
 - Programs whose loop is noise rather than a pitch (see ``NOISE_PROGRAMS``) are exempt from pitch

@@ -10,7 +10,6 @@ import time
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
 
 from gpusynth.banks import BankError, load_bank  # noqa: E402
 from gpusynth.banks import sf2 as sf2mod  # noqa: E402

@@ -25,7 +25,7 @@ import pytest
 
 pytestmark = [pytest.mark.realtime, pytest.mark.slow, pytest.mark.xdist_group("realtime")]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "start-jack.sh"
 RATE = 48000
 SECONDS = 3

@@ -1,7 +1,7 @@
 """Hand-made hostile input files (issue 13), built in code so that every one is reproducible.
 
 Each builder returns the file's bytes. The small ones are also kept as regression files in
-``tests/data/hostile/`` (``python tests/hostile.py`` rewrites them; ``test_fuzz`` checks that
+``tests/data/hostile/`` (``python tests/support/hostile.py`` rewrites them; ``test_fuzz`` checks that
 the kept files still equal what the builders make and that each gives a documented outcome).
 
 SF2: one preset whose zones all point at one instrument whose zones all cover the full key and
@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from sf2_writer import Inst, Pre, Sample, Zone, build_sf2, sine_pcm  # noqa: E402
 
 SAMPLE_ID, INSTRUMENT = 53, 41
-HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "hostile")
+HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "hostile")
 
 
 def sf2_overlapping(preset_zones: int, inst_zones: int) -> bytes:

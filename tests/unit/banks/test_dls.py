@@ -18,11 +18,10 @@ from gpusynth.banks.dls import (DLSID, DST, SRC, TRN_CONCAVE, TRN_CONVEX, TRN_SW
 from gpusynth.banks.model import (GUARD, LOOP_FORWARD, LOOP_NONE, LOOP_UNTIL_RELEASE, BankError)
 from gpusynth.units import TC_ZERO, cb_to_gain, concave, convex, hz_to_abs_cents, tc_to_seconds
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dls_writer import (Instrument, Region, Wave, Wsmp, build_art, build_dls, cdl,  # noqa: E402
                         cdl_const, cdl_query, chunk, conn, fixed, list_chunk)
 
-TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "dls"
+TESTDATA = Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "dls"
 
 
 def _need(name: str) -> Path:

@@ -1,6 +1,6 @@
 """Peer check: the same generated MIDI rendered by FluidSynth and by gpusynth with the same bank.
 
-Compared (measures in tests/peer_util.py):
+Compared (measures in tests/support/peer_util.py):
 - per-note onsets within 1 ms: the first frame whose envelope rises above ONSET_DB relative to
   the note's peak, in each render independently. Nothing is aligned except FluidSynth's fixed
   voice latency of one 64-frame block (FS_VOICE_LATENCY = 1.333 ms at 48 kHz): FluidSynth renders

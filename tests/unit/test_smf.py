@@ -11,7 +11,7 @@ import pytest
 from gpusynth.events import EVENT_DTYPE
 from gpusynth.smf import MidiFileError, Song, load_smf, port_meta, tempo_meta, write_smf
 
-TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "midi"
+TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "midi"
 SUITES = ("jazz-soft", "nfroidure", "sonivox")
 
 

@@ -56,7 +56,7 @@ def sine_bank(attack_tc=-32768.0, release_tc=-2400.0, decay_tc=-32768.0, sustain
 
 def make_synth(bank=None, backend="numpy", voices=64, rate=RATE, **kw):
     # engine tests measure the dry path (exact silence, levels, pans, sample-exact releases):
-    # no reverb/chorus unless asked for (tests/test_effects.py turns them on)
+    # no reverb/chorus unless asked for (tests/unit/test_effects.py turns them on)
     kw.setdefault("effects", False)
     s = Synth(backend=backend, **kw)
     s.open({"sample_rate": rate, "voices": voices})

@@ -17,7 +17,7 @@ from synth_util import sine_bank
 
 # the numpy reference is slow: the batch machinery runs on native where a compiler works
 FAST = "native" if "native" in __import__("conftest").backends() else "numpy"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _songs(d, n=6):
@@ -174,7 +174,7 @@ def test_batch_ray_local(songs, tmp_path):
         print("SKIP reason: cannot create a private network namespace (unshare -rn)")
         pytest.skip("cannot create a private network namespace (unshare -rn)")
     out_ray, out_loc = str(tmp_path / "ray"), str(tmp_path / "loc")
-    script = RAY_SCRIPT.format(tests=os.path.join(ROOT, "tests"), songs=songs, out=out_ray,
+    script = RAY_SCRIPT.format(tests=os.path.join(ROOT, "tests", "support"), songs=songs, out=out_ray,
                                backend=FAST)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")

@@ -15,7 +15,7 @@ from gpusynth.events import ArrayCursor
 from gpusynth.rendering import open_synth, render_file, render_song
 from gpusynth.smf import load_smf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RATE = 48000
 
 

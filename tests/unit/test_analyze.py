@@ -11,7 +11,7 @@ import pytest
 
 from gpusynth.smf import write_smf, tempo_meta, load_smf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMGM = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 # TimGM6mb when it is installed (scripts/install-deps.sh), else the built-in GM bank
 BANK = ["--bank", TIMGM] if os.path.exists(TIMGM) else []

@@ -1,5 +1,5 @@
 """Helpers for peer checks against FluidSynth: generated MIDI, FluidSynth renders, WAV reading
-and the audio measurements (onset, pitch, RMS envelope) used by tests/test_peer_fluidsynth.py.
+and the audio measurements (onset, pitch, RMS envelope) used by tests/system/test_peer_fluidsynth.py.
 
 Timing conventions used by the generated songs: tempo 480,000 us per quarter with 480 ticks per
 quarter, so one tick is exactly 1 ms, and every note starts on a multiple of 120 ms. At 48 kHz
@@ -31,7 +31,7 @@ FS_BLOCK = 64                      # FluidSynth's FLUID_BUFSIZE
 # waveforms (both play the same sample data) before they rely on it.
 FS_VOICE_LATENCY = FS_BLOCK
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DLS_DIR = ROOT.parent / "shared" / "testdata" / "dls"
 TIMGM = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 CSOUND_SF2_CANDIDATES = (Path("/usr/share/sounds/sf2/sf_GMbank.sf2"),

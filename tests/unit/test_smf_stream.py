@@ -1,6 +1,6 @@
 """Streaming SMF reader: native == python decoder, cursor windows, mido, memory, fuzz, repairs.
 
-``python tests/test_smf_stream.py [NOTES]`` runs the ingest benchmark (scan + full read through
+``python tests/unit/test_smf_stream.py [NOTES]`` runs the ingest benchmark (scan + full read through
 a cursor in 16384-frame windows at 48 kHz) on a generated 64-track black-MIDI file."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from gpusynth.events import EVENT_DTYPE
 from gpusynth.smf import (MidiFileError, load_smf, native_decoder_error, port_meta, tempo_meta,
                           write_smf)
 
-TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
+TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
 I64_MAX = (1 << 63) - 1
 
 

@@ -13,7 +13,7 @@ import pytest
 import gpusynth
 from gpusynth import settings as S
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "gpusynth"
 MAX_CLASS_LINES = 520
 

@@ -1,5 +1,5 @@
 """Many songs in one launch (gpusynth.ensemble): the kernels route each voice to its own output
-(bus field), every song of a group comes out bit-identical to rendering it alone (length
+(bus field), every song of an ensemble comes out bit-identical to rendering it alone (length
 included), whatever else shares the launch, under its own voice limit and effects."""
 import numpy as np
 import pytest
@@ -8,41 +8,15 @@ from gpusynth import Renderer
 from gpusynth.api import load_bank_any
 from gpusynth.backend import create_backend
 from gpusynth.ensemble import Ensemble, EnsembleError, window_ticks
-from gpusynth.smf import write_smf, tempo_meta
+from gpusynth.smf import tempo_meta, write_smf
 from gpusynth.voices import VOICE_DTYPE, TICK
 
 import conftest
+from gm_songs import song
 
 RATE = 48000
 BACKENDS = conftest.backends()
 FAST = "native" if "native" in BACKENDS else "numpy"
-
-
-def song(seed, seconds=2.0, channels=3, drums=True, extra=()):
-    """A short GM song: ``channels`` melodic parts (random programs, steps, keys), a drum part,
-    pitch bends and volume changes; 120 bpm, ppq 480 (960 ticks per second)."""
-    rng = np.random.default_rng(seed)
-    beats = max(1, int(seconds * 2))
-    tracks = []
-    for c in range(channels):
-        tr = [(0, tempo_meta(500000)), (0, bytes([0xC0 | c, int(rng.integers(0, 100))])),
-              (0, bytes([0xB0 | c, 7, int(rng.integers(70, 127))])),
-              (0, bytes([0xB0 | c, 91, int(rng.integers(0, 127))]))]
-        step = int(rng.choice([120, 240, 480]))
-        for t in range(0, beats * 480, step):
-            k = int(rng.integers(40, 84))
-            tr += [(t, bytes([0x90 | c, k, int(rng.integers(50, 120))])),
-                   (t + step - 10, bytes([0x80 | c, k, 0]))]
-        tr.append((beats * 240, bytes([0xE0 | c, 0, int(rng.integers(40, 90))])))
-        tracks.append(tr)
-    if drums:
-        dr = []
-        for t in range(0, beats * 480, 240):
-            k = int(rng.choice([36, 38, 42, 46]))
-            dr += [(t, bytes([0x99, k, 100])), (t + 60, bytes([0x89, k, 0]))]
-        tracks.append(dr)
-    tracks[0] += list(extra)
-    return write_smf(None, tracks)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +97,7 @@ def test_bus_routing_matches_single_output(backend, bank):
 
 def test_native_bus_routing_matches_numpy(bank):
     """The kernel's routing and the numpy twin's agree (within the native-vs-numpy float
-    tolerance of tests/test_native_vs_numpy.py)."""
+    tolerance of tests/unit/backend/test_native_backend.py)."""
     if "native" not in BACKENDS:
         pytest.skip("native backend unavailable")
     songs = [song(i, seconds=1.0, channels=2) for i in range(3)]
@@ -220,84 +194,6 @@ def test_empty_and_silent_songs(bank):
 def test_bad_chunk(bank):
     with pytest.raises(EnsembleError, match="chunk"):
         Ensemble(bank, backend="numpy", chunk=0)
-
-
-def test_shared_control_path_keeps_songs_apart(bank):
-    """Six songs, three per group synth (one control path each): SysEx (GS reset, master
-    volume, GS rhythm part, XG reverb type), program changes, pedals, all-notes-off,
-    all-sound-off and pitch-bend range in some songs change nothing in the others; every song
-    is bit-identical to its own render and so are its note count and peak polyphony."""
-    gs_reset = b"\xF0\x41\x10\x42\x12\x40\x00\x7F\x00\x41\xF7"
-    master = b"\xF0\x7F\x7F\x04\x01\x00\x30\xF7"
-    rhythm = b"\xF0\x41\x10\x42\x12\x40\x11\x15\x01\x19\xF7"     # part 1 plays drums
-    xg_rev = b"\xF0\x43\x10\x4C\x02\x01\x00\x03\xF7"
-    extras = [
-        [(300, gs_reset), (400, bytes([0xB0, 7, 60]))],
-        [(200, master), (600, bytes([0xC0, 40]))],
-        [(100, rhythm), (900, bytes([0xB0, 123, 0]))],
-        [(50, xg_rev), (700, bytes([0xB0, 64, 127])), (1500, bytes([0xB0, 64, 0]))],
-        [(0, bytes([0xB0, 101, 0])), (0, bytes([0xB0, 100, 0])), (0, bytes([0xB0, 6, 12])),
-         (800, bytes([0xB0, 120, 0]))],
-        [],
-    ]
-    songs = [song(60 + i, seconds=1.0 + 0.4 * i, channels=1 + i % 3, extra=x)
-             for i, x in enumerate(extras)]
-    ens = Ensemble(bank, backend=FAST, voices=256)
-    outs = ens.render_many(songs)
-    assert ens.stats["solo"] == 0                   # all in the shared control paths
-    for midi, o, st in zip(songs, outs, ens.stats["per_song"]):
-        with Renderer(bank, backend=FAST, voices=256) as r:
-            ref = r.render(midi)
-            rs = r.stats
-        assert o.tobytes() == ref.tobytes()
-        assert (st["notes"], st["peak_voices"], st["windows"]) == \
-            (rs["notes"], rs["peak_voices"], rs["windows"])
-        assert st["notes"] > 0 and st["peak_voices"] > 0
-
-
-def test_song_at_its_voice_limit_leaves_the_group(bank):
-    """At a voice limit of 10, the dense songs could steal: they leave the shared control
-    path and are rendered alone (``stats["solo"]``), the sparse ones stay; every song is
-    bit-identical to its own render, steal counts included."""
-    dense = [song(70 + i, seconds=2.0, channels=3) for i in range(2)]
-    sparse = [song(80 + i, seconds=2.0, channels=1, drums=False) for i in range(3)]
-    songs = [dense[0], sparse[0], sparse[1], dense[1], sparse[2]]
-    ens = Ensemble(bank, backend=FAST, voices=10)
-    outs = ens.render_many(songs)
-    assert 2 <= ens.stats["solo"] < len(songs)
-    for midi, o, st in zip(songs, outs, ens.stats["per_song"]):
-        with Renderer(bank, backend=FAST, voices=10) as r:
-            ref = r.render(midi)
-            stolen = r.stats["stolen_voices"]
-        assert o.tobytes() == ref.tobytes()
-        assert st["stolen_voices"] == stolen
-    assert any(st["stolen_voices"] > 0 for st in ens.stats["per_song"])
-
-
-def test_group_synth_sysex_is_per_song(bank):
-    """EnsembleSynth directly: a master-volume SysEx and a GS reset in song 0 change song 0's
-    channels only."""
-    from gpusynth.ensemble_control import EnsembleSynth
-    from gpusynth import events as gev
-    s = EnsembleSynth(backend="numpy")
-    s.setup([1, 2], 64)
-    s.open({"sample_rate": RATE, "voices": 128, "channel_groups": 3})
-    s.download(bank)
-    master = b"\xF0\x7F\x7F\x04\x01\x00\x20\xF7"
-    gs_reset = b"\xF0\x41\x10\x42\x12\x40\x00\x7F\x00\x41\xF7"
-    e = gev.make_events(4)
-    e["time"] = [0, 0, 10, 20]
-    e["status"] = [0xB0, 0xB0, gev.SYSEX, gev.SYSEX]
-    e["chan"] = [3, 20, 0, 0]
-    e["data1"] = [7, 7, 0, 0]
-    e["data2"] = [30, 30, 0, 0]
-    e["sysex"] = [-1, -1, 0, 1]
-    s.play(e, [gs_reset, master])
-    s.control.prepare_window(4)
-    cs = s.control.channels
-    assert cs.cc[3, 7] == 100 and cs.cc[20, 7] == 30       # the reset reached song 0 only
-    assert np.all(cs.master_atten[:16] > 0) and np.all(cs.master_atten[16:] == 0)
-    assert s.control.song_fx_changes == [[], []]
 
 
 @pytest.mark.slow

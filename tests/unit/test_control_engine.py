@@ -5,27 +5,26 @@ columns, the statistics, the controller timelines and the preset warnings are id
 null backend (control only) unless audio is compared."""
 from __future__ import annotations
 
-import ctypes
 import glob
 import os
 
 import numpy as np
 import pytest
 
-from gpusynth import control_engine, detmath, smf
+from gpusynth import control_engine, smf
 from gpusynth.allocator import CONTROL
 from gpusynth.banks.builtin import load_builtin
 from gpusynth.blackgen import write_black_midi
 from gpusynth.control import ControlPath
 from gpusynth.events import event_array
 from gpusynth.synth import Synth
-from gpusynth.voices import VOICE_DTYPE, TICK
+from gpusynth.voices import VOICE_DTYPE
 
 pytestmark = pytest.mark.skipif(not control_engine.NATIVE.available(),
                                 reason="no C++ compiler: the control engine cannot be built")
 
 RATE = 48000
-TESTDATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "testdata", "midi")
+TESTDATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "testdata", "midi")
 TIMGM = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 STATS = ("stolen_voices", "lost_notes", "peak_voices", "notes", "skipped_notes")
 
@@ -116,23 +115,6 @@ def both(bank, **kw):
     b = trace(bank, "auto", **kw)
     assert_same(a, b, str({k: v for k, v in kw.items() if k not in ("events", "song", "sysex")}))
     return a, b
-
-
-# ---------------------------------------------------------------------------- detmath
-def test_detmath_c_equals_numpy():
-    lib = control_engine.NATIVE.load()
-    rng = np.random.default_rng(5)
-    for which, x, ref, f in ((0, rng.uniform(-12, 12, 200_000), np.exp2, detmath.exp2),
-                             (1, np.exp(rng.uniform(-80, 20, 200_000)), np.log10, detmath.log10)):
-        extra = [1.0, 0.5, 1e-30, 10.0, 2.0 ** -20, 1e5] if which else [0.0, 1.0, -1.0, 0.5, -10.0, 6.666]
-        x = np.concatenate([x, extra])
-        out = np.empty_like(x)
-        lib.ce_detmath(which, x.ctypes.data, len(x), out.ctypes.data)
-        assert np.array_equal(out, f(x))                       # the same bits
-        err = np.abs(out - ref(x)) / np.maximum(np.abs(ref(x)), 1.0)
-        assert err.max() < 1e-15                               # and accurate to a few ulp
-    assert detmath.exp2(np.array([3.0]))[0] == 8.0
-    assert detmath.log10(np.array([1000.0]))[0] == 3.0
 
 
 # ---------------------------------------------------------------------------- hand-made songs
@@ -248,8 +230,8 @@ def test_real_bank_files(timgm):
 
 @pytest.mark.slow
 def test_fuzzed_files(builtin, tmp_path):
-    """Mutants of the fuzz seeds (tests/test_fuzz.py) that still load."""
-    from test_fuzz import mutate, seeds
+    """Mutants of the fuzz seeds (tests/system/test_fuzz.py) that still load."""
+    from fuzzing import mutate, seeds
     rng = np.random.default_rng(21)
     done = 0
     for i in range(60):
@@ -328,7 +310,7 @@ def test_many_songs_group(timgm, tmp_path):
     the group (a dense one at a small limit)."""
     from gpusynth.ensemble import Ensemble
     from gpusynth.ensemble_control import EnsembleSynth
-    from test_ensemble import song
+    from gm_songs import song
     g = EnsembleSynth(backend="null")
     g.setup([2, 2], 64)
     g.open()

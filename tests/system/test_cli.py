@@ -10,7 +10,7 @@ import pytest
 
 from gpusynth.smf import write_smf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args, cwd=None):

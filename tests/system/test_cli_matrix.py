@@ -14,7 +14,7 @@ import pytest
 
 from gpusynth.smf import write_smf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMGM = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 sf = pytest.importorskip("soundfile")
 

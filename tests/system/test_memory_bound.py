@@ -11,7 +11,7 @@ import pytest
 
 from gpusynth.blackgen import write_black_midi
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MARGIN_MB = 40.0      # 4 M more notes: any per-note storage of >= 10 bytes would exceed this
 
 
