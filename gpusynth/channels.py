@@ -74,6 +74,8 @@ class ChannelState:
         self.rpn[:] = 0x3FFF
         self.rpn_is_nrpn[:] = False
         self.master_tune = 0.0
+        self.master_tune_fine = 0.0                  # cents: the two parts of master tuning
+        self.master_tune_coarse = 0.0
         self.master_atten = 0.0
         self.drum = (np.arange(self.n) % 16) == 9
         self.fx = dict(FX_DEFAULTS)
@@ -163,10 +165,10 @@ class ChannelState:
                 self.master_atten = float(units.gain_to_cb(max(v14, 1) / 16383.0))
             elif d[4] == 0x03:     # master fine tuning, 8192 = 0, +-100 cents
                 self.master_tune_fine = (v14 - 8192) / 8192.0 * 100.0
-                self.master_tune = self.master_tune_fine + getattr(self, "master_tune_coarse", 0.0)
+                self.master_tune = self.master_tune_fine + self.master_tune_coarse
             elif d[4] == 0x04:     # master coarse tuning: msb 64 = 0 semitones
                 self.master_tune_coarse = (msb - 64) * 100.0
-                self.master_tune = getattr(self, "master_tune_fine", 0.0) + self.master_tune_coarse
+                self.master_tune = self.master_tune_fine + self.master_tune_coarse
         return None
 
     # ---- derived inputs ------------------------------------------------------------------

@@ -326,7 +326,8 @@ static i64 silent_of(const Args &A, i64 s, i64 rel_t, i64 kill) {
     const double d = VF<float>(A, s, VO_VE_DELAY), a = VF<float>(A, s, VO_VE_ATTACK),
                  h = VF<float>(A, s, VO_VE_HOLD), sus = VF<float>(A, s, VO_VE_SUS);
     const double inf = INFINITY;
-    const double t_dec = sus >= A.dec_cb ? (((start + d) + a) + h) + A.dec_cb / k1000 : inf;
+    double t_dec = sus >= A.dec_cb ? (((start + d) + a) + h) + A.dec_cb / k1000 : inf;
+    if ((double)rel_t < t_dec) t_dec = inf;    // released first: the release alone decides
     double t_rel = inf;
     if (rel_t < NEVER) {
         const double g = (double)env_exact(A, s, rel_t, rel_t, kill);

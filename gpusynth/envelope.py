@@ -145,6 +145,9 @@ def silent_from(v, fade: int, done_level: float = 1e-5):
     dec_cb = 200.0 * -np.log10(done_level)              # 1000 cB for 1e-5
     t_dec = np.where(sus >= dec_cb, start + d + a + h + dec_cb / k1000, np.inf)
     rel = v["release"]
+    # a note-off before the decay reaches the done level ends the decay: from there the
+    # release alone decides (it may be slower than the rest of the decay)
+    t_dec = np.where(rel.astype(np.float64) < t_dec, np.inf, t_dec)
     t_rel = np.full(len(v), np.inf)
     r = np.flatnonzero(rel < NEVER)
     if len(r):                   # released: the level at the note-off, then krel cB per frame

@@ -252,9 +252,8 @@ def test_master_fine_and_coarse_tuning_add():
     np.testing.assert_allclose(cs.inputs()["ch_pitch"], -200.0)
 
 
-@pytest.mark.xfail(strict=True, reason="reset_all zeroes master_tune but keeps master_tune_fine / "
-                   "master_tune_coarse, so the next master tuning message brings the old part back")
 def test_master_tuning_after_a_system_reset():
+    """A GM reset clears both parts of master tuning (fine and coarse)."""
     cs = ChannelState(1)
     cs.sysex(master_fine(8192 + 4096))                                # +50 cents
     cs.sysex(GM_RESET)
