@@ -1175,7 +1175,7 @@ def bench_effects(a):
         ir[label] = {"rt60_param_s": want, "rt60_measured_s": -60.0 / slope}
     out["reverb_ir"] = ir
     if shutil.which("fluidsynth") and not a.no_fluidsynth and bank_path != "builtin":
-        sys.path.insert(0, str(ROOT / "tests"))
+        sys.path.insert(0, str(ROOT / "tests" / "support"))
         import peer_util as pu
         rows = []
         for prog, key, dur in ((0, 60, 100), (13, 72, 80), (115, 60, 60)):
