@@ -234,7 +234,7 @@ struct Engine {
     // scratch
     std::vector<i64> scratch, rel_q, rel_t, ex_q, victims;   // rel_t: the time of rel_q's release
     std::vector<u8> rel_hold_q;
-    struct Cand { float lvl; i64 seq, slot; };
+    struct Cand { float lvl; i32 slot; i64 seq; };      // 16 bytes: nth_element moves less
     std::vector<Cand> group;
     std::vector<i64> found = std::vector<i64>(1024);
     i64 *found_buf = found.data();
@@ -253,7 +253,19 @@ struct Engine {
                               -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
     int prio_cache_idx[64] = {};
     std::vector<i64> cand;
-    std::vector<float> attg;                       // per slot: the static attenuation's gain
+    // per slot: a 64-byte mirror of what a voice's steal level reads (level_at), so that a steal
+    // streams through one cache line per candidate instead of the 272-byte records. A mirror is
+    // valid while env_epoch[s] == epoch (filled by level_at when a steal first reads the slot); the
+    // epoch moves at every entry from the caller (who may have written or moved records in
+    // between), create_voice invalidates its slot and the engine's own release and kill writes
+    // update a valid mirror (env_times)
+    struct alignas(64) EnvMirror {
+        i64 start, rel, kill, seq;
+        float delay, attack, hold, k1000, sus, krel, attg;
+    };
+    std::vector<EnvMirror> env;
+    std::vector<u32> env_epoch;
+    u32 epoch = 1;
     std::vector<i32> group_of;                     // per preset * 128 + key: 8 group indexes
 };
 
@@ -400,6 +412,7 @@ static inline void fen_set(Engine &E, i64 s) {   // slot s counted with its curr
 }
 
 // ------------------------------------------------------------------ voice time changes
+static inline void env_times(Engine &E, i64 s);
 static void flush_dirty(Engine &E) {
     const Args &A = *E.A;
     for (i64 s : E.dirty) {
@@ -431,6 +444,7 @@ static inline void release_lazy(Engine &E, i64 s, i64 t) {
     const Args &A = *E.A;
     i64 &r = VF<i64>(A, s, VO_RELEASE);
     if (t < r) r = t;
+    env_times(E, s);
     A.h_changed[s] = 1;
     set_released(E, s);
     A.h_sustained[s] = 0;
@@ -441,6 +455,7 @@ static inline void kill_voice(Engine &E, i64 s, i64 t) {
     const Args &A = *E.A;
     i64 &k = VF<i64>(A, s, VO_KILL);
     if (t < k) k = t;
+    env_times(E, s);
     A.h_changed[s] = 1;
     A.h_killed[s] = 1;
     const i64 e = k + A.fade;
@@ -720,7 +735,7 @@ static void create_voice(Engine &E, i64 s, i64 r, i64 j, i64 note_id) {
     E.fen_val[s] = -1;
     E.xk[s] = NEVER;
     E.held_by_prio[prio_index(E, A.h_prio[s])].push_back((i32)s);
-    E.attg[s] = atten_gain(A, s);
+    E.env_epoch[s] = 0;            // its steal level's inputs are read when a steal first needs them
 }
 
 // ------------------------------------------------------------------ indexes
@@ -738,7 +753,10 @@ static void build_indexes(Engine &E) {
     if ((i64)E.held_next.size() < A.cap) E.held_next.resize(A.cap);
     if ((i64)E.fen_val.size() < A.cap) E.fen_val.resize(A.cap);
     if ((i64)E.xk.size() < A.cap) E.xk.resize(A.cap, NEVER);
-    if ((i64)E.attg.size() < A.cap) E.attg.resize(A.cap);
+    if ((i64)E.env.size() < A.cap) {
+        E.env.resize(A.cap);
+        E.env_epoch.resize(A.cap, 0u);
+    }
     E.excl_groups.clear();
     for (i64 s = 0; s < n; ++s) {
         E.xk[s] = NEVER;
@@ -787,10 +805,42 @@ static void build_indexes(Engine &E) {
 }
 
 // ------------------------------------------------------------------ steal (steal_run.cpp)
-static inline float level_at(const Engine &E, i64 s, i64 t) {
+// the steal level's inputs of slot s, read from its record (env_exact's, atten_gain's)
+static void env_fill(Engine &E, i64 s) {
     const Args &A = *E.A;
-    const float g = env_exact(A, s, t, VF<i64>(A, s, VO_RELEASE), VF<i64>(A, s, VO_KILL));
-    return g * (s < E.n_start ? atten_gain(A, s) : E.attg[s]);   // cached for this window's voices
+    Engine::EnvMirror &m = E.env[s];
+    m.start = VF<i64>(A, s, VO_START);
+    m.rel = VF<i64>(A, s, VO_RELEASE);
+    m.kill = VF<i64>(A, s, VO_KILL);
+    m.seq = A.h_seq[s];
+    m.delay = VF<float>(A, s, VO_VE_DELAY);
+    m.attack = VF<float>(A, s, VO_VE_ATTACK);
+    m.hold = VF<float>(A, s, VO_VE_HOLD);
+    m.k1000 = 1000.0f / fmax32(VF<float>(A, s, VO_VE_DECAY), 1.0f);
+    m.sus = VF<float>(A, s, VO_VE_SUS);
+    m.krel = 1000.0f / fmax32(VF<float>(A, s, VO_VE_RELEASE), 1.0f);
+    m.attg = atten_gain(A, s);
+    E.env_epoch[s] = E.epoch;
+}
+static void env_new_epoch(Engine &E) {
+    if (++E.epoch == 0) {          // wrapped: no stale slot may match
+        std::fill(E.env_epoch.begin(), E.env_epoch.end(), 0u);
+        E.epoch = 1;
+    }
+}
+// the record's release or kill time of slot s changed: its mirror follows
+static inline void env_times(Engine &E, i64 s) {
+    if (E.env_epoch[s] != E.epoch) return;
+    E.env[s].rel = VF<i64>(*E.A, s, VO_RELEASE);
+    E.env[s].kill = VF<i64>(*E.A, s, VO_KILL);
+}
+// envelope.level_at: env_exact times the static attenuation's gain (the same operations)
+static inline float level_at(Engine &E, i64 s, i64 t) {
+    if (E.env_epoch[s] != E.epoch) env_fill(E, s);
+    const Engine::EnvMirror &m = E.env[s];
+    const float g = gs_env_exact(t, m.start, m.delay, m.attack, m.hold, m.k1000, m.sus, m.krel,
+                                 m.rel, m.kill, E.A->fade);
+    return g * m.attg;
 }
 
 // the steal at a tick's first note-on time tf (steal.run_numpy step 2): if the voices counted at
@@ -815,7 +865,10 @@ static void steal_at(Engine &E, i64 nk, i64 M, i64 tf) {
                 return;
             }
             E.group.clear();
-            for (i64 x : c) E.group.push_back(Engine::Cand{level_at(E, x, tf), A.h_seq[x], x});
+            for (i64 x : c) {
+                const float l = level_at(E, x, tf);
+                E.group.push_back(Engine::Cand{l, (i32)x, E.env[x].seq});
+            }
             auto less = [](const Engine::Cand &a, const Engine::Cand &b) {
                 return a.lvl < b.lvl || (!(b.lvl < a.lvl) && a.seq < b.seq);
             };
@@ -1174,6 +1227,7 @@ static bool process_run(Engine &E) {
             const i64 sil = silent_of(A, s, r, E.xk[s] < kl ? E.xk[s] : kl);
             if (r != rel) A.h_changed[s] = 1;
             rel = r;
+            env_times(E, s);
             A.h_sustained[s] = 0;
             A.h_silent[s] = sil;
             fen_set(E, s);
@@ -1277,6 +1331,7 @@ void ce_begin(void *h, Args *A) {
     E.split = -1;
     E.peak_pending.clear();
     E.peak_song.clear();
+    env_new_epoch(E);
     build_indexes(E);
 }
 
@@ -1284,6 +1339,7 @@ void ce_begin(void *h, Args *A) {
 void ce_resync(void *h, Args *A) {
     Engine &E = *static_cast<Engine *>(h);
     E.A = A;
+    env_new_epoch(E);
     build_indexes(E);
 }
 
@@ -1293,12 +1349,16 @@ void ce_resync(void *h, Args *A) {
 void ce_step(void *h, Args *A) {
     Engine &E = *static_cast<Engine *>(h);
     E.A = A;
+    env_new_epoch(E);
     if (A->cap != E.cap_seen) {
         E.cap_seen = A->cap;
         if ((i64)E.held_next.size() < A->cap) E.held_next.resize(A->cap);
         if ((i64)E.fen_val.size() < A->cap) E.fen_val.resize(A->cap, -1);
         if ((i64)E.xk.size() < A->cap) E.xk.resize(A->cap, NEVER);
-        if ((i64)E.attg.size() < A->cap) E.attg.resize(A->cap);
+        if ((i64)E.env.size() < A->cap) {
+            E.env.resize(A->cap);
+            E.env_epoch.resize(A->cap, 0u);
+        }
     }
     A->result[0] = ST_DONE;
     for (;;) {
