@@ -158,21 +158,14 @@ class Settings:
         base = settings if settings is not None else cls()
         if not isinstance(base, Settings):
             raise TypeError(f"settings must be a gpusynth.Settings, not {type(base).__name__}")
-        bad = sorted(set(overrides) - NAMES)
-        if bad:
-            raise TypeError(f"unknown setting(s): {', '.join(bad)} (see gpusynth.Settings)")
+        _known(overrides)
         kw = {k: v for k, v in overrides.items() if v is not None}
         return dataclasses.replace(base, **kw) if kw else base
 
     def replace(self, **changes) -> "Settings":
         """A copy with ``changes`` (validated)."""
-        bad = sorted(set(changes) - NAMES)
-        if bad:
-            raise TypeError(f"unknown setting(s): {', '.join(bad)} (see gpusynth.Settings)")
+        _known(changes)
         return dataclasses.replace(self, **changes)
-
-    def asdict(self) -> dict:
-        return dataclasses.asdict(self)
 
     # ------------------------------------------------------------------ views
     @property
@@ -189,17 +182,23 @@ class Settings:
         return {k[len("chorus_"):]: getattr(self, k) for k in _CHORUS}
 
     def note_limits(self) -> dict:
+        """The black-MIDI note limits as the control path takes them."""
         return {"min_velocity": self.min_velocity, "max_key_voices": self.max_key_voices,
                 "max_note_s": self.max_note_s}
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 NAMES = frozenset(FIELDS)
-_REVERB = ("reverb_room", "reverb_time", "reverb_damp", "reverb_width", "reverb_level",
-           "reverb_predelay")
-_CHORUS = ("chorus_voices", "chorus_level", "chorus_speed", "chorus_depth", "chorus_type",
-           "chorus_width")
+_REVERB = tuple(n for n in FIELDS if n.startswith("reverb_"))
+_CHORUS = tuple(n for n in FIELDS if n.startswith("chorus_"))
+EFFECT_KNOBS = _REVERB + _CHORUS          # the effects' knobs, in field order
 DEFAULTS = Settings()
+
+
+def _known(names):
+    bad = sorted(set(names) - NAMES)
+    if bad:
+        raise TypeError(f"unknown setting(s): {', '.join(bad)} (see gpusynth.Settings)")
 
 
 def _range(m, sep: str) -> str:

@@ -117,9 +117,7 @@ class Synth:
         rev, cho = st.effect_flags
         self.effect_flags = (DMUS_EFFECT_REVERB if rev else 0) | (DMUS_EFFECT_CHORUS if cho else 0)
         self.effects_engine = st.effects_engine
-        self.control = self.control_type(min_velocity=st.min_velocity,
-                                         max_key_voices=st.max_key_voices,
-                                         max_note_s=st.max_note_s, alloc_engine=st.alloc_engine)
+        self.control = self.control_type(**st.note_limits(), alloc_engine=st.alloc_engine)
         if st.backend == "auto":
             # the best backend that runs here (cupy, native, numpy), or $GPUSYNTH_BACKEND;
             # `gpusynth info` shows the same choice

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 
-from ..settings import FIELDS, Settings, SettingsError, cli_flag, describe
+from ..settings import EFFECT_KNOBS, FIELDS, Settings, SettingsError, cli_flag, describe
 
 
 class CliError(Exception):
@@ -99,11 +99,6 @@ def add_song_limit_args(p):
     p.add_argument("--max-duration", "--max-length", dest="max_length", type=float,
                    default=24 * 3600.0, metavar="S",
                    help="refuse songs longer than S seconds (default 24 h; 0: no limit)")
-
-
-EFFECT_KNOBS = ("reverb_room", "reverb_time", "reverb_damp", "reverb_width", "reverb_level",
-                "reverb_predelay", "chorus_voices", "chorus_level", "chorus_speed",
-                "chorus_depth", "chorus_type", "chorus_width")
 
 
 def add_effect_args(p):
