@@ -247,6 +247,12 @@ struct Engine {
     std::vector<u32> prio_vals;
     std::vector<int> prio_order;
     std::vector<std::vector<i32>> held_by_prio, rel_by_prio;
+    // per priority: a lower bound of the forced release times in its held list (frel is set
+    // when a voice is created, before it joins the list) and the list's size at its last scan;
+    // a steal whose released class alone covers it skips the held list while no held voice
+    // can be past its forced release (and the list has not doubled since its last scan)
+    std::vector<i64> held_frel_min;
+    std::vector<size_t> held_scanned;
     i64 prio_cache_key[64] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                               -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                               -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
@@ -280,6 +286,8 @@ static int prio_index(Engine &E, u32 p) {
         E.prio_vals.push_back(p);
         E.held_by_prio.emplace_back();
         E.rel_by_prio.emplace_back();
+        E.held_frel_min.push_back(NEVER);
+        E.held_scanned.push_back(0);
         E.prio_order.push_back(idx);
         std::sort(E.prio_order.begin(), E.prio_order.end(),
                   [&](int a, int b) { return E.prio_vals[a] < E.prio_vals[b]; });
@@ -696,6 +704,13 @@ static inline float env_frames(double base, double coef, double x, double cached
     return (float)(det_exp2(c / 1200.0) * rate);
 }
 
+// slot s joins the held list of priority index pi
+static inline void held_push(Engine &E, int pi, i64 s) {
+    E.held_by_prio[pi].push_back((i32)s);
+    const i64 f = E.A->h_frel[s];
+    if (f < E.held_frel_min[pi]) E.held_frel_min[pi] = f;
+}
+
 // allocator._create for one region: slot s, region r of event j of the run
 static void create_voice(Engine &E, i64 s, i64 r, i64 j, i64 note_id) {
     const Args &A = *E.A;
@@ -734,7 +749,7 @@ static void create_voice(Engine &E, i64 s, i64 r, i64 j, i64 note_id) {
     A.h_dirty[s] = 0;
     E.fen_val[s] = -1;
     E.xk[s] = NEVER;
-    E.held_by_prio[prio_index(E, A.h_prio[s])].push_back((i32)s);
+    held_push(E, prio_index(E, A.h_prio[s]), s);
     E.env_epoch[s] = 0;            // its steal level's inputs are read when a steal first needs them
 }
 
@@ -787,11 +802,14 @@ static void build_indexes(Engine &E) {
     E.dirty.clear();
     for (auto &v : E.held_by_prio) v.clear();
     for (auto &v : E.rel_by_prio) v.clear();
+    std::fill(E.held_frel_min.begin(), E.held_frel_min.end(), NEVER);
+    std::fill(E.held_scanned.begin(), E.held_scanned.end(), (size_t)0);
     for (i64 s = 0; s < n; ++s) {
         E.fen_val[s] = -1;
         if (!A.h_killed[s]) {
             const int p = prio_index(E, A.h_prio[s]);
-            (A.h_released[s] ? E.rel_by_prio : E.held_by_prio)[p].push_back((i32)s);
+            if (A.h_released[s]) E.rel_by_prio[p].push_back((i32)s);
+            else held_push(E, p, s);
         }
         if (A.h_dirty[s]) E.dirty.push_back(s);
         if (!A.h_killed[s]) {
@@ -806,7 +824,7 @@ static void build_indexes(Engine &E) {
 
 // ------------------------------------------------------------------ steal (steal_run.cpp)
 // the steal level's inputs of slot s, read from its record (env_exact's, atten_gain's)
-static void env_fill(Engine &E, i64 s) {
+__attribute__((noinline)) static void env_fill(Engine &E, i64 s) {
     const Args &A = *E.A;
     Engine::EnvMirror &m = E.env[s];
     m.start = VF<i64>(A, s, VO_START);
@@ -835,7 +853,7 @@ static inline void env_times(Engine &E, i64 s) {
     E.env[s].kill = VF<i64>(*E.A, s, VO_KILL);
 }
 // envelope.level_at: env_exact times the static attenuation's gain (the same operations)
-static inline float level_at(Engine &E, i64 s, i64 t) {
+__attribute__((always_inline)) static inline float level_at(Engine &E, i64 s, i64 t) {
     if (E.env_epoch[s] != E.epoch) env_fill(E, s);
     const Engine::EnvMirror &m = E.env[s];
     const float g = gs_env_exact(t, m.start, m.delay, m.attack, m.hold, m.k1000, m.sus, m.krel,
@@ -864,41 +882,58 @@ static void steal_at(Engine &E, i64 nk, i64 M, i64 tf) {
                 need -= (i64)c.size();
                 return;
             }
+            auto less = [](const Engine::Cand &a, const Engine::Cand &b) {
+                return a.lvl < b.lvl || (!(b.lvl < a.lvl) && a.seq < b.seq);
+            };
+            const i64 n = (i64)c.size();
+            if (need * 4 <= n) {
+                // the need smallest (seqs are distinct, so the set is the one nth_element picks;
+                // the kills commute, so their order is free): a max-heap of need entries while
+                // streaming the candidates, its top the greatest kept
+                if ((i64)E.group.size() < need) E.group.resize(need);
+                Engine::Cand *h = E.group.data();
+                for (i64 i = 0; i < need; ++i) {
+                    const i64 x = c[i];
+                    const float l = level_at(E, x, tf);
+                    h[i] = Engine::Cand{l, (i32)x, E.env[x].seq};
+                }
+                std::make_heap(h, h + need, less);
+                for (i64 j = need; j < n; ++j) {
+                    const i64 x = c[j];
+                    const float l = level_at(E, x, tf);
+                    const Engine::Cand v{l, (i32)x, E.env[x].seq};
+                    if (!less(v, h[0])) continue;
+                    i64 i = 0;                      // replace the top, sift down
+                    for (;;) {
+                        const i64 a = 2 * i + 1;
+                        if (a >= need) break;
+                        const i64 m = (a + 1 < need && less(h[a], h[a + 1])) ? a + 1 : a;
+                        if (!less(v, h[m])) break;
+                        h[i] = h[m];
+                        i = m;
+                    }
+                    h[i] = v;
+                }
+                for (i64 i = 0; i < need; ++i) victims.push_back(h[i].slot);
+                need = 0;
+                return;
+            }
             E.group.clear();
             for (i64 x : c) {
                 const float l = level_at(E, x, tf);
                 E.group.push_back(Engine::Cand{l, (i32)x, E.env[x].seq});
             }
-            auto less = [](const Engine::Cand &a, const Engine::Cand &b) {
-                return a.lvl < b.lvl || (!(b.lvl < a.lvl) && a.seq < b.seq);
-            };
             std::nth_element(E.group.begin(), E.group.begin() + need, E.group.end(), less);
             for (i64 i = 0; i < need; ++i) victims.push_back(E.group[i].slot);
             need = 0;
         };
         for (int pi : E.prio_order) {
             if (need == 0) break;
-            // held list: drop stale entries; split into held and past-forced-release voices
-            std::vector<i32> &H = E.held_by_prio[pi];
-            cand.clear();
+            // released: the released list and the held past their forced release (the class
+            // is a set: the order of frel_rel does not matter to take)
             frel_rel.clear();
-            size_t w = 0;
-            for (size_t i = 0; i < H.size(); ++i) {
-                const i32 x = H[i];
-                if (killed[x] || released[x] || silent[x] <= tf) {
-                    if (x < nk) continue;           // stale (a voice of this tick stays)
-                    H[w++] = x;
-                    continue;
-                }
-                H[w++] = x;
-                if (x >= nk) continue;
-                if (frel[x] <= tf) frel_rel.push_back(x);
-                else cand.push_back(x);
-            }
-            H.resize(w);
-            // released: the released list and the held past their forced release
             std::vector<i32> &R = E.rel_by_prio[pi];
-            w = 0;
+            size_t w = 0;
             for (size_t i = 0; i < R.size(); ++i) {
                 const i32 x = R[i];
                 if (killed[x] || silent[x] <= tf) continue;
@@ -906,6 +941,33 @@ static void steal_at(Engine &E, i64 nk, i64 M, i64 tf) {
                 frel_rel.push_back(x);
             }
             R.resize(w);
+            std::vector<i32> &H = E.held_by_prio[pi];
+            if ((i64)frel_rel.size() >= need && E.held_frel_min[pi] > tf &&
+                H.size() <= 2 * E.held_scanned[pi] + 256) {
+                take(frel_rel);                     // no held voice joins it: the held list
+                break;                              // is not read
+            }
+            // held list: drop stale entries; split into held and past-forced-release voices
+            cand.clear();
+            i64 fmin = NEVER;
+            w = 0;
+            for (size_t i = 0; i < H.size(); ++i) {
+                const i32 x = H[i];
+                if (killed[x] || released[x] || silent[x] <= tf) {
+                    if (x < nk) continue;           // stale (a voice of this tick stays)
+                    H[w++] = x;
+                    if (frel[x] < fmin) fmin = frel[x];
+                    continue;
+                }
+                H[w++] = x;
+                if (frel[x] < fmin) fmin = frel[x];
+                if (x >= nk) continue;
+                if (frel[x] <= tf) frel_rel.push_back(x);
+                else cand.push_back(x);
+            }
+            H.resize(w);
+            E.held_frel_min[pi] = fmin;
+            E.held_scanned[pi] = w;
             take(frel_rel);
             if (need == 0) break;
             take(cand);
