@@ -133,6 +133,19 @@ def cache_dir() -> Path:
     return d
 
 
+def cpu_id() -> str:
+    """What code built or data computed for this CPU depends on: its model and feature flags
+    (-march=native builds; numpy's SIMD paths, for cached computed data)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [ln for ln in f.read().splitlines()
+                     if ln.startswith(("model name", "flags", "Features", "CPU part"))]
+        return "\n".join(sorted(set(lines)))
+    except OSError:
+        import platform
+        return platform.machine() + platform.processor()
+
+
 # ---------------------------------------------------------------------------- helpers
 _lock = threading.RLock()
 _INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import _kernels as K
 from ..compiled import (F32, I32, I64, PTR, BackendUnavailable, Helper, cache_dir,  # noqa: F401
-                        compiler_version, find_compiler)
+                        compiler_version, cpu_id, find_compiler)
 from ..voices import VOICE_DTYPE
 from .kernel_backend import KernelBackend, int_args
 
@@ -43,18 +43,6 @@ SANITIZE_FLAGS = ["-O1", "-g", "-fopenmp", "-ffp-contract=off", "-fno-math-errno
                   "-fPIC", "-x", "c++",
                   "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                   "-fno-omit-frame-pointer"]
-
-def cpu_id() -> str:
-    """What -march=native depends on: the CPU model and its feature flags."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [ln for ln in f.read().splitlines()
-                     if ln.startswith(("model name", "flags", "Features", "CPU part"))]
-        return "\n".join(sorted(set(lines)))
-    except OSError:
-        import platform
-        return platform.machine() + platform.processor()
-
 
 # every function the kernels' library exports (and the OpenMP call the runtime makes)
 _KERNEL_ARGS = [PTR, I64, PTR, I64, PTR, I32, I64, I32, F32, I32, I32, I32, I32, PTR]

@@ -44,7 +44,12 @@ Layout
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -1190,9 +1195,77 @@ def build_builtin(seed: int = 0) -> Bank:
     return bank.validate()
 
 
+def _disk_key(seed: int) -> str:
+    """What the generated bank depends on: this generator's and the bank model's source, the
+    numpy version and the CPU (numpy's SIMD paths), the seed."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve()
+    for src in (here, here.with_name("model.py"), here.parents[1] / "units.py"):
+        h.update(src.read_bytes())
+    from ..compiled import cpu_id
+    h.update(f"{np.__version__}\0{cpu_id()}\0{seed}".encode())
+    return h.hexdigest()[:20]
+
+
+def _disk_path(seed: int) -> Path:
+    from ..compiled import cache_dir
+    return cache_dir() / f"builtin-bank-{_disk_key(seed)}.npz"
+
+
+def _save(b: Bank, path: Path):
+    """The bank to ``path`` (numpy arrays and one JSON header), written under a temporary name
+    and renamed, so a reader never sees half a file."""
+    meta = {"name": b.name, "info": b.info,
+            "presets": [[p.bank, p.program, p.name, bool(p.drum)] for p in b.presets]}
+    arrays = {"pool": b.pool, "regions": b.regions,
+              "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+    for i, p in enumerate(b.presets):
+        arrays[f"p{i}"] = p.regions
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load(path: Path) -> Bank:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(z["meta"].tobytes().decode())
+        presets = [Preset(bank=int(bk), program=int(pg), name=str(nm), regions=z[f"p{i}"],
+                          drum=bool(dr)) for i, (bk, pg, nm, dr) in enumerate(meta["presets"])]
+        b = Bank(name=meta["name"], pool=z["pool"], regions=z["regions"], presets=presets,
+                 path=None, info=dict(meta["info"]))
+    b.validate()
+    return b
+
+
+def _from_disk_or_build(seed: int) -> Bank:
+    """The generated bank from the cache directory (generating it takes ~0.7 s, reading it a
+    few ms), else built and saved there. A cache that cannot be read, written or validated is
+    ignored: the bank is built as without it."""
+    try:
+        path = _disk_path(seed)
+    except OSError:
+        return build_builtin(seed)
+    if path.is_file():
+        try:
+            return _load(path)
+        except Exception:
+            pass
+    b = build_builtin(seed)
+    try:
+        _save(b, path)
+    except OSError:
+        pass
+    return b
+
+
 @functools.lru_cache(maxsize=4)
 def _cached(seed: int) -> Bank:
-    b = build_builtin(seed)
+    b = _from_disk_or_build(seed)
     b.pool.flags.writeable = False
     b.regions.flags.writeable = False
     for p in b.presets:

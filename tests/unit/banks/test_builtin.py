@@ -371,3 +371,31 @@ def test_cymbals_and_hats_are_not_full_band(drum_hits):
     print("\ncentroids (Hz):", {k: round(v) for k, v in got.items()})
     for k, (lo, hi) in bounds.items():
         assert lo <= got[k] <= hi, (k, got[k])
+
+
+def test_disk_cache_gives_the_generated_bank(tmp_path, monkeypatch):
+    """The generated bank is cached on disk (gpusynth's cache directory) keyed by the
+    generator's source, numpy and the CPU: a later process reads the same bits; a corrupt cache
+    file is ignored, rebuilt and replaced."""
+    from gpusynth.banks import builtin as B
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    B._cached.cache_clear()
+    try:
+        first = B.load_builtin()
+        path = B._disk_path(0)
+        assert path.is_file() and path.parent == tmp_path / "gpusynth"
+        ref = B.build_builtin(0)
+        for b in (first, B._load(path)):
+            assert b.pool.tobytes() == ref.pool.tobytes()
+            assert b.regions.dtype == ref.regions.dtype
+            assert b.regions.tobytes() == ref.regions.tobytes()
+            assert (b.name, b.info) == (ref.name, ref.info)
+            assert [(p.bank, p.program, p.name, p.drum, p.regions.tolist()) for p in b.presets] \
+                == [(p.bank, p.program, p.name, p.drum, p.regions.tolist()) for p in ref.presets]
+        path.write_bytes(b"not a bank")
+        B._cached.cache_clear()
+        again = B.load_builtin()
+        assert again.regions.tobytes() == ref.regions.tobytes()
+        assert B._load(path).pool.tobytes() == ref.pool.tobytes()     # rewritten whole
+    finally:
+        B._cached.cache_clear()
