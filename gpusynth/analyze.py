@@ -25,6 +25,7 @@ import numpy as np
 from . import events as ev
 from .backend import NULL
 from .loading import song_source
+from .progress import si as _si
 from .rendering import END_STEP, open_synth
 from .settings import Settings
 
@@ -265,10 +266,7 @@ def _fmt_int(x) -> str:
 def table(r: dict) -> str:
     """The human summary of ``analyze_song``'s result: a short aligned table."""
     def si(x):
-        for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-            if abs(x) >= div:
-                return f"{x / div:.2f}{suf}"
-        return f"{x:.0f}"
+        return _si(x, 2)
     if r["tempo_changes"] is None:
         tempo = "no tempo map (SMPTE time)" if r.get("format") is not None else "-"
     else:

@@ -8,11 +8,11 @@ import sys
 import time
 
 
-def si(x: float) -> str:
-    """1234567 -> '1.2M'."""
+def si(x: float, digits: int = 1) -> str:
+    """1234567 -> '1.2M' (``digits`` after the point)."""
     for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= div:
-            return f"{x / div:.1f}{suf}"
+            return f"{x / div:.{digits}f}{suf}"
     return f"{x:.0f}"
 
 

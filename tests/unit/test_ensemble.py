@@ -162,8 +162,8 @@ def test_sysex_and_effects_stay_in_their_song(bank):
 
 
 def test_reopened_members_carry_nothing_over(bank):
-    """A second render_many reuses the first one's group synths (reopened, their preset
-    tables kept): the song that gets the group synth of a song with a GS reset, a reverb-type
+    """A second render_many reuses the first one's ensemble synths (reopened, their preset
+    tables kept): the song that gets the ensemble synth of a song with a GS reset, a reverb-type
     SysEx, a master-volume SysEx and CC91 = 0 still renders bit-identical to its own render."""
     gs_reset = b"\xF0\x41\x10\x42\x12\x40\x00\x7F\x00\x41\xF7"
     rev_type = b"\xF0\x41\x10\x42\x12\x40\x01\x30\x07\x08\xF7"

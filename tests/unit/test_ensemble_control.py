@@ -22,7 +22,7 @@ def bank():
 
 
 def test_shared_control_path_keeps_songs_apart(bank):
-    """Six songs, three per group synth (one control path each): SysEx (GS reset, master
+    """Six songs, three per ensemble synth (one control path each): SysEx (GS reset, master
     volume, GS rhythm part, XG reverb type), program changes, pedals, all-notes-off,
     all-sound-off and pitch-bend range in some songs change nothing in the others; every song
     is bit-identical to its own render and so are its note count and peak polyphony."""

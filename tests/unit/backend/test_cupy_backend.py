@@ -13,19 +13,16 @@ pytestmark = pytest.mark.gpu
 
 cp = pytest.importorskip("cupy")
 
-from test_native_vs_numpy import (RATE, RTOL, compare_backends, make_pool, random_voices,  # noqa: E402
-                                  random_chan_in, _song_rows)
+from unit.backend.test_native_backend import (  # noqa: E402
+    RATE, RTOL, backend_or_skip, compare_backends, make_pool, random_voices, random_chan_in,
+    _song_rows)
 from gpusynth.voices import NEVER  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cupy_backend():
-    from gpusynth.backend.cupy_backend import CupyBackend, BackendUnavailable
-    try:
-        CupyBackend(RATE, 16)
-    except BackendUnavailable as e:
-        pytest.skip(str(e))
-    return CupyBackend
+    from gpusynth.backend.cupy_backend import CupyBackend
+    return backend_or_skip(CupyBackend)
 
 
 @pytest.mark.parametrize("interp", ["cubic", "linear"])
@@ -212,7 +209,7 @@ def test_cupy_ensemble(cupy_backend, kernel, monkeypatch):
     monkeypatch.setenv("GPUSYNTH_CUPY_KERNEL", kernel)
     from gpusynth.api import Renderer, load_bank_any
     from gpusynth.ensemble import Ensemble
-    from test_ensemble import song
+    from gm_songs import song
     bank = load_bank_any(None)
     songs = [song(40 + i, seconds=1.0 + 0.5 * i, channels=1 + i % 3) for i in range(5)]
     outs = Ensemble(bank, backend="cupy", voices=256).render_many(songs)

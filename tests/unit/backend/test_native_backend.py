@@ -152,14 +152,21 @@ def compare_backends(make_other, seed, n_voices, n_ticks, n_blocks=3, interp="cu
     return worst
 
 
-@pytest.fixture(scope="module")
-def native():
-    from gpusynth.backend.native_backend import NativeBackend, BackendUnavailable
+def backend_or_skip(cls):
+    """``cls`` (a backend class) if it can be created here, else the test is skipped with the
+    reason it cannot (also the CuPy tests' fixture)."""
+    from gpusynth.compiled import BackendUnavailable
     try:
-        NativeBackend(RATE, 16)
+        cls(RATE, 16)
     except BackendUnavailable as e:
         pytest.skip(str(e))
-    return NativeBackend
+    return cls
+
+
+@pytest.fixture(scope="module")
+def native():
+    from gpusynth.backend.native_backend import NativeBackend
+    return backend_or_skip(NativeBackend)
 
 
 @pytest.mark.parametrize("interp", ["cubic", "linear"])
